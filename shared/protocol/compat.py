@@ -1,0 +1,28 @@
+"""Feature detection: the only module that knows which runtime it runs on.
+
+Everything else imports `const`, `sha256`, `crc32` and friends from here, so the
+same source runs on the ESP32's MicroPython and on the backend's CPython.
+
+    >>> from protocol.compat import sha256
+    >>> sha256(b"abc").digest()[:2]
+    b'\\xbax'
+"""
+import sys
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+from hashlib import sha256  # both runtimes have it
+from binascii import crc32, hexlify, unhexlify  # both runtimes have them
+
+
+def hexstr(data):
+    """Lower-case hex text of `data` (bytes), the same on both runtimes."""
+    return hexlify(data).decode()

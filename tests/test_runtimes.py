@@ -1,0 +1,35 @@
+"""Runs every test in tests/mpy on the MicroPython unix port and on CPython.
+
+Each `def test_...` in tests/mpy/test_*.py becomes one pytest item per runtime. A
+module that cannot run on CPython says so with a first-lines comment
+`# runtimes: micropython`. MicroPython runs with the heap of an ESP32 (96 KB) unless
+the module asks for more (`# heapsize: ...`, and it says why).
+"""
+import re
+
+import pytest
+
+import runtimes
+
+
+def _collect():
+    items = []
+    for path in sorted(runtimes.MPY_TESTS.glob("test_*.py")):
+        text = path.read_text()
+        head = text.split("\n", 5)[:5]
+        wanted = ["micropython", "cpython"]
+        for line in head:
+            if line.startswith("# runtimes:"):
+                wanted = line.split(":", 1)[1].split()
+        for name in re.findall(r"^def (test_\w+)\(", text, re.M):
+            for rt in wanted:
+                items.append(pytest.param(path, name, rt, id="%s::%s[%s]" % (path.stem, name, rt)))
+    return items
+
+
+@pytest.mark.parametrize("path,name,runtime", _collect())
+def test_module_function(path, name, runtime):
+    heap = runtimes.heap_for(path)
+    result = runtimes.run(runtime, str(runtimes.MPY_TESTS / "mprun.py"), path.stem, name, heap=heap)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and ("PASS " + name) in out, out[-4000:]
