@@ -35,12 +35,16 @@ TEXTS = {
     "disc.stale_rules": ("Sync scaduto: solo sconto base", "Sync too old: base discount only"),
     "disc.no_rules": ("Regole assenti: nessuno sconto", "No rules loaded: no discount"),
     "disc.return_exceeds": ("Reso oltre il venduto", "Return exceeds what was sold"),
+    "disc.context": ("Dati sconto non validi", "Invalid discount context"),
+    "disc.original": ("Vendita originale non valida", "Original sale record invalid"),
     # journal on flash
     "journal.torn": ("Record finale incompleto scartato", "Torn last record discarded"),
     "journal.corrupt": ("Journal danneggiato", "Journal corrupt"),
     "journal.full": ("Journal pieno", "Journal full"),
     "journal.nearly_full": ("Journal quasi pieno", "Journal nearly full"),
     "journal.ack": ("Conferma non valida", "Invalid acknowledgement"),
+    "journal.io": ("Errore scrittura journal", "Journal read/write failed"),
+    "journal.too_large": ("Scontrino troppo grande", "Record too large for the journal"),
     # sync, as the reader sees it
     "sync.http": ("Risposta HTTP non valida", "Malformed HTTP response"),
     "sync.status": ("Server: errore", "Server error status"),
@@ -61,6 +65,8 @@ TEXTS = {
     "delta.format": ("Aggiornamento non valido", "Malformed update"),
     "delta.version": ("Versione aggiornamento errata", "Update version does not follow"),
     "delta.order": ("Aggiornamento non ordinato", "Update entries not sorted"),
+    "delta.too_long": ("Aggiornamento troppo lungo", "Update page too long"),
+    "directory.corrupt": ("Elenco carte danneggiato", "Card directory file corrupt"),
     "rules.format": ("Regole non valide", "Malformed rules"),
 }
 
