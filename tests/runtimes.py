@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MPY_TESTS = ROOT / "tests" / "mpy"
 PATHS = [str(ROOT / "shared"), str(ROOT / "firmware"), str(MPY_TESTS), str(ROOT / "tools")]
 DEFAULT_HEAP = "96k"
+MPY_BUILD = ROOT / "build" / "mpy"
 
 
 def _tool(name):
@@ -35,8 +36,13 @@ def mpy_cross():
 
 
 def env():
+    """MicroPython imports firmware and protocol modules from their .mpy build, as the device does."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import mpybuild
+
+    mpybuild.build(MPY_BUILD)
     e = dict(os.environ)
-    e["MICROPYPATH"] = ":".join(PATHS + [".frozen"])
+    e["MICROPYPATH"] = ":".join([str(MPY_BUILD)] + PATHS + [".frozen"])
     e["PYTHONPATH"] = ":".join(PATHS)
     return e
 

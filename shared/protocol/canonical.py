@@ -11,6 +11,7 @@ The rules (docs/protocol.md, "Canonical encoding"):
     b'{"a":null,"b":[1,"\\xc3\\xa8"]}'
 """
 import json
+from io import BytesIO
 
 from protocol.errors import EncodingError
 
@@ -18,57 +19,64 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _text(s, out):
-    out.append('"')
+    out.write(b'"')
     start = 0
     for i, ch in enumerate(s):
         if ch in _ESCAPES or ord(ch) < 0x20:
-            out.append(s[start:i])
-            out.append(_ESCAPES.get(ch) or "\\u%04x" % ord(ch))
+            out.write(s[start:i].encode())
+            out.write((_ESCAPES.get(ch) or "\\u%04x" % ord(ch)).encode())
             start = i + 1
-    out.append(s[start:])
-    out.append('"')
+    out.write(s[start:].encode() if start else s.encode())
+    out.write(b'"')
 
 
 def _value(v, out, path):
     if v is None:
-        out.append("null")
+        out.write(b"null")
     elif v is True:
-        out.append("true")
+        out.write(b"true")
     elif v is False:
-        out.append("false")
+        out.write(b"false")
     elif isinstance(v, int):
-        out.append(str(v))
+        out.write(str(v).encode())
     elif isinstance(v, str):
         _text(v, out)
     elif isinstance(v, (list, tuple)):
-        out.append("[")
+        out.write(b"[")
         for i, item in enumerate(v):
             if i:
-                out.append(",")
+                out.write(b",")
             _value(item, out, path)
-        out.append("]")
+        out.write(b"]")
     elif isinstance(v, dict):
-        out.append("{")
+        out.write(b"{")
         first = True
         for k in sorted(v):
             if not isinstance(k, str):
                 raise EncodingError("enc.type", path, "object keys must be text")
             if not first:
-                out.append(",")
+                out.write(b",")
             first = False
             _text(k, out)
-            out.append(":")
+            out.write(b":")
             _value(v[k], out, path + "." + k if path else k)
-        out.append("}")
+        out.write(b"}")
     else:
         raise EncodingError("enc.type", path, "cannot encode " + type(v).__name__)
 
 
-def encode(value):
-    """The canonical UTF-8 bytes of `value`."""
-    out = []
-    _value(value, out, "")
-    return "".join(out).encode()
+def encode(value, out=None):
+    """The canonical UTF-8 bytes of `value`.
+
+    With `out` (anything with `.write(bytes)`: a file, a hash) the bytes are written there
+    piece by piece and nothing is returned, so a large record needs no contiguous buffer.
+    """
+    if out is not None:
+        _value(value, out, "")
+        return None
+    buf = BytesIO()
+    _value(value, buf, "")
+    return buf.getvalue()
 
 
 def decode(data, strict=False):
