@@ -9,78 +9,89 @@ store manager reads, in Italian (the default) or English.
     ('till.field', 'lines[2].qty')
 """
 
-# code: (italiano, English). Keep texts short: the reader's display has 2 x 16 characters
-# for the first few words; the dashboard shows the whole sentence.
-TEXTS = {
-    # encoding of anything hashed or signed
-    "enc.type": ("Tipo di dato non ammesso", "Value of a type that cannot be encoded"),
-    "enc.json": ("JSON non valido", "Malformed JSON"),
-    "enc.canonical": ("Codifica non canonica", "Not in canonical encoding"),
-    # till link
-    "till.frame": ("Messaggio cassa illeggibile", "Garbled till message"),
-    "till.checksum": ("Checksum messaggio cassa errato", "Till message checksum mismatch"),
-    "till.too_long": ("Messaggio cassa troppo lungo", "Till message too long"),
-    "till.type": ("Tipo di messaggio sconosciuto", "Unknown till message type"),
-    "till.field": ("Campo non valido", "Invalid field in till message"),
-    "till.state": ("Messaggio fuori sequenza", "Till message out of sequence"),
-    "till.unknown_quote": ("Preventivo sconosciuto", "Unknown quote"),
-    "till.unknown_receipt": ("Scontrino sconosciuto", "Unknown receipt"),
-    # cards
-    "card.blocked": ("Carta bloccata", "Card blocked"),
-    "card.unreadable": ("Carta illeggibile", "Card unreadable"),
-    "card.unknown": ("Carta non in elenco: tier base", "Card not in directory: base tier"),
-    # discount and limits
-    "disc.journal_full": ("Memoria piena: nessuno sconto", "Journal full: no discount"),
-    "disc.journal_error": ("Errore memoria: sconto annullato", "Journal write failed: discount withdrawn"),
-    "disc.stale_rules": ("Sync scaduto: solo sconto base", "Sync too old: base discount only"),
-    "disc.no_rules": ("Regole assenti: nessuno sconto", "No rules loaded: no discount"),
-    "disc.return_exceeds": ("Reso oltre il venduto", "Return exceeds what was sold"),
-    "disc.context": ("Dati sconto non validi", "Invalid discount context"),
-    "disc.original": ("Vendita originale non valida", "Original sale record invalid"),
-    # journal on flash
-    "journal.torn": ("Record finale incompleto scartato", "Torn last record discarded"),
-    "journal.corrupt": ("Journal danneggiato", "Journal corrupt"),
-    "journal.full": ("Journal pieno", "Journal full"),
-    "journal.nearly_full": ("Journal quasi pieno", "Journal nearly full"),
-    "journal.ack": ("Conferma non valida", "Invalid acknowledgement"),
-    "journal.io": ("Errore scrittura journal", "Journal read/write failed"),
-    "journal.too_large": ("Scontrino troppo grande", "Record too large for the journal"),
-    # sync, as the reader sees it
-    "sync.http": ("Risposta HTTP non valida", "Malformed HTTP response"),
-    "sync.status": ("Server: errore", "Server error status"),
-    "sync.response": ("Risposta sync non valida", "Malformed sync response"),
-    "sync.too_long": ("Risposta sync troppo lunga", "Sync response too long"),
-    "sync.network": ("Rete non disponibile", "Network unreachable"),
-    # refusals, as the backend answers them (the reader keeps them, the dashboard shows them)
-    "batch.signature": ("Firma del lotto non valida", "Bad batch signature"),
-    "batch.stale": ("Orario del lotto fuori finestra", "Batch timestamp outside the window"),
-    "batch.replay": ("Richiesta ripetuta", "Replayed request"),
-    "batch.reader": ("Lettore sconosciuto", "Unknown reader"),
-    "batch.too_large": ("Lotto troppo grande", "Batch over the size limit"),
-    "batch.gap": ("Buco nella sequenza", "Gap in sequence"),
-    "batch.chain": ("Catena hash interrotta", "Broken hash chain"),
-    "batch.totals": ("Totali del lotto errati", "Wrong batch totals"),
-    "batch.record": ("Record non valido", "Invalid record"),
-    # down-sync deltas
-    "delta.format": ("Aggiornamento non valido", "Malformed update"),
-    "delta.version": ("Versione aggiornamento errata", "Update version does not follow"),
-    "delta.order": ("Aggiornamento non ordinato", "Update entries not sorted"),
-    "delta.too_long": ("Aggiornamento troppo lungo", "Update page too long"),
-    "directory.corrupt": ("Elenco carte danneggiato", "Card directory file corrupt"),
-    "rules.format": ("Regole non valide", "Malformed rules"),
-}
+# One line per code: code|italiano|English. One string rather than a dict of tuples:
+# on the reader a dict of 60 pairs of strings costs about 15 KB of heap, this about 4.
+# Keep texts short: the reader's display shows the first 16 characters.
+_TABLE = """
+enc.type|Tipo di dato non ammesso|Value of a type that cannot be encoded
+enc.json|JSON non valido|Malformed JSON
+enc.canonical|Codifica non canonica|Not in canonical encoding
+till.frame|Messaggio cassa illeggibile|Garbled till message
+till.checksum|Checksum messaggio cassa errato|Till message checksum mismatch
+till.too_long|Messaggio cassa troppo lungo|Till message too long
+till.type|Tipo di messaggio sconosciuto|Unknown till message type
+till.field|Campo non valido|Invalid field in till message
+till.state|Messaggio fuori sequenza|Till message out of sequence
+till.unknown_quote|Preventivo sconosciuto|Unknown quote
+till.unknown_receipt|Scontrino sconosciuto|Unknown receipt
+card.blocked|Carta bloccata|Card blocked
+card.unreadable|Carta illeggibile|Card unreadable
+card.unknown|Carta non in elenco: tier base|Card not in directory: base tier
+disc.journal_full|Memoria piena: nessuno sconto|Journal full: no discount
+disc.journal_error|Errore memoria: sconto annullato|Journal write failed: discount withdrawn
+disc.stale_rules|Sync scaduto: solo sconto base|Sync too old: base discount only
+disc.no_rules|Regole assenti: nessuno sconto|No rules loaded: no discount
+disc.return_exceeds|Reso oltre il venduto|Return exceeds what was sold
+disc.context|Dati sconto non validi|Invalid discount context
+disc.original|Vendita originale non valida|Original sale record invalid
+journal.torn|Record finale incompleto scartato|Torn last record discarded
+journal.corrupt|Journal danneggiato|Journal corrupt
+journal.full|Journal pieno|Journal full
+journal.nearly_full|Journal quasi pieno|Journal nearly full
+journal.ack|Conferma non valida|Invalid acknowledgement
+journal.io|Errore scrittura journal|Journal read/write failed
+journal.too_large|Scontrino troppo grande|Record too large for the journal
+flash.io|Errore memoria flash|Flash read or write failed
+sync.http|Risposta HTTP non valida|Malformed HTTP response
+sync.status|Server: errore|Server error status
+sync.response|Risposta sync non valida|Malformed sync response
+sync.too_long|Risposta sync troppo lunga|Sync response too long
+sync.network|Rete non disponibile|Network unreachable
+batch.signature|Firma del lotto non valida|Bad batch signature
+batch.stale|Orario del lotto fuori finestra|Batch timestamp outside the window
+batch.replay|Richiesta ripetuta|Replayed request
+batch.reader|Lettore sconosciuto|Unknown reader
+batch.too_large|Lotto troppo grande|Batch over the size limit
+batch.gap|Buco nella sequenza|Gap in sequence
+batch.chain|Catena hash interrotta|Broken hash chain
+batch.totals|Totali del lotto errati|Wrong batch totals
+batch.record|Record non valido|Invalid record
+delta.format|Aggiornamento non valido|Malformed update
+delta.version|Versione aggiornamento errata|Update version does not follow
+delta.order|Aggiornamento non ordinato|Update entries not sorted
+delta.too_long|Aggiornamento troppo lungo|Update page too long
+directory.corrupt|Elenco carte danneggiato|Card directory file corrupt
+rules.format|Regole non valide|Malformed rules
+"""
+
+
+def _row(code):
+    i = _TABLE.find("\n" + code + "|")
+    if i < 0:
+        return None
+    return _TABLE[i + 1:_TABLE.find("\n", i + 1)].split("|")
+
+
+def known(code):
+    """Is `code` one of the shared error codes?"""
+    return _row(code) is not None
+
+
+def codes():
+    """Every (code, italiano, English), for the dashboard and the docs."""
+    return [tuple(line.split("|")) for line in _TABLE.strip().split("\n")]
 
 
 def text(code, lang="it"):
     """The sentence for `code` in `lang` ('it' or 'en'); unknown codes are shown as is."""
-    pair = TEXTS.get(code)
-    if pair is None:
+    row = _row(code)
+    if row is None:
         return code
-    return pair[1] if lang == "en" else pair[0]
+    return row[2] if lang == "en" else row[1]
 
 
 class ProtocolError(Exception):
-    """An input broke a rule. `code` is a key of TEXTS, `field` names where, `detail` which rule."""
+    """An input broke a rule. `code` is one of codes(), `field` names where, `detail` which rule."""
 
     def __init__(self, code, field="", detail=""):
         super().__init__(code, field, detail)
