@@ -25,13 +25,16 @@ not come from a genuine card, so it must not get the default tier either.
 import os
 import struct
 
-from protocol import delta
 from protocol.compat import const
 from protocol.errors import DeltaError, ProtocolError
 
-ACTIVE = delta.ACTIVE
-BLOCKED = delta.BLOCKED
-REMOVED = delta.REMOVED
+# as in protocol.delta, which is imported only where pages are applied: a lookup does not
+# need its 12 KB of heap, and most of a reader's day is lookups
+ACTIVE = const(0)
+BLOCKED = const(1)
+REMOVED = const(2)
+_MAX_DIGITS = const(19)
+_CARD_LIMIT = 10 ** 19
 
 _HEAD = const(16)
 _REC = const(10)
@@ -133,6 +136,8 @@ def build(root, entries, version):
     Open CardCache objects on `root` keep reading the old file: make them after build().
     """
     _remove(root + _TEMP)
+    from protocol import delta
+
     out = _Writer(root, delta.version_number(version), bytearray(_COPY_RECORDS * _REC))
     try:
         previous = -1
@@ -219,7 +224,7 @@ class CardCache:
                                           or isinstance(card, bytearray)):
             _not_a_card_number()
         if isinstance(card, int):
-            if card < 0 or card >= delta.CARD_LIMIT:
+            if card < 0 or card >= _CARD_LIMIT:
                 _not_a_card_number()
             struct.pack_into(">Q", key, 0, card)
             return
@@ -228,7 +233,7 @@ class CardCache:
             # allocate a qstr pool); bytes give plain ints. The card-read path has bytes.
             card = card.encode()
         n = len(card)
-        if n < 1 or n > delta.MAX_DIGITS:
+        if n < 1 or n > _MAX_DIGITS:
             _not_a_card_number()
         for j in range(8):
             key[j] = 0
@@ -320,6 +325,8 @@ class CardCache:
         against this directory's version (DeltaError 'delta.version', 'delta.format',
         'delta.order'); on any error the directory and version stay as they were.
         """
+        from protocol import delta
+
         first = delta.version_number(page["from"], "from")
         last = delta.version_number(page["to"], "to")
         records = page["entries"]

@@ -9,3 +9,6 @@ import runtimes  # noqa: E402
 for p in runtimes.PATHS:
     if p not in sys.path:
         sys.path.insert(0, p)
+
+# tests/mpy holds modules that run on MicroPython through test_runtimes.py, not pytest's own
+collect_ignore = ["mpy"]

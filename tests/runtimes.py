@@ -15,6 +15,7 @@ MPY_TESTS = ROOT / "tests" / "mpy"
 PATHS = [str(ROOT / "shared"), str(ROOT / "firmware"), str(MPY_TESTS), str(ROOT / "tools")]
 DEFAULT_HEAP = "96k"
 MPY_BUILD = ROOT / "build" / "mpy"
+MPY_TEST_BUILD = ROOT / "build" / "mpytests"
 
 
 def _tool(name):
@@ -41,8 +42,9 @@ def env():
     import mpybuild
 
     mpybuild.build(MPY_BUILD)
+    mpybuild.build_tests(MPY_TEST_BUILD)
     e = dict(os.environ)
-    e["MICROPYPATH"] = ":".join([str(MPY_BUILD)] + PATHS + [".frozen"])
+    e["MICROPYPATH"] = ":".join([str(MPY_BUILD), str(MPY_TEST_BUILD)] + PATHS + [".frozen"])
     e["PYTHONPATH"] = ":".join(PATHS)
     return e
 

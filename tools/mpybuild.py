@@ -33,11 +33,14 @@ def sources():
         yield src, Path("protocol") / src.relative_to(ROOT / "shared" / "protocol")
 
 
-def build(out=DEFAULT_OUT):
-    """Compile what changed; returns the list of device paths written."""
+def build(out=DEFAULT_OUT, files=None):
+    """Compile what changed; returns the list of device paths written.
+
+    `files`: (source, path in out) pairs; the reader's own files by default.
+    """
     out = Path(out)
     written = []
-    for src, rel in sources():
+    for src, rel in (files if files is not None else sources()):
         if rel.name == "main.py" and len(rel.parts) == 1:
             dest = out / rel
             if not dest.exists() or dest.stat().st_mtime < src.stat().st_mtime:
@@ -55,6 +58,14 @@ def build(out=DEFAULT_OUT):
             raise RuntimeError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
         written.append(str(rel))
     return written
+
+
+def build_tests(out):
+    """The MicroPython test modules too: compiling them on the target would need more heap
+    than the code they test, and the heap they leave is what the tests measure."""
+    folder = ROOT / "tests" / "mpy"
+    return build(out, [(src, src.relative_to(folder)) for src in sorted(folder.glob("*.py"))
+                       if src.name != "mprun.py"])
 
 
 if __name__ == "__main__":

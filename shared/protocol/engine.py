@@ -60,21 +60,29 @@ def _pct(amount, bp):
     return (amount * bp + _HALF_BP) // _FULL_BP
 
 
+def gross(lines):
+    """Cents sold on a basket: the sum of qty x price."""
+    total = 0
+    for line in lines:
+        total += line["qty"] * line["price"]
+    return total
+
+
 # ---------------------------------------------------------------- validation
 
 
-def check_lines(lines):
+def check_lines(lines, name="lines"):
     """Raise TillError('till.field', 'lines[i].name', rule) unless `lines` is a valid basket.
 
     A basket is a list of at most 200 objects {"sku": text 1-32, "cat": text 0-32,
     "qty": 1..9999, "price": 0..10000000 cents}; other keys are ignored.
     """
     if not isinstance(lines, list):
-        raise TillError("till.field", "lines", "must be a list")
+        raise TillError("till.field", name, "must be a list")
     if len(lines) > _MAX_LINES:
-        raise TillError("till.field", "lines", "must have at most %d lines" % _MAX_LINES)
+        raise TillError("till.field", name, "must have at most %d lines" % _MAX_LINES)
     for i, line in enumerate(lines):
-        where = "lines[%d]" % i
+        where = "%s[%d]" % (name, i)
         if not isinstance(line, dict):
             raise TillError("till.field", where, "must be an object")
         _need_text(line.get("sku"), 1, where + ".sku", TillError, "till.field")

@@ -1,0 +1,121 @@
+"""Board configuration: where the till link, the card reader, the display and the pins are.
+
+`load()` reads the reader's config (identity, key, backend address, language, board
+kind) and returns a Board. On the ESP32 the till link is a UART and the feedback pins
+are machine.Pin objects; on the simulated board (MicroPython unix port) the till link
+and the card reader are TCP streams answered by simulators (tools/simboard.py), the
+pins and the display print what they do.
+
+Config, a JSON file at /config.json on the device (READER_CONFIG on the unix port):
+    {"reader": "R1", "key": "<64 hex>", "backend": "http://10.0.0.5:8000",
+     "lang": "it", "board": "sim", "root": "data/R1",
+     "till": "127.0.0.1:7001", "cards": "127.0.0.1:7002"}
+"""
+import asyncio
+import os
+import sys
+import time
+
+from protocol import canonical
+
+# MicroPython on bare-metal ports may count from 2000-01-01; the protocol counts from 1970.
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+
+def now():
+    return int(time.time()) + _EPOCH
+
+
+class SimPin:
+    """A pin that remembers its value and how often it went high (simulated board)."""
+
+    def __init__(self, name):
+        self.name, self.level, self.pulses = name, 0, 0
+
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        if v and not self.level:
+            self.pulses += 1
+        self.level = 1 if v else 0
+
+
+class PrintDisplay:
+    """The simulated board's display: prints the two lines when they change."""
+
+    def __init__(self, reader):
+        self.reader, self.lines = reader, None
+
+    def show(self, lines):
+        if lines != self.lines:
+            self.lines = lines
+            print("[%s] display | %-16s | %-16s" % (self.reader, lines[0], lines[1]))
+
+
+class NullWatchdog:
+    def feed(self):
+        pass
+
+
+def _hostport(text):
+    host, _, port = text.partition(":")
+    return host, int(port)
+
+
+class Board:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.reader = cfg["reader"]
+        self.root = cfg.get("root", "/")
+        self.lang = cfg.get("lang", "it")
+        if cfg.get("board", "sim") == "sim":
+            self.green, self.red, self.buzzer = SimPin("green"), SimPin("red"), SimPin("buzzer")
+            self.display = PrintDisplay(self.reader)
+            self.watchdog = NullWatchdog()
+        else:  # pragma: no cover - needs an ESP32
+            from machine import WDT, Pin
+
+            pins = cfg.get("pins", {})
+            self.green = Pin(pins.get("green", 2), Pin.OUT)
+            self.red = Pin(pins.get("red", 4), Pin.OUT)
+            self.buzzer = Pin(pins.get("buzzer", 5), Pin.OUT)
+            self.display = PrintDisplay(self.reader)  # an LCD driver replaces this on real boards
+            self.watchdog = WDT(timeout=cfg.get("watchdog_ms", 8000))
+
+    def path(self, name):
+        return self.root.rstrip("/") + "/" + name
+
+    async def till_link(self):
+        """(reader, writer) streams to the till."""
+        if self.cfg.get("board", "sim") == "sim":
+            host, port = _hostport(self.cfg["till"])
+            return await asyncio.open_connection(host, port)
+        from machine import UART  # pragma: no cover
+
+        t = self.cfg.get("till_uart", {"id": 1, "tx": 17, "rx": 16, "baud": 115200})
+        uart = UART(t["id"], baudrate=t["baud"], tx=t["tx"], rx=t["rx"])
+        stream = asyncio.StreamReader(uart)
+        return stream, asyncio.StreamWriter(uart, {})
+
+    async def card_reader(self):
+        """An object with `async wait_card()`: the simulated reader until the PN532 driver lands."""
+        from drivers.simcard import SimCardReader
+
+        host, port = _hostport(self.cfg["cards"])
+        reader, _ = await asyncio.open_connection(host, port)
+        return SimCardReader(reader)
+
+
+def load(path=None):
+    if path is None:
+        try:
+            path = os.getenv("READER_CONFIG") or "/config.json"
+        except AttributeError:  # no getenv on the ESP32
+            path = "/config.json"
+    with open(path, "rb") as f:
+        cfg = canonical.decode(f.read())
+    for name in ("reader", "key", "backend"):
+        if not isinstance(cfg.get(name), str):
+            print("config: %s missing in %s" % (name, path))
+            sys.exit(2)
+    return Board(cfg)

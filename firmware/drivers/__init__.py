@@ -1,0 +1,1 @@
+"""Hardware drivers. Each takes its bus or pin objects as arguments and never builds them."""

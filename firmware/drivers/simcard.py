@@ -1,0 +1,41 @@
+"""The card reader of the simulated board: card identities arrive as lines on a stream.
+
+Until the PN532 and contact-card drivers exist (their own issues), the card-reader
+simulator hands over what those drivers will produce: one identity per line,
+
+    {"card": "6001000000000042", "kind": "applet", "verified": true}
+
+`wait_card()` is the boundary the real drivers will implement: it returns an identity
+dict, or raises CardError when what arrived cannot be read.
+"""
+from protocol import canonical
+from protocol.errors import EncodingError, ProtocolError
+
+from linereader import LineReader
+
+KINDS = ("ntag", "applet", "uid", "contact")
+
+
+class CardError(ProtocolError):
+    pass
+
+
+class SimCardReader:
+    def __init__(self, stream):
+        self.lines = LineReader(stream, bytearray(512))
+
+    async def wait_card(self):
+        line = await self.lines.readline()
+        if not line:
+            raise EOFError("card reader stream closed")
+        try:
+            ident = canonical.decode(line)
+        except EncodingError as e:
+            raise CardError("card.unreadable", "card", e.detail)
+        if not isinstance(ident, dict) or ident.get("kind") not in KINDS:
+            raise CardError("card.unreadable", "kind", "must be one of " + ",".join(KINDS))
+        card = ident.get("card")
+        if not isinstance(card, str) or not card.isdigit() or not 1 <= len(card) <= 19:
+            raise CardError("card.unreadable", "card", "must be 1 to 19 digits")
+        return {"card": card, "kind": ident["kind"], "verified": ident.get("verified") is True,
+                "why": str(ident.get("why", ""))[:40]}

@@ -1,0 +1,170 @@
+"""The sync client: journal records up in signed batches, rules and directory down.
+
+Runs as its own asyncio task, so the till never waits for the network. Each round:
+  1. POST a batch of the oldest pending records (possibly none: then it is only the
+     reader's status), signed with the reader's key (docs/protocol.md, "Sync");
+  2. on an acknowledgement, release journal records up to the acknowledged seq (after
+     saving the day totals that were counted from them);
+  3. fetch new rules and directory pages when the answer says newer versions exist.
+A refusal is kept (`last_refusal`) for the status and the dashboard. Failures back off
+exponentially with full jitter, so a hundred readers coming back after an outage do
+not hammer the backend at the same instant.
+
+    client = SyncClient(cfg, journal, rules, cards, days, clock)
+    asyncio.create_task(client.run())
+"""
+import asyncio
+import os
+
+from protocol import canonical, delta, syncmsg
+from protocol.compat import hexstr, sha256, unhexlify
+from protocol.errors import ProtocolError, SyncError
+from protocol.records import Totals, batch_parts, sign
+
+import httpclient
+
+FIRMWARE = "0.1.0"
+BATCH_RECORDS = 200
+BATCH_BYTES = 12000  # keeps a batch well inside the heap; the body is streamed anyway
+PAGE = 200  # directory changes per page: ~6 KB of canonical JSON
+PAGE_BYTES = 8192
+
+
+class Backoff:
+    """Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2**n)]."""
+
+    def __init__(self, base=2, cap=300):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self):
+        self.failures += 1
+        ceiling = min(self.cap, self.base * (1 << min(self.failures, 16)))
+        r = int.from_bytes(os.urandom(2), "big") / 65535
+        return ceiling * r
+
+    def reset(self):
+        self.failures = 0
+
+
+class SyncClient:
+    def __init__(self, cfg, journal, rules, cards, days, clock, interval=30, flash_root="/"):
+        self.reader = cfg["reader"]
+        self.key = unhexlify(cfg["key"])
+        self.host, self.port, self.prefix = httpclient.split_url(cfg["backend"])
+        self.journal, self.rules, self.cards, self.days = journal, rules, cards, days
+        self.clock = clock
+        self.interval = interval
+        self.flash_root = flash_root
+        self.backoff = Backoff()
+        self.last_error = ""
+        self.last_refusal = None
+        self.last_ok = 0
+        self.rounds = 0
+
+    def status(self):
+        s = self.journal.stats()
+        try:
+            st = os.statvfs(self.flash_root)
+            free = st[0] * st[3]
+        except OSError:
+            free = -1
+        return {"pending": s["pending"], "oldest_t": s["oldest_t"] or 0, "journal": s["level"],
+                "used": s["used"], "capacity": s["capacity"], "free_flash": free,
+                "firmware": FIRMWARE, "rules": self.rules.version, "directory": self.cards.version,
+                "clock": self.clock(), "last_error": self.last_error,
+                "refused": self.last_refusal["code"] if self.last_refusal else ""}
+
+    def _headers(self, method, path, digest):
+        t = self.clock()
+        nonce = hexstr(os.urandom(8))
+        return {"X-Reader": self.reader, "X-Timestamp": str(t), "X-Nonce": nonce,
+                "X-Signature": sign(self.key, method, path, t, nonce, digest),
+                "Content-Type": "application/json"}
+
+    async def _get(self, path, max_answer):
+        path = self.prefix + path
+        digest = hexstr(sha256(b"").digest())
+        status, body = await httpclient.request(self.host, self.port, "GET", path,
+                                                self._headers("GET", path, digest), max_answer=max_answer)
+        if status != 200:
+            raise SyncError("sync.status", path, "HTTP %d" % status)
+        return body
+
+    async def post_batch(self):
+        """Send the oldest pending records; returns the parsed acknowledgement."""
+        pieces = []
+        totals = Totals()
+        first = self.journal.stats()["acked"] + 1
+        for seq, data in self.journal.records(first, BATCH_RECORDS, BATCH_BYTES):
+            totals.add(canonical.decode(data))
+            if pieces:
+                pieces.append(b",")
+            pieces.append(data)
+        head, tail = batch_parts(self.reader, self.status(), totals.as_dict())
+        h = sha256(head)
+        length = len(head) + len(tail)
+        for p in pieces:
+            h.update(p)
+            length += len(p)
+        h.update(tail)
+        path = self.prefix + "/api/v1/sync/batch"
+        headers = self._headers("POST", path, hexstr(h.digest()))
+        status, body = await httpclient.request(self.host, self.port, "POST", path, headers,
+                                                [head] + pieces + [tail], length)
+        if status >= 500:
+            raise SyncError("sync.status", "batch", "HTTP %d" % status)
+        # a 4xx refusal still carries the acknowledgement and the reason as JSON
+        return syncmsg.parse_ack(body)
+
+    def _acknowledged(self, ack):
+        s = self.journal.stats()
+        if ack["ack"] < s["acked"] or ack["ack"] >= s["next_seq"]:
+            raise SyncError("sync.response", "ack", "%d is outside %d..%d" % (ack["ack"], s["acked"], s["next_seq"] - 1))
+        if ack["ack"] > s["acked"]:
+            self.days.save(ack["ack"])  # the records about to go are what the day totals counted
+            self.journal.ack(ack["ack"])
+
+    async def fetch_rules(self):
+        body = await self._get("/api/v1/sync/rules?since=%d" % self.rules.version, syncmsg.MAX_ANSWER)
+        answer = syncmsg.parse_rules_answer(body)
+        self.rules.replace(answer["rules"], self.clock())
+
+    async def fetch_directory(self, want):
+        while self.cards.version < want:
+            before = self.cards.version
+            body = await self._get("/api/v1/sync/directory?since=%d&limit=%d" % (before, PAGE), PAGE_BYTES)
+            page = delta.parse_page(body, before, PAGE_BYTES)
+            self.cards.apply(page)
+            if not page["more"] or self.cards.version == before:
+                break
+
+    async def once(self):
+        """One sync round; raises SyncError (or a ProtocolError) when it could not finish."""
+        self.rounds += 1
+        ack = await self.post_batch()
+        self.last_refusal = ack["refused"]
+        self._acknowledged(ack)
+        if ack["refused"]:
+            raise SyncError(ack["refused"]["code"], ack["refused"]["field"], ack["refused"]["detail"])
+        if ack["rules"] > self.rules.version:
+            await self.fetch_rules()
+        if ack["directory"] > self.cards.version:
+            await self.fetch_directory(ack["directory"])
+        self.rules.synced(self.clock())
+        self.last_ok = self.clock()
+        self.last_error = ""
+        return ack
+
+    async def run(self):
+        while True:
+            try:
+                ack = await self.once()
+                self.backoff.reset()
+                more = self.journal.stats()["pending"] > 0
+                await asyncio.sleep(0 if more and ack["ack"] else self.interval)
+            except ProtocolError as e:
+                self.last_error = e.code
+                await asyncio.sleep(self.backoff.next())
+            except OSError:  # httpclient turns network errors into SyncError: this is the flash
+                self.last_error = "flash.io"
+                await asyncio.sleep(self.backoff.next())

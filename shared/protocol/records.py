@@ -1,0 +1,136 @@
+"""Journal records, their hash chain, and the signed sync batch (docs/protocol.md).
+
+A record is a canonical-JSON object. Its hash is SHA-256 of its canonical bytes; each
+record carries the hex hash of the one before it in `prev` (the first record of a
+reader carries GENESIS), so the backend can prove that nothing was removed or altered.
+
+A batch body is canonical JSON too, and the reader builds it from the stored record
+bytes without decoding them:
+
+    {"reader":"R1","records":[<record>,<record>,...],"status":{...},"totals":{...}}
+
+The request is signed: HMAC-SHA256 under the reader's key over
+    METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" NONCE "\\n" hex(SHA-256(body))
+
+    >>> rec = make_record("sale", reader="R1", seq=1, prev=GENESIS, t=1700000000, card="42",
+    ...                   tier=1, lines=[], gross=0, discount=0, disc=[], rules=1)
+    >>> len(record_hash(encode(rec)))
+    64
+"""
+from protocol.canonical import decode, encode
+from protocol.compat import hexstr, sha256
+from protocol.errors import ProtocolError
+from protocol.hmac256 import hmac_sha256
+
+FORMAT = 1
+GENESIS = "0" * 64
+KINDS = ("sale", "void", "return")
+
+
+def make_record(kind, reader, seq, prev, t, card, tier, lines, gross, discount, disc, rules,
+                receipt="", quote="", **extra):
+    """The record dict for one committed sale, voided quote, voided sale or return.
+
+    `extra` carries the fields of returns and voids: ref (the sale's seq), returned
+    (quantities returned before, per sale line) and returning (returned now, per line).
+    """
+    rec = {"v": FORMAT, "kind": kind, "reader": reader, "seq": seq, "prev": prev, "t": t,
+           "card": card, "tier": tier, "lines": lines, "gross": gross, "discount": discount,
+           "disc": disc, "rules": rules, "receipt": receipt, "quote": quote}
+    for k in extra:
+        rec[k] = extra[k]
+    return rec
+
+
+def record_hash(record_bytes):
+    """Hex SHA-256 of a record's canonical bytes: what the next record's `prev` holds."""
+    return hexstr(sha256(record_bytes).digest())
+
+
+def _need_int(rec, name, lo, hi, where):
+    v = rec.get(name)
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+        raise ProtocolError("batch.record", where + "." + name,
+                            "must be an integer from %d to %d" % (lo, hi))
+    return v
+
+
+def check_record(rec, where="record"):
+    """Raise ProtocolError('batch.record') naming the field when `rec` is not a valid record."""
+    if not isinstance(rec, dict):
+        raise ProtocolError("batch.record", where, "must be an object")
+    if rec.get("v") != FORMAT:
+        raise ProtocolError("batch.record", where + ".v", "must be %d" % FORMAT)
+    if rec.get("kind") not in KINDS:
+        raise ProtocolError("batch.record", where + ".kind", "must be one of " + ",".join(KINDS))
+    _need_int(rec, "seq", 1, 2 ** 53, where)
+    _need_int(rec, "t", 0, 2 ** 40, where)
+    _need_int(rec, "tier", 0, 255, where)
+    _need_int(rec, "rules", 0, 2 ** 31, where)
+    _need_int(rec, "gross", -(2 ** 40), 2 ** 40, where)
+    _need_int(rec, "discount", -(2 ** 40), 2 ** 40, where)
+    prev = rec.get("prev")
+    if not isinstance(prev, str) or len(prev) != 64:
+        raise ProtocolError("batch.record", where + ".prev", "must be 64 hex digits")
+    for name in ("reader", "card", "receipt", "quote"):
+        if not isinstance(rec.get(name), str):
+            raise ProtocolError("batch.record", where + "." + name, "must be text")
+    for name in ("lines", "disc"):
+        if not isinstance(rec.get(name), list):
+            raise ProtocolError("batch.record", where + "." + name, "must be a list")
+    if sum(d.get("cents", 0) for d in rec["disc"] if isinstance(d, dict)) != rec["discount"]:
+        raise ProtocolError("batch.record", where + ".discount", "must equal the sum of disc")
+    return rec
+
+
+class Totals:
+    """Running totals of a batch: count of records, gross and discount in cents."""
+
+    def __init__(self):
+        self.count = 0
+        self.gross = 0
+        self.discount = 0
+
+    def add(self, rec):
+        self.count += 1
+        self.gross += rec["gross"]
+        self.discount += rec["discount"]
+
+    def as_dict(self):
+        return {"count": self.count, "discount": self.discount, "gross": self.gross}
+
+
+def batch_parts(reader, status, totals):
+    """Head and tail bytes of a batch body; the record bytes go between them, comma-separated.
+
+    Keys sort as reader < records < status < totals, so the concatenation is canonical.
+    """
+    head = b'{"reader":' + encode(reader) + b',"records":['
+    tail = b'],"status":' + encode(status) + b',"totals":' + encode(totals) + b"}"
+    return head, tail
+
+
+def batch_body(reader, record_bytes_list, status):
+    """A whole batch body in memory (for tests and the backend; the reader streams it)."""
+    totals = Totals()
+    for data in record_bytes_list:
+        totals.add(decode(data))
+    head, tail = batch_parts(reader, status, totals.as_dict())
+    return head + b",".join(record_bytes_list) + tail
+
+
+def string_to_sign(method, path, timestamp, nonce, body_sha256_hex):
+    return ("%s\n%s\n%d\n%s\n%s" % (method, path, timestamp, nonce, body_sha256_hex)).encode()
+
+
+def sign(key, method, path, timestamp, nonce, body_sha256_hex):
+    """Hex HMAC-SHA256 for the X-Signature header.
+
+    The nonce (X-Nonce, 16 hex digits, fresh for every request) makes two requests with
+    the same body in the same second differ, so the server can refuse a replay by it.
+    """
+    return hexstr(hmac_sha256(key, string_to_sign(method, path, timestamp, nonce, body_sha256_hex)))
+
+
+def body_digest(body):
+    return hexstr(sha256(body).digest())

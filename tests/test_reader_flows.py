@@ -1,0 +1,151 @@
+"""The real firmware on the MicroPython unix port (96 KB heap), driven by the simulated till
+and card reader, syncing over real HTTP on loopback to the reference sync server.
+"""
+import time
+
+import pytest
+
+import shop
+from protocol import engine
+from protocol.till import encode_frame
+from simboard import SimReader
+from syncserver import SyncServer
+
+
+def wait_for(cond, timeout=20, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+@pytest.fixture
+def server():
+    key = shop.key_hex()
+    srv = SyncServer(readers={"R1": bytes.fromhex(key)}, rules=shop.rules(), cards=shop.CARDS).start()
+    srv.key_hex = key
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def reader(server, tmp_path):
+    r = SimReader("R1", server.key_hex, server.url, tmp_path / "R1", sync_interval=1,
+                  log=tmp_path / "R1.log").start()
+    # the first sync brings rules and directory
+    wait_for(lambda: status(r)["directory"] == server.directory_version and status(r)["rules"] == 3,
+             what="first sync")
+    yield r
+    r.stop()
+
+
+def status(r):
+    r.till.send({"type": "status"})
+    return r.till.expect("status")
+
+
+def sell(r, card, receipt="T1-0001"):
+    r.till.send(shop.basket(receipt))
+    r.till.expect("ready")
+    r.cards.tap(card)
+    q = r.till.expect("quote")
+    r.till.send({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]})
+    c = r.till.expect("committed")
+    return q, c
+
+
+def test_gold_card_sale_is_discounted_journaled_and_synced_once(server, reader):
+    q, c = sell(reader, shop.GOLD)
+    want = engine.quote(shop.rules(), shop.basket()["lines"], 2,
+                        {"now": int(time.time()), "last_sync": int(time.time()), "card_day_used": 0})
+    assert q["discount"] == want["discount"] > 0 and q["disc"] == want["disc"]
+    assert c["seq"] == 1 and c["discount"] == q["discount"]
+    rec = wait_for(lambda: server.stored("R1").get(1), what="record 1 at the server")
+    assert rec["card"] == shop.GOLD and rec["discount"] == q["discount"] and rec["kind"] == "sale"
+    wait_for(lambda: status(reader)["pending"] == 0, what="journal released after ack")
+
+
+def test_blocked_and_unknown_cards(server, reader):
+    reader.till.send(shop.basket())
+    reader.till.expect("ready")
+    reader.cards.tap(shop.BLOCKED)
+    q = reader.till.expect("quote")
+    assert q["discount"] == 0 and q["note"] == "card.blocked"
+    reader.till.send({"type": "void", "quote": q["quote"]})
+    assert reader.till.expect("voided")["seq"] == 1
+    reader.till.send(shop.basket("T1-0002"))
+    reader.till.expect("ready")
+    reader.cards.tap(shop.UNKNOWN)
+    q = reader.till.expect("quote")
+    assert q["note"] == "card.unknown" and q["tier"] == 0 and q["discount"] > 0
+
+
+def test_bad_till_input_gets_named_errors_and_leaves_journal_alone(server, reader):
+    sell(reader, shop.GOLD)
+    before = status(reader)
+    good = encode_frame(shop.basket())
+    cases = [
+        (b"garbage without frame\n", "till.frame"),
+        (good[:-12] + b"\n", "till.frame"),  # truncated
+        (good.replace(b'"qty":2', b'"qty":3'), "till.checksum"),  # a flipped digit
+        (b"x" * 9000 + b"\n", "till.too_long"),
+        (encode_frame({"type": "launch"}), "till.type"),
+        (encode_frame({"type": "basket", "receipt": "T", "lines": [{"sku": "1", "cat": "c", "qty": 0, "price": 1}]}),
+         "till.field"),
+        (encode_frame({"type": "commit", "quote": "Q99", "paid": 1}), "till.state"),
+    ]
+    for raw, code in cases:
+        reader.till.send_raw(raw)
+        err = reader.till.expect("error")
+        assert err["code"] == code, (raw[:60], err)
+        assert err["text"]
+    assert "lines[0].qty" == err["field"] or code != "till.field"
+    after = status(reader)
+    assert after["next_seq"] == before["next_seq"] and reader.alive()
+    assert "restarting" not in reader.log.read_text()  # errors were answered, no task died
+    q, c = sell(reader, shop.SILVER, "T1-0003")
+    assert c["seq"] == before["next_seq"]
+
+
+def test_power_cut_keeps_every_committed_receipt_and_seq_goes_on(server, reader, tmp_path):
+    server.offline.add("R1")  # nothing leaves the reader while we sell
+    seqs = [sell(reader, shop.GOLD, "T1-%04d" % i)[1]["seq"] for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    reader.power_cut()
+    reader.start()
+    assert status(reader)["next_seq"] == 6 and status(reader)["pending"] == 5
+    server.offline.discard("R1")
+    wait_for(lambda: status(reader)["pending"] == 0, what="catch-up after power cut")
+    stored = server.stored("R1")
+    assert sorted(stored) == [1, 2, 3, 4, 5]
+    assert [stored[s]["receipt"] for s in range(1, 6)] == ["T1-%04d" % i for i in range(5)]
+    assert sell(reader, shop.GOLD, "T1-0099")[1]["seq"] == 6
+
+
+def test_network_cut_then_catch_up_exactly_once(server, reader):
+    server.offline.add("R1")
+    for i in range(12):
+        sell(reader, shop.SILVER if i % 2 else shop.GOLD, "T2-%04d" % i)
+    assert status(reader)["pending"] == 12
+    assert server.stored("R1") == {}
+    server.offline.discard("R1")
+    wait_for(lambda: status(reader)["pending"] == 0, timeout=60, what="catch-up")
+    stored = server.stored("R1")
+    assert sorted(stored) == list(range(1, 13))
+    assert sum(r["discount"] for r in stored.values()) > 0
+
+
+def test_return_reverses_discount_exactly(server, reader):
+    q, c = sell(reader, shop.GOLD)
+    sale = {"lines": shop.basket()["lines"], "disc": q["disc"], "card": shop.GOLD, "tier": 2}
+    reader.till.send({"type": "return", "seq": c["seq"], "sale": sale, "qty": [1, 0, 0]})
+    r1 = reader.till.expect("returned")
+    reader.till.send({"type": "return", "seq": c["seq"], "sale": sale, "qty": [1, 1, 3], "returned": [1, 0, 0]})
+    r2 = reader.till.expect("returned")
+    assert r1["discount"] + r2["discount"] == -q["discount"]
+    assert r1["gross"] + r2["gross"] == -q["gross"]
+    reader.till.send({"type": "return", "seq": c["seq"], "sale": sale, "qty": [1, 0, 0], "returned": [2, 1, 3]})
+    assert reader.till.expect("error")["code"] == "disc.return_exceeds"

@@ -1,0 +1,176 @@
+"""The simulated board: the real firmware on the MicroPython unix port, with a simulated
+till and a simulated card reader on the other ends of its byte streams.
+
+The firmware connects to two TCP ports: the till link (framed messages, as on the
+UART) and the card reader (card identities, until the PN532 and contact drivers land).
+`TillSim` and `CardSim` listen on those ports and speak the real wire format.
+
+    with SimReader("R1", key_hex, backend_url, folder) as r:
+        r.till.send({"type": "basket", "receipt": "T1-1", "lines": [...]})
+        r.till.expect("ready")
+        r.cards.tap("6001000000000042")
+        quote = r.till.expect("quote")
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "shared"))
+
+from protocol import till  # noqa: E402
+
+
+def micropython():
+    here = Path(sys.executable).parent / "micropython"
+    return str(here) if here.exists() else "micropython"
+
+
+# The heap the whole firmware needs on the 64-bit unix port (asyncio, sockets, sync and
+# all modules loaded as .mpy): 192 KB, measured; see docs/memory.md. Twice the ESP32's
+# budget: pointers are 8 bytes here, and the bytecode is in the heap, not frozen.
+HEAP = "192k"
+
+
+class _Listener:
+    """Accepts the firmware's connection (again after a reconnect) on a loopback port."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.port = self.srv.getsockname()[1]
+        self.conn = None
+
+    def connection(self, timeout=20):
+        if self.conn is None:
+            self.srv.settimeout(timeout)
+            self.conn, _ = self.srv.accept()
+            self.conn.settimeout(timeout)
+        return self.conn
+
+    def close(self):
+        for s in (self.conn, self.srv):
+            if s is not None:
+                s.close()
+
+
+class TillSim(_Listener):
+    """The till (ECR): sends baskets, commits and voids; reads the reader's answers."""
+
+    def __init__(self):
+        super().__init__()
+        self.buf = b""
+
+    def send(self, msg):
+        self.send_raw(till.encode_frame(msg))
+
+    def send_raw(self, data):
+        self.connection().sendall(data)
+
+    def recv(self, timeout=20):
+        conn = self.connection()
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            conn.settimeout(max(0.01, deadline - time.time()))
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise EOFError("reader closed the till link")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return till.decode_answer(line + b"\n")
+
+    def expect(self, kind, timeout=20):
+        msg = self.recv(timeout)
+        if msg.get("type") != kind:
+            raise AssertionError("expected %s, got %r" % (kind, msg))
+        return msg
+
+
+class CardSim(_Listener):
+    """The card reader: a shopper taps a card and its identity goes to the firmware."""
+
+    def tap(self, card, kind="applet", verified=True):
+        self.send_raw(json.dumps({"card": card, "kind": kind, "verified": verified}).encode() + b"\n")
+
+    def send_raw(self, data):
+        self.connection().sendall(data)
+
+
+class SimReader:
+    """One reader: its folder (the flash), its config, the firmware process and its simulators."""
+
+    def __init__(self, reader, key_hex, backend, folder, lang="it", heap=os.environ.get("READER_HEAP", HEAP), sync_interval=2,
+                 journal_capacity=512 * 1024, log=None):
+        self.reader = reader
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.till = TillSim()
+        self.cards = CardSim()
+        self.cfg = {"reader": reader, "key": key_hex, "backend": backend, "lang": lang, "board": "sim",
+                    "root": str(self.folder / "flash"), "till": "127.0.0.1:%d" % self.till.port,
+                    "cards": "127.0.0.1:%d" % self.cards.port, "sync_interval": sync_interval,
+                    "journal_capacity": journal_capacity}
+        self.config_path = self.folder / "config.json"
+        self.heap = heap
+        self.log = log
+        self.proc = None
+
+    def start(self):
+        self.config_path.write_text(json.dumps(self.cfg))
+        env = dict(os.environ)
+        import mpybuild
+
+        mpybuild.build()
+        env["MICROPYPATH"] = "%s:.frozen" % mpybuild.DEFAULT_OUT
+        env["READER_CONFIG"] = str(self.config_path)
+        if self.log:
+            with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+                self.proc = subprocess.Popen(self._command(), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        else:
+            self.proc = subprocess.Popen(self._command(), env=env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.STDOUT, cwd=str(ROOT))
+        self.till.connection()
+        self.cards.connection()
+        return self
+
+    def _command(self):
+        import mpybuild
+
+        return [micropython(), "-X", "heapsize=" + self.heap, str(mpybuild.DEFAULT_OUT / "main.py")]
+
+    def power_cut(self):
+        """Kill the firmware at once (SIGKILL): what a pulled plug does to the reader."""
+        self.proc.kill()
+        self.proc.wait()
+        for sim in (self.till, self.cards):
+            if sim.conn is not None:
+                sim.conn.close()
+                sim.conn = None
+        self.till.buf = b""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.till.close()
+        self.cards.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

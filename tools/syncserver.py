@@ -1,0 +1,199 @@
+"""A minimal reference server for the reader's sync protocol (docs/protocol.md).
+
+The other end of the firmware's sync client for the firmware tests and `make demo`,
+until the Flask backend (its own issue) takes over: it checks signatures, timestamps
+and replays, checks every batch with protocol.batchcheck, stores each record once by
+(reader, seq) in memory, and serves rules and directory pages. Real HTTP on loopback.
+
+    srv = SyncServer(readers={"R1": key}, rules=rules)
+    srv.start()            # a thread; srv.url is http://127.0.0.1:<port>
+    srv.stored("R1")       # {seq: record}
+"""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from protocol import delta
+from protocol.batchcheck import check_batch
+from protocol.canonical import encode
+from protocol.errors import ProtocolError
+from protocol.hmac256 import equal
+from protocol.records import GENESIS, body_digest, record_hash, sign
+
+MAX_BODY = 256 * 1024
+WINDOW = 300  # seconds a request's timestamp may differ from the server's clock
+
+
+class SyncServer:
+    def __init__(self, readers, rules=None, cards=(), port=0, store=None):
+        self.keys = dict(readers)
+        self.store = store  # a JSON-lines file of stored records, kept across runs (the demo)
+        self.rules = rules
+        self.records = {r: {} for r in self.keys}  # reader -> seq -> (record, hash)
+        self.status = {}
+        self.refusals = []  # (reader, code, field, detail)
+        self.seen = set()  # (reader, nonce) already used: a replayed request is refused
+        self.cards = {}  # card -> (tier, status, version)
+        self.directory_version = 0
+        self.offline = set()  # readers whose requests are dropped (a cut network)
+        self.lock = threading.Lock()
+        if cards:
+            self.set_cards(cards)
+        if store:
+            self._load()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+
+    # -- what tests and the demo use ----------------------------------------------
+    def start(self):
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def stored(self, reader):
+        with self.lock:
+            return {s: r for s, (r, _) in self.records[reader].items()}
+
+    def set_cards(self, entries):
+        """entries: (card, tier, status). Every change gets the next version number, so a
+        page can end after any change and readers resume from the version they have."""
+        with self.lock:
+            for card, tier, status in entries:
+                self.directory_version += 1
+                self.cards[card] = (tier, status, self.directory_version)
+
+    def set_rules(self, rules):
+        with self.lock:
+            self.rules = rules
+
+    def _load(self):
+        try:
+            with open(self.store, "rb") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if rec["reader"] in self.records:
+                        self.records[rec["reader"]][rec["seq"]] = (rec, record_hash(encode(rec)))
+        except FileNotFoundError:
+            pass
+
+    def _save(self, fresh):
+        if self.store:
+            with open(self.store, "ab") as f:
+                for _, rec, _ in fresh:
+                    f.write(encode(rec) + b"\n")
+
+    # -- the protocol ----------------------------------------------------------------
+    def contiguous(self, reader):
+        recs = self.records[reader]
+        seq = 0
+        while seq + 1 in recs:
+            seq += 1
+        return seq, (recs[seq][1] if seq else GENESIS)
+
+    def authenticate(self, method, path, headers, body):
+        reader = headers.get("X-Reader", "")
+        if reader not in self.keys:
+            raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader)
+        try:
+            t = int(headers.get("X-Timestamp", ""))
+        except ValueError:
+            raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
+        if abs(t - time.time()) > WINDOW:
+            raise ProtocolError("batch.stale", "X-Timestamp", "more than %d s from server time" % WINDOW)
+        nonce = headers.get("X-Nonce", "")
+        want = sign(self.keys[reader], method, path, t, nonce, body_digest(body))
+        got = headers.get("X-Signature", "")
+        if not equal(want.encode(), got.encode()):
+            raise ProtocolError("batch.signature", "X-Signature", "does not verify")
+        if (reader, nonce) in self.seen:
+            raise ProtocolError("batch.replay", "X-Nonce", "request already seen")
+        self.seen.add((reader, nonce))
+        return reader
+
+    def answer(self, reader, refused=None):
+        ack = self.contiguous(reader)[0] if reader in self.records else 0
+        return {"ack": ack, "refused": refused, "rules": self.rules["version"] if self.rules else 0,
+                "directory": self.directory_version, "time": int(time.time())}
+
+    def batch(self, reader, body):
+        with self.lock:
+            seq, h = self.contiguous(reader)
+            recs = self.records[reader]
+            fresh, status = check_batch(body, reader, seq, h, lambda s: recs[s][1] if s in recs else None)
+            for s, rec, rh in fresh:
+                recs[s] = (rec, rh)
+            self._save(fresh)
+            self.status[reader] = status
+            return self.answer(reader)
+
+    def directory_page(self, since, limit):
+        """The changes after version `since`, oldest first, at most `limit`; sorted by card."""
+        with self.lock:
+            changed = sorted((v, c, t, s) for c, (t, s, v) in self.cards.items() if v > since)
+            page = changed[:limit]
+            to = page[-1][0] if page else since
+            entries = sorted(([c, t, s] for _, c, t, s in page), key=lambda e: int(e[0]))
+            return delta.make_page(since, to, entries, len(changed) > limit)
+
+
+def _handler(server):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _send(self, code, obj):
+            data = obj if isinstance(obj, bytes) else encode(obj)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            if n > MAX_BODY:
+                raise ProtocolError("batch.too_large", "body", "%d bytes, limit %d" % (n, MAX_BODY))
+            return self.rfile.read(n)
+
+        def _guarded(self, method, work):
+            reader = self.headers.get("X-Reader", "")
+            if reader in server.offline:
+                self.close_connection = True
+                return  # no answer: the reader sees a dead network
+            try:
+                body = self._body() if method == "POST" else b""
+                reader = server.authenticate(method, self.path, self.headers, body)
+                self._send(200, work(reader, body))
+            except ProtocolError as e:
+                with server.lock:
+                    server.refusals.append((reader, e.code, e.field, e.detail))
+                    ans = server.answer(reader, e.as_dict()) if reader in server.keys else \
+                        {"ack": 0, "refused": e.as_dict(), "rules": 0, "directory": 0, "time": int(time.time())}
+                self._send(409 if e.code in ("batch.gap", "batch.chain") else 400, ans)
+
+        def do_POST(self):
+            if urlsplit(self.path).path != "/api/v1/sync/batch":
+                return self._send(404, {"error": "not found"})
+            self._guarded("POST", server.batch)
+
+        def do_GET(self):
+            url = urlsplit(self.path)
+            q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path == "/api/v1/sync/rules":
+                self._guarded("GET", lambda r, b: {"version": server.rules["version"], "rules": server.rules})
+            elif url.path == "/api/v1/sync/directory":
+                self._guarded("GET", lambda r, b: server.directory_page(
+                    int(q.get("since", 0)), int(q.get("limit", 500))))
+            else:
+                self._send(404, {"error": "not found"})
+
+    return Handler
+
+
+if __name__ == "__main__":
+    print(json.dumps({"usage": "imported by tests and tools/demo.py"}))
