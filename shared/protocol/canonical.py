@@ -15,22 +15,65 @@ from io import BytesIO
 
 from protocol.errors import EncodingError
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPE_BYTES = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}
 
 
 def _text(s, out):
+    # Scan the UTF-8 bytes, not the characters: on MicroPython taking characters out of
+    # a str allocates one object each (147 KB of garbage for a 30-line record). Bytes
+    # give small ints, and multi-byte UTF-8 sequences are all >= 0x80, never escaped.
+    data = s.encode()
     out.write(b'"')
     start = 0
-    for i, ch in enumerate(s):
-        if ch in _ESCAPES or ord(ch) < 0x20:
-            out.write(s[start:i].encode())
-            out.write((_ESCAPES.get(ch) or "\\u%04x" % ord(ch)).encode())
+    i = 0
+    n = len(data)
+    while i < n:  # indexing bytes allocates nothing; an iterator would be one object
+        c = data[i]
+        if c < 0x20 or c == 0x22 or c == 0x5C:
+            if start < i:
+                out.write(data[start:i])
+            out.write(_ESCAPE_BYTES.get(c) or b"\\u%04x" % c)
             start = i + 1
-    out.write(s[start:].encode() if start else s.encode())
+        i += 1
+    out.write(data[start:] if start else data)
     out.write(b'"')
 
 
-def _value(v, out, path):
+_DIGITS = (b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9")
+
+
+def _int(v, out):
+    # digit by digit: b"%d" % v allocates a bytes object for every number of a record
+    if v < 0:
+        out.write(b"-")
+        v = -v
+    p = 1
+    while p * 10 <= v:
+        p *= 10
+    while p:
+        out.write(_DIGITS[(v // p) % 10])
+        p //= 10
+
+
+_KEYS = {}  # object key -> its encoding with the colon: keys repeat in every record
+
+
+def _key(k, out):
+    kb = _KEYS.get(k)
+    if kb is None:
+        buf = BytesIO()
+        _text(k, buf)
+        buf.write(b":")
+        kb = buf.getvalue()
+        if len(_KEYS) < 64:
+            _KEYS[k] = kb
+    out.write(kb)
+
+
+def _value(v, out):
+    # Written for few allocations (this encodes every journal record on the reader): no
+    # enumerate (a tuple per item), no tuple of types per isinstance, no path strings;
+    # the path of a bad value is found afterwards, by _where, only when there is one.
     if v is None:
         out.write(b"null")
     elif v is True:
@@ -38,31 +81,67 @@ def _value(v, out, path):
     elif v is False:
         out.write(b"false")
     elif isinstance(v, int):
-        out.write(str(v).encode())
+        _int(v, out)
     elif isinstance(v, str):
         _text(v, out)
-    elif isinstance(v, (list, tuple)):
+    elif isinstance(v, list) or isinstance(v, tuple):
         out.write(b"[")
-        for i, item in enumerate(v):
-            if i:
-                out.write(b",")
-            _value(item, out, path)
-        out.write(b"]")
-    elif isinstance(v, dict):
-        out.write(b"{")
         first = True
-        for k in sorted(v):
-            if not isinstance(k, str):
-                raise EncodingError("enc.type", path, "object keys must be text")
+        for item in v:
             if not first:
                 out.write(b",")
             first = False
-            _text(k, out)
-            out.write(b":")
-            _value(v[k], out, path + "." + k if path else k)
+            _value(item, out)
+        out.write(b"]")
+    elif isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, str):
+                raise EncodingError("enc.type", "", "object keys must be text")
+        out.write(b"{")
+        if len(v) > 16:
+            first = True
+            for k in sorted(v):
+                if not first:
+                    out.write(b",")
+                first = False
+                _key(k, out)
+                _value(v[k], out)
+        else:
+            # small objects (every record, line and discount line): pick the keys in order
+            # without sorting them into a new list
+            last = None
+            for _ in range(len(v)):
+                k = None
+                for c in v:
+                    if (last is None or c > last) and (k is None or c < k):
+                        k = c
+                if last is not None:
+                    out.write(b",")
+                _key(k, out)
+                _value(v[k], out)
+                last = k
         out.write(b"}")
     else:
-        raise EncodingError("enc.type", path, "cannot encode " + type(v).__name__)
+        raise EncodingError("enc.type", "", "cannot encode " + type(v).__name__)
+
+
+def _where(v, path):
+    """The path of the first value that cannot be encoded, or None."""
+    if isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, str):
+                return path
+            found = _where(v[k], path + "." + k if path else k)
+            if found is not None:
+                return found
+    elif isinstance(v, list) or isinstance(v, tuple):
+        for i in range(len(v)):
+            found = _where(v[i], "%s[%d]" % (path, i))
+            if found is not None:
+                return found
+    elif not (v is None or isinstance(v, int) or isinstance(v, str)):
+        return path
+    return None
 
 
 def encode(value, out=None):
@@ -71,12 +150,13 @@ def encode(value, out=None):
     With `out` (anything with `.write(bytes)`: a file, a hash) the bytes are written there
     piece by piece and nothing is returned, so a large record needs no contiguous buffer.
     """
-    if out is not None:
-        _value(value, out, "")
-        return None
-    buf = BytesIO()
-    _value(value, buf, "")
-    return buf.getvalue()
+    buf = BytesIO() if out is None else out
+    try:
+        _value(value, buf)
+    except EncodingError as e:
+        e.field = _where(value, "") or ""
+        raise
+    return buf.getvalue() if out is None else None
 
 
 def decode(data, strict=False):

@@ -81,15 +81,28 @@ def check_lines(lines, name="lines"):
         raise TillError("till.field", name, "must be a list")
     if len(lines) > _MAX_LINES:
         raise TillError("till.field", name, "must have at most %d lines" % _MAX_LINES)
-    for i, line in enumerate(lines):
-        where = "%s[%d]" % (name, i)
+    for i in range(len(lines)):
+        line = lines[i]
+        # the field's name is built only when it is wrong: this runs for every basket
         if not isinstance(line, dict):
-            raise TillError("till.field", where, "must be an object")
-        _need_text(line.get("sku"), 1, where + ".sku", TillError, "till.field")
-        _need_text(line.get("cat"), 0, where + ".cat", TillError, "till.field")
-        _need_int(line.get("qty"), 1, _MAX_QTY, where + ".qty", TillError, "till.field")
-        _need_int(line.get("price"), 0, _MAX_PRICE, where + ".price", TillError, "till.field")
+            raise TillError("till.field", "%s[%d]" % (name, i), "must be an object")
+        if not _text_ok(line.get("sku"), 1):
+            _need_text(line.get("sku"), 1, "%s[%d].sku" % (name, i), TillError, "till.field")
+        if not _text_ok(line.get("cat"), 0):
+            _need_text(line.get("cat"), 0, "%s[%d].cat" % (name, i), TillError, "till.field")
+        if not _int_ok(line.get("qty"), 1, _MAX_QTY):
+            _need_int(line.get("qty"), 1, _MAX_QTY, "%s[%d].qty" % (name, i), TillError, "till.field")
+        if not _int_ok(line.get("price"), 0, _MAX_PRICE):
+            _need_int(line.get("price"), 0, _MAX_PRICE, "%s[%d].price" % (name, i), TillError, "till.field")
     return lines
+
+
+def _text_ok(v, lo):
+    return isinstance(v, str) and lo <= len(v) <= _MAX_TEXT
+
+
+def _int_ok(v, lo, hi):
+    return _is_int(v) and lo <= v <= hi
 
 
 def _rules_int(obj, key, lo, hi, where):
@@ -260,19 +273,28 @@ def _best_threshold(promos, net):
 def allocate(total, rooms):
     """Split `total` cents over lines in proportion to `rooms` (largest remainder, ties to the
     lower index). Needs total <= sum(rooms); then no share exceeds its room."""
-    whole = sum(rooms)
+    whole = 0
+    for room in rooms:
+        whole += room
     shares = [0] * len(rooms)
     if whole == 0 or total == 0:
         return shares
+    rests = [0] * len(rooms)
     given = 0
-    rests = []
-    for i, room in enumerate(rooms):
-        shares[i] = total * room // whole
+    for i in range(len(rooms)):
+        shares[i] = total * rooms[i] // whole
+        rests[i] = total * rooms[i] % whole
         given += shares[i]
-        rests.append((-(total * room % whole), i))
-    rests.sort()
-    for k in range(total - given):
-        shares[rests[k][1]] += 1
+    # the cents left over go one each to the largest remainders, the lower index first on
+    # a tie; fewer cents are left than there are lines, so a scan per cent is cheap and,
+    # unlike sorting (remainder, index) pairs, allocates nothing
+    for _ in range(total - given):
+        best = 0
+        for i in range(1, len(rests)):
+            if rests[i] > rests[best]:
+                best = i
+        shares[best] += 1
+        rests[best] = -1
     return shares
 
 
@@ -303,6 +325,9 @@ def _cap(disc, total, rules, ctx):
     return cap, [name for name, v in limits if v == cap]
 
 
+_checked = [None]  # the rules object last checked by quote()
+
+
 def quote(rules, lines, tier_id, ctx):
     """The discount for one receipt.
 
@@ -311,7 +336,11 @@ def quote(rules, lines, tier_id, ctx):
     "card_day_used"}. Returns {"gross", "discount", "disc": [{"line", "rule", "cents"}],
     "capped": [limit names], "stale": bool, "tier": the tier id applied}.
     """
-    check_rules(rules)
+    if rules is not _checked[0]:
+        # the reader quotes many receipts with one rules object: check it once, not per
+        # receipt (a check allocates; rules are replaced, never changed in place)
+        check_rules(rules)
+        _checked[0] = rules
     check_lines(lines)
     _check_ctx(ctx)
     tier = tier_of(rules, tier_id)
@@ -326,7 +355,8 @@ def quote(rules, lines, tier_id, ctx):
     disc = []
     rooms = []
     gross = 0
-    for i, line in enumerate(lines):
+    for i in range(len(lines)):
+        line = lines[i]
         qty = line["qty"]
         left = qty * line["price"]
         gross += left
@@ -349,7 +379,10 @@ def quote(rules, lines, tier_id, ctx):
             if shares[i]:
                 merged.append({"line": i, "rule": rule, "cents": shares[i]})
         disc = merged
-    total, capped = _cap(disc, sum(d["cents"] for d in disc), rules, ctx)
+    total = 0
+    for d in disc:
+        total += d["cents"]
+    total, capped = _cap(disc, total, rules, ctx)
     return {"gross": gross, "discount": total, "disc": disc, "capped": capped,
             "stale": stale, "tier": tier["id"]}
 
