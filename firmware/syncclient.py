@@ -16,7 +16,9 @@ not hammer the backend at the same instant.
 import asyncio
 import os
 
-from protocol import canonical, delta, syncmsg
+import sys
+
+from protocol import canonical, syncmsg
 from protocol.compat import hexstr, sha256, unhexlify
 from protocol.errors import ProtocolError, SyncError
 from protocol.records import Totals, batch_parts, sign
@@ -130,6 +132,21 @@ class SyncClient:
         self.rules.replace(answer["rules"], self.clock())
 
     async def fetch_directory(self, want):
+        # protocol.delta (12 KB of heap) is loaded for the fetch and dropped after it:
+        # directory changes come a few times a day, receipts all day long
+        from protocol import delta
+
+        try:
+            await self._fetch_pages(delta, want)
+        finally:
+            del delta
+            sys.modules.pop("protocol.delta", None)
+            import protocol
+
+            if hasattr(protocol, "delta"):  # the package holds its submodules too
+                delattr(protocol, "delta")
+
+    async def _fetch_pages(self, delta, want):
         while self.cards.version < want:
             before = self.cards.version
             body = await self._get("/api/v1/sync/directory?since=%d&limit=%d" % (before, PAGE), PAGE_BYTES)
