@@ -149,3 +149,36 @@ def test_return_reverses_discount_exactly(server, reader):
     assert r1["gross"] + r2["gross"] == -q["gross"]
     reader.till.send({"type": "return", "seq": c["seq"], "sale": sale, "qty": [1, 0, 0], "returned": [2, 1, 3]})
     assert reader.till.expect("error")["code"] == "disc.return_exceeds"
+
+
+def test_card_reader_faults_are_survived(server, reader):
+    reader.till.send(shop.basket())
+    reader.till.expect("ready")
+    reader.cards.send_raw(b"\x00\xffnot an identity\n")  # a garbled read
+    err = reader.till.expect("error")
+    assert err["code"] == "card.unreadable"
+    reader.cards.conn.close()  # the card reader goes away: its task fails and starts again
+    reader.cards.conn = None
+    reader.cards.connection()  # the firmware reconnects
+    reader.cards.tap(shop.GOLD)
+    q = reader.till.expect("quote")
+    assert q["discount"] > 0
+    assert "task cards failed" in reader.log.read_text()
+    reader.till.send({"type": "status"})
+    assert reader.till.expect("status")["state"] == "quoted"
+
+
+def test_a_hanging_backend_never_blocks_the_till(server, reader):
+    # the server takes the reader's requests and never answers: the sync task waits (up
+    # to its timeout) while the till is served as usual
+    server.hang.add("R1")
+    time.sleep(2)  # a sync round is now stuck waiting
+    t0 = time.time()
+    for i in range(3):
+        sell(reader, shop.GOLD, "T9-%d" % i)
+    took = time.time() - t0
+    assert took < 3, "three receipts took %.1f s" % took
+    assert status(reader)["pending"] == 3
+    server.hang.discard("R1")
+    wait_for(lambda: status(reader)["pending"] == 0, timeout=40, what="catch-up after the hang")
+    assert sorted(server.stored("R1")) == [1, 2, 3]

@@ -23,6 +23,7 @@ from protocol.hmac256 import equal
 from protocol.records import GENESIS, body_digest, record_hash, sign
 
 MAX_BODY = 256 * 1024
+HANG = 15  # seconds a hanging request is held (longer than the reader's timeout)
 WINDOW = 300  # seconds a request's timestamp may differ from the server's clock
 
 
@@ -38,6 +39,7 @@ class SyncServer:
         self.cards = {}  # card -> (tier, status, version)
         self.directory_version = 0
         self.offline = set()  # readers whose requests are dropped (a cut network)
+        self.hang = set()  # readers whose requests get no answer for HANG seconds
         self.lock = threading.Lock()
         if cards:
             self.set_cards(cards)
@@ -165,6 +167,10 @@ def _handler(server):
             if reader in server.offline:
                 self.close_connection = True
                 return  # no answer: the reader sees a dead network
+            if reader in server.hang:
+                time.sleep(HANG)  # a backend that takes the request and never answers
+                self.close_connection = True
+                return
             try:
                 body = self._body() if method == "POST" else b""
                 reader = server.authenticate(method, self.path, self.headers, body)
