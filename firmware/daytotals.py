@@ -22,6 +22,14 @@ def day_of(t):
     return t // 86400  # UTC day; the store's local midnight is a rules matter for later
 
 
+def _int(v):
+    # a damaged file that is still JSON must not put text where sums and comparisons
+    # later need numbers: that would crash the till task at the next sale, not here
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("not an integer")
+    return v
+
+
 def _key(card):
     return crc32(card.encode()) & 0x3FFFFFFF
 
@@ -36,9 +44,9 @@ class DayTotals:
         if data:
             try:
                 saved = canonical.decode(data)
-                self.day, self.upto = saved["day"], saved["upto"]
+                self.day, self.upto = _int(saved["day"]), _int(saved["upto"])
                 for k, v in saved["cards"]:
-                    self._used[k] = v
+                    self._used[_int(k)] = _int(v)
             except (EncodingError, KeyError, TypeError, ValueError):
                 self.day, self.upto, self._used = -1, 0, {}
 

@@ -6,6 +6,7 @@ The buffer is allocated once.
 
     lr = LineReader(stream, bytearray(8192))
     line = await lr.readline()   # bytes without the newline; b"" at end of stream
+                                 # (empty lines are skipped, so b"" means only that)
 """
 from protocol.errors import TillError
 
@@ -41,4 +42,6 @@ class LineReader:
                 if self.overflow:
                     self.overflow = False
                     raise TillError("till.too_long", "", "line over %d bytes skipped" % self.limit)
-                return bytes(self.buf[:n])
+                if n:  # an empty line would read as end of stream: skip it
+                    # one copy, not two (slicing the bytearray would copy it first)
+                    return bytes(memoryview(self.buf)[:n])

@@ -38,6 +38,7 @@ class RulesStore:
         """New rules from the backend; raises RulesError and keeps the old ones if invalid."""
         engine.check_rules(rules)
         self.rules = rules
+        self.error = None  # whatever was wrong with the file, these rules replace it
         self.synced(now)
 
     def synced(self, now):

@@ -24,6 +24,10 @@ def check_batch(body, reader, stored_seq, stored_hash, known):
         batch = decode(body, strict=True)
     except EncodingError as e:
         raise ProtocolError("batch.record", "body", e.detail)
+    except (RuntimeError, MemoryError):
+        # nesting deeper than the parser holds: CPython raises RecursionError (a
+        # RuntimeError), MicroPython runs out of heap; either way the body is refused
+        raise ProtocolError("batch.record", "body", "nested too deeply")
     if not isinstance(batch, dict) or not isinstance(batch.get("records"), list):
         raise ProtocolError("batch.record", "records", "must be a list")
     if batch.get("reader") != reader:
@@ -49,14 +53,15 @@ def check_batch(body, reader, stored_seq, stored_hash, known):
                 raise ProtocolError("batch.chain", where, "differs from the stored record %d" % seq)
         else:
             if seq != stored_seq + 1 and prev_seq is None:
-                # the first new record must follow what is stored; the first ever may start
-                # above 1 only if it is the reader's first contact and records were lost
+                # the first new record must follow what is stored (a new reader's starts at
+                # 1): ack means "every record from 1 up to here", so no gap is ever accepted
                 raise ProtocolError("batch.gap", where + ".seq", "expected %d, got %d" % (stored_seq + 1, seq))
             if seq == stored_seq + 1 and rec["prev"] != stored_hash and not (stored_seq == 0 and rec["prev"] == GENESIS):
                 raise ProtocolError("batch.chain", where + ".prev", "does not follow stored record %d" % stored_seq)
             fresh.append((seq, rec, h))
         prev_seq, prev_hash = seq, h
     want = batch.get("totals")
-    if want != totals.as_dict():
+    # compared as canonical bytes: as values, true == 1 and a count of true would pass
+    if not isinstance(want, dict) or encode(want) != encode(totals.as_dict()):
         raise ProtocolError("batch.totals", "totals", "records add up to %r" % totals.as_dict())
     return fresh, batch.get("status")

@@ -78,7 +78,14 @@ def check_record(rec, where="record"):
     for name in ("lines", "disc"):
         if not isinstance(rec.get(name), list):
             raise ProtocolError("batch.record", where + "." + name, "must be a list")
-    if sum(d.get("cents", 0) for d in rec["disc"] if isinstance(d, dict)) != rec["discount"]:
+    total = 0
+    for i, d in enumerate(rec["disc"]):
+        # checked before summing: text or null cents would crash the sum, and true would
+        # count as 1 on CPython but not on MicroPython
+        if not isinstance(d, dict):
+            raise ProtocolError("batch.record", "%s.disc[%d]" % (where, i), "must be {line, rule, cents}")
+        total += _need_int(d, "cents", -(2 ** 40), 2 ** 40, "%s.disc[%d]" % (where, i))
+    if total != rec["discount"]:
         raise ProtocolError("batch.record", where + ".discount", "must equal the sum of disc")
     return rec
 

@@ -19,6 +19,10 @@ def _load(data, max_bytes):
         value = decode(data)
     except EncodingError as e:
         raise SyncError("sync.response", "", e.detail)
+    except (RuntimeError, MemoryError):
+        # nesting deeper than the parser holds: RecursionError (a RuntimeError) on CPython,
+        # out of heap on MicroPython; the heap is whole again once the parse is abandoned
+        raise SyncError("sync.response", "", "nested too deeply to parse")
     if not isinstance(value, dict):
         raise SyncError("sync.response", "", "must be a JSON object")
     return value

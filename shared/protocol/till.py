@@ -24,6 +24,7 @@ MAX_QTY = const(9999)
 MAX_PRICE = const(10000000)
 MAX_TEXT = const(32)
 _LINE_KEYS = ("sku", "cat", "qty", "price")
+_HEX = b"0123456789ABCDEFabcdef"
 
 
 def encode_frame(msg):
@@ -40,10 +41,12 @@ def split_frame(line):
     if star < 0 or len(line) - star != 9:
         raise TillError("till.frame", "", "no *CRC at the end of the line")
     body = line[:star]
-    try:
-        want = int(line[star + 1:], 16)
-    except ValueError:
-        raise TillError("till.frame", "", "CRC is not hex")
+    digits = line[star + 1:]
+    # int(x, 16) alone would also take a space, a sign or an underscore among the 8 digits
+    for c in digits:
+        if c not in _HEX:
+            raise TillError("till.frame", "", "CRC is not 8 hex digits")
+    want = int(digits, 16)
     if crc32(body) & 0xFFFFFFFF != want:
         raise TillError("till.checksum", "", "CRC-32 does not match the message")
     return body
@@ -170,7 +173,9 @@ def check_message(msg):
     """Validate a message from the till; raise TillError naming the field and the rule."""
     if not isinstance(msg, dict):
         raise TillError("till.frame", "", "a message is a JSON object")
-    check = CHECKS.get(msg.get("type"))
+    kind = msg.get("type")
+    # a list or an object as the type cannot even be looked up (unhashable)
+    check = CHECKS.get(kind) if isinstance(kind, str) else None
     if check is None:
         raise TillError("till.type", "type", "must be one of " + ", ".join(sorted(CHECKS)))
     check(msg)
