@@ -9,16 +9,19 @@ and the dashboard read the same sentence.
 """
 from protocol import errors
 
+# Two lines of 16 characters (an HD44780-style display has no euro sign: "EUR"). Every
+# line with an amount up to EUR 9999,99 fits (amounts shown are never negative); reasons (error texts) are longer and the
+# display driver scrolls them.
 TEXTS = {
     "ready": (("Pronto", ""), ("Ready", "")),
-    "tap_card": (("Avvicinare carta", "Totale {amount}"), ("Tap your card", "Total {amount}")),
+    "tap_card": (("Avvicinare carta", "Tot. {amount}"), ("Tap your card", "Tot. {amount}")),
     "discount": (("Sconto applicato", "{amount}"), ("Discount applied", "{amount}")),
     "no_discount": (("Nessuno sconto", "{reason}"), ("No discount", "{reason}")),
-    "committed": (("Grazie!", "Risparmio {amount}"), ("Thank you!", "Saved {amount}")),
+    "committed": (("Grazie! Sconto", "{amount}"), ("Thanks! Saved", "{amount}")),
     "voided": (("Annullato", ""), ("Cancelled", "")),
-    "returned": (("Reso registrato", "Sconto stornato {amount}"), ("Return recorded", "Discount reversed {amount}")),
+    "returned": (("Sconto stornato", "{amount}"), ("Discount undone", "{amount}")),
     "error": (("Errore", "{reason}"), ("Error", "{reason}")),
-    "wait_basket": (("Attendere cassa", ""), ("Wait for the till", "")),
+    "wait_basket": (("Attendere cassa", ""), ("Wait for till", "")),
 }
 
 

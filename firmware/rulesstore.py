@@ -43,4 +43,6 @@ class RulesStore:
 
     def synced(self, now):
         self.last_sync = now
+        if self.rules is None:
+            return  # nothing to keep: without rules there is no discount, stale or not
         fsutil.write_atomic(self.path, canonical.encode({"rules": self.rules, "last_sync": now}))

@@ -167,8 +167,12 @@ def decode(data, strict=False):
     """
     try:
         value = json.loads(data)
+        if strict and encode(value) != bytes(data):
+            raise EncodingError("enc.canonical", "", "bytes differ from the canonical encoding")
     except (ValueError, UnicodeError) as e:
         raise EncodingError("enc.json", "", str(e))
-    if strict and encode(value) != bytes(data):
-        raise EncodingError("enc.canonical", "", "bytes differ from the canonical encoding")
+    except (RuntimeError, MemoryError):
+        # nesting deep enough to exhaust the stack (RecursionError is a RuntimeError) or,
+        # on the reader, the heap: an attack or garbage, never a message of ours
+        raise EncodingError("enc.json", "", "nested too deeply")
     return value

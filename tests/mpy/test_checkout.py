@@ -91,7 +91,7 @@ def test_sale_of_30_lines_is_discounted_and_journaled():
         rec = s.journaled()[0]
         eq((rec["kind"], rec["card"], rec["tier"], rec["gross"], rec["discount"]),
            ("sale", GOLD, 2, q["gross"], q["discount"]), "record")
-        eq(s.co.screen.lines[0], "Grazie!", "display")
+        eq(s.co.screen.lines[0], "Grazie! Sconto", "display")
         eq(s.co.state, "idle", "state")
     finally:
         s.close()

@@ -159,10 +159,10 @@ def test_display_italian_by_default():
     eq(screen.lines, ("Pronto", ""), "at start")
     eq(screen.show("discount", amount=320), ("Sconto applicato", "EUR 3,20"), "discount")
     eq(screen.lines, ("Sconto applicato", "EUR 3,20"), "lines kept for the display task")
-    eq(screen.show("tap_card", amount=1997), ("Avvicinare carta", "Totale EUR 19,97"), "tap card")
+    eq(screen.show("tap_card", amount=1997), ("Avvicinare carta", "Tot. EUR 19,97"), "tap card")
     # a saving of nothing is still an amount, not an empty line
-    eq(screen.show("committed", amount=0), ("Grazie!", "Risparmio EUR 0,00"), "committed 0")
-    eq(screen.show("returned", amount=-45), ("Reso registrato", "Sconto stornato EUR -0,45"), "return")
+    eq(screen.show("committed", amount=0), ("Grazie! Sconto", "EUR 0,00"), "committed 0")
+    eq(screen.show("returned", amount=45), ("Sconto stornato", "EUR 0,45"), "return")
     eq(screen.show("no_discount", reason="card.blocked"), ("Nessuno sconto", "Carta bloccata"), "reason")
     eq(Screen("fr").show("ready"), ("Pronto", ""), "an unknown language falls back to Italian")
 
@@ -191,6 +191,18 @@ def test_display_every_message_in_both_languages():
     it, en = Screen("it"), Screen("en")
     for key in display.TEXTS:
         assert it.show(key)[0] != en.show(key)[0], key
+
+
+def test_display_lines_fit_16_characters():
+    import display
+    from display import Screen
+
+    for lang in ("it", "en"):
+        screen = Screen(lang)
+        for key in display.TEXTS:
+            for amount in (0, 5, 99999, 999999):
+                top, bottom = screen.show(key, amount=amount)
+                assert len(top) <= 16 and len(bottom) <= 16, (lang, key, top, bottom)
 
 
 # -- line reader -----------------------------------------------------------------------
