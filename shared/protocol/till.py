@@ -52,23 +52,21 @@ def split_frame(line):
     return body
 
 
-def decode_frame(line):
-    """Validated message dict from one framed line; TillError names what is wrong."""
-    body = split_frame(line)
+def _decode(line):
     try:
-        msg = decode(body)
+        return decode(split_frame(line))
     except EncodingError as e:
         raise TillError("till.frame", "", e.detail)
-    return check_message(msg)
+
+
+def decode_frame(line):
+    """Validated message dict from one framed line; TillError names what is wrong."""
+    return check_message(_decode(line))
 
 
 def decode_answer(line):
     """A reader's answer (for tills and the till simulator): framed like every message."""
-    body = split_frame(line)
-    try:
-        msg = decode(body)
-    except EncodingError as e:
-        raise TillError("till.frame", "", e.detail)
+    msg = _decode(line)
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise TillError("till.type", "type", "an answer names its type")
     return msg

@@ -12,31 +12,12 @@ import os
 
 from check import eq, raises
 from protocol.canonical import encode
-from protocol.compat import MICROPYTHON, hexstr
+from protocol.compat import MICROPYTHON
 from protocol.errors import EncodingError, JournalError
 from protocol.records import GENESIS, make_record, record_hash
 
 from journal import Journal
-
-
-def temp_dir():
-    if not MICROPYTHON:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix="journal-test-")
-    path = "/tmp/journal-test-" + hexstr(os.urandom(6))
-    os.mkdir(path)
-    return path
-
-
-def rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        if os.stat(p)[0] & 0x4000:  # a directory
-            rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
+from tmpfs import rmtree, temp_dir
 
 
 def segments(root):
