@@ -11,6 +11,7 @@ import asyncio
 from protocol.errors import SyncError
 
 MAX_HEAD = 2048
+CHUNK = 1024  # bytes read at a time: an answer is never read in one large piece
 
 
 def split_url(url):
@@ -22,6 +23,65 @@ def split_url(url):
     hostport, prefix = (rest, "") if slash < 0 else (rest[:slash], rest[slash:].rstrip("/"))
     host, _, port = hostport.partition(":")
     return host, int(port or 80), prefix
+
+
+async def _read_head(reader):
+    """The status line and headers (at most MAX_HEAD bytes), and the body bytes read with them.
+
+    Read in chunks, not by readline: MicroPython's readline has no limit, and a line
+    without end from a broken server would fill the heap.
+    """
+    head = b""
+    while True:
+        end = head.find(b"\r\n\r\n")
+        if end >= 0:
+            return head[:end + 2], head[end + 4:]
+        end = head.find(b"\n\n")  # bare LF line ends, as lenient clients accept
+        if end >= 0:
+            return head[:end + 1], head[end + 2:]
+        if len(head) >= MAX_HEAD:
+            raise SyncError("sync.http", "headers", "longer than %d bytes" % MAX_HEAD)
+        chunk = await reader.read(min(CHUNK, MAX_HEAD + 4 - len(head)))
+        if not chunk:
+            if b"\n" not in head:
+                raise SyncError("sync.http", "status", "bad status line %r" % head[:40])
+            raise SyncError("sync.http", "headers", "connection closed in the headers")
+        head += chunk
+
+
+async def _read_body(reader, first, clen, max_answer):
+    """The body: `clen` bytes (-1: up to the end of the connection), at most max_answer."""
+    if clen >= 0:
+        # one block of the final size, filled in chunks: no second copy of the answer
+        body = bytearray(clen)
+        n = min(len(first), clen)
+        body[:n] = first[:n]
+        view = memoryview(body)
+        while n < clen:
+            chunk = await reader.read(min(CHUNK, clen - n))
+            if not chunk:
+                raise SyncError("sync.http", "body", "connection closed after %d of %d bytes" % (n, clen))
+            view[n:n + len(chunk)] = chunk
+            n += len(chunk)
+        return body
+    # no Content-Length: the answer ends when the server closes; read() returns what has
+    # arrived so far, so read on until the end
+    chunks = [first] if first else []
+    n = len(first)
+    while n <= max_answer:
+        chunk = await reader.read(CHUNK)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n += len(chunk)
+    if n > max_answer:
+        raise SyncError("sync.too_long", "body", "over %d bytes" % max_answer)
+    body = bytearray(n)
+    n = 0
+    for chunk in chunks:
+        body[n:n + len(chunk)] = chunk
+        n += len(chunk)
+    return body
 
 
 async def _exchange(host, port, method, path, headers, pieces, length, max_answer):
@@ -36,37 +96,23 @@ async def _exchange(host, port, method, path, headers, pieces, length, max_answe
             writer.write(piece)
             await writer.drain()
         await writer.drain()
-        status_line = await reader.readline()
-        parts = status_line.split(None, 2)
+        head, first = await _read_head(reader)
+        lines = head.split(b"\n")
+        parts = lines[0].split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise SyncError("sync.http", "status", "bad status line %r" % status_line[:40])
+            raise SyncError("sync.http", "status", "bad status line %r" % lines[0][:40])
         status = int(parts[1])
         clen = -1
-        seen = len(status_line)
-        while True:
-            line = await reader.readline()
-            seen += len(line)
-            if seen > MAX_HEAD:
-                raise SyncError("sync.http", "headers", "longer than %d bytes" % MAX_HEAD)
-            if not line:
-                raise SyncError("sync.http", "headers", "connection closed in the headers")
-            if line in (b"\r\n", b"\n"):
-                break
+        for line in lines[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
-                try:
-                    clen = int(value.strip())
-                except ValueError:
+                value = value.strip()
+                if not value.isdigit():
                     raise SyncError("sync.http", "content-length", "not a number")
+                clen = int(value)
         if clen > max_answer:
             raise SyncError("sync.too_long", "content-length", "%d bytes, limit %d" % (clen, max_answer))
-        if clen >= 0:
-            body = await reader.readexactly(clen) if clen else b""
-        else:
-            body = await reader.read(max_answer + 1)
-            if len(body) > max_answer:
-                raise SyncError("sync.too_long", "body", "over %d bytes" % max_answer)
-        return status, body
+        return status, await _read_body(reader, first, clen, max_answer)
     finally:
         writer.close()
         try:
@@ -82,6 +128,9 @@ async def request(host, port, method, path, headers, pieces=(), length=0, timeou
             _exchange(host, port, method, path, headers, pieces, length, max_answer), timeout)
     except asyncio.TimeoutError:
         raise SyncError("sync.network", "", "no answer within %d s" % timeout)
+    except MemoryError:
+        # no block for the answer in a fragmented heap now: a failed round, tried again later
+        raise SyncError("sync.too_long", "body", "no room for the answer")
     except EOFError:
         raise SyncError("sync.http", "body", "connection closed before the whole answer")
     except OSError as e:

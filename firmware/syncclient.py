@@ -62,6 +62,7 @@ class SyncClient:
         self.last_refusal = None
         self.last_ok = 0
         self.rounds = 0
+        self.released = False  # did the last acknowledgement release records?
 
     def status(self):
         s = self.journal.stats()
@@ -119,16 +120,24 @@ class SyncClient:
         return syncmsg.parse_ack(body)
 
     def _acknowledged(self, ack):
+        """Release the records up to the acknowledged seq; True if that released any."""
         s = self.journal.stats()
         if ack["ack"] < s["acked"] or ack["ack"] >= s["next_seq"]:
             raise SyncError("sync.response", "ack", "%d is outside %d..%d" % (ack["ack"], s["acked"], s["next_seq"] - 1))
         if ack["ack"] > s["acked"]:
             self.days.save(ack["ack"])  # the records about to go are what the day totals counted
             self.journal.ack(ack["ack"])
+            return True
+        return False
 
     async def fetch_rules(self):
         body = await self._get("/api/v1/sync/rules?since=%d" % self.rules.version, syncmsg.MAX_ANSWER)
         answer = syncmsg.parse_rules_answer(body)
+        # rules that say another version than their answer, or not newer than the reader's,
+        # would leave it on old rules or never fetch again: keep the rules it has
+        if answer["rules"].get("version") != answer["version"] or answer["version"] <= self.rules.version:
+            raise SyncError("sync.response", "version", "rules v%r in an answer for v%d; the reader has v%d" % (
+                answer["rules"].get("version"), answer["version"], self.rules.version))
         self.rules.replace(answer["rules"], self.clock())
 
     async def fetch_directory(self, want):
@@ -160,7 +169,7 @@ class SyncClient:
         self.rounds += 1
         ack = await self.post_batch()
         self.last_refusal = ack["refused"]
-        self._acknowledged(ack)
+        self.released = self._acknowledged(ack)
         if ack["refused"]:
             raise SyncError(ack["refused"]["code"], ack["refused"]["field"], ack["refused"]["detail"])
         if ack["rules"] > self.rules.version:
@@ -175,10 +184,12 @@ class SyncClient:
     async def run(self):
         while True:
             try:
-                ack = await self.once()
+                await self.once()
                 self.backoff.reset()
+                # straight on only while the backend takes records: a 200 that stores
+                # nothing must not turn into a tight loop of batches
                 more = self.journal.stats()["pending"] > 0
-                await asyncio.sleep(0 if more and ack["ack"] else self.interval)
+                await asyncio.sleep(0 if more and self.released else self.interval)
             except ProtocolError as e:
                 self.last_error = e.code
                 await asyncio.sleep(self.backoff.next())

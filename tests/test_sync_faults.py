@@ -1,0 +1,569 @@
+"""The reader against a broken or hostile backend, end to end.
+
+The real firmware (tools/simboard.SimReader: the MicroPython unix port, default heap)
+syncs over real HTTP on loopback with the reference sync server, whose answers we spoil
+on purpose: one fault for one reader and one kind of request (the batch, the rules, the
+directory pages) at a time. For each fault the shop sells a few receipts first, then,
+once the reader has read the spoiled answer and hung up, the test checks that:
+
+  * the reader still answers the till, and no task died ("restarting" is not in its log);
+  * its status names the fault with the expected error code (`sync_error`);
+  * nothing was deleted on a bad answer: every receipt sold is still pending, and the
+    reader's flash is byte for byte what it was (batch faults), or its rules / card
+    directory are the ones it had (rules and directory faults);
+  * every record the reader has released is stored at the server.
+
+Then the server is honest again and the reader must catch up by itself: pending 0, the
+server's rules and directory versions, and at the server exactly the receipts sold, each
+under the seq the till was told.
+
+Catching up takes the reader's backoff (a random 0-4 s after one failure), so a few
+readers take turns: while one recovers from its fault the next reader gets the next
+fault. `ShopFloor.take()` hands out a reader only after it caught up from its previous
+fault, and checks that catch-up (naming that fault if it went wrong); the last test
+checks every reader's.
+"""
+import json
+import socket
+import time
+from collections import namedtuple
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+import shop
+from protocol.canonical import encode
+from simboard import SimReader
+from syncserver import SyncServer
+
+READERS = 5
+SYNC_INTERVAL = 0.5  # seconds between a reader's sync rounds: each fault waits for one
+SALES = 2  # receipts sold while each fault is in place
+ANSWER_LIMIT = 16384  # protocol.syncmsg.MAX_ANSWER: a batch acknowledgement, rules
+PAGE_LIMIT = 8192  # firmware/syncclient.PAGE_BYTES: one directory page
+
+
+def wait_for(cond, timeout=20, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.03)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def status(r):
+    r.till.send({"type": "status"})
+    return r.till.expect("status")
+
+
+# -- the server ------------------------------------------------------------------------
+
+class FaultyServer(SyncServer):
+    """The reference server; a reader's requests of one kind can be given a fault instead.
+
+    A fault gets the handler, the honest answer (status code and bytes: the server did
+    its work, so a spoiled batch answer is an acknowledgement lost on the way, and the
+    retry must store nothing twice) and the context the test gave, and writes what it
+    likes on the socket. The server then closes its side and waits until the reader hangs
+    up: the reader closes the connection only after it has read the whole answer, so from
+    then on what the reader did with the answer is visible in its status.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.faults = {}  # (reader, kind) -> (fault, ctx); kind: batch, rules, directory
+        self.hits = []  # (reader, kind, last seq in the batch or 0): faults the reader read
+        self.posts = {}  # reader -> batches received (to see how often a reader comes)
+        self.httpd.RequestHandlerClass = _spoiling(self, self.httpd.RequestHandlerClass)
+
+    def spoil(self, reader, kind, fault, ctx):
+        with self.lock:
+            self.faults[(reader, kind)] = (fault, ctx)
+
+    def mend(self, reader):
+        with self.lock:
+            for key in [k for k in self.faults if k[0] == reader]:
+                del self.faults[key]
+
+    def hit_after(self, n, reader, kind, last_seq=0):
+        """Has `reader` read a spoiled `kind` answer (to a batch holding `last_seq`) since hit n?"""
+        with self.lock:
+            return any(h[0] == reader and h[1] == kind and h[2] >= last_seq for h in self.hits[n:])
+
+    def hit_count(self):
+        with self.lock:
+            return len(self.hits)
+
+
+def _spoiling(server, Base):
+    class Handler(Base):
+        fault = None
+        body = b""
+
+        def _pick(self):
+            kind = urlsplit(self.path).path.rsplit("/", 1)[-1]  # batch, rules, directory
+            self.kind = kind
+            self.reader_id = self.headers.get("X-Reader", "")
+            with server.lock:
+                self.fault = server.faults.get((self.reader_id, kind))
+                if kind == "batch":
+                    server.posts[self.reader_id] = server.posts.get(self.reader_id, 0) + 1
+
+        def do_POST(self):
+            self._pick()
+            super().do_POST()
+
+        def do_GET(self):
+            self._pick()
+            super().do_GET()
+
+        def _body(self):
+            self.body = super()._body()
+            return self.body
+
+        def batch_last(self):
+            """The last seq in the batch this answers (0: none, or not a batch)."""
+            try:
+                records = json.loads(self.body)["records"]
+            except ValueError:
+                return 0
+            return records[-1]["seq"] if records else 0
+
+        def _send(self, code, obj):
+            if self.fault is None:
+                return super()._send(code, obj)
+            fault, ctx = self.fault
+            data = obj if isinstance(obj, bytes) else encode(obj)
+            spoiled = True
+            try:
+                spoiled = fault(self, code, data, ctx) is not False
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the reader hung up before the whole fault was written: its right
+            self.close_connection = True
+            self.wait_hang_up()
+            if spoiled:
+                with server.lock:
+                    server.hits.append((self.reader_id, self.kind, self.batch_last()))
+
+        def wait_hang_up(self, timeout=15):
+            self.connection.settimeout(timeout)
+            try:
+                while self.connection.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    return Handler
+
+
+# -- ways to answer --------------------------------------------------------------------
+
+def send(h, body, status=b"HTTP/1.1 200 OK", length=True, pieces=1):
+    """An HTTP answer written by hand; length: True (the right Content-Length), None (no
+    Content-Length: the body ends when the server closes) or the header's bytes."""
+    head = status + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    if length is True:
+        head += b"Content-Length: %d\r\n" % len(body)
+    elif length is not None:
+        head += b"Content-Length: " + length + b"\r\n"
+    h.wfile.write(head + b"\r\n")
+    step = -(-len(body) // pieces) or 1
+    for i in range(0, len(body), step):
+        if i:
+            time.sleep(0.03)  # separate TCP segments: the reader must read on until the end
+        h.wfile.write(body[i:i + step])
+
+
+def raw(data):
+    return lambda h, code, honest, ctx: h.wfile.write(data)
+
+
+def body(make, status=b"HTTP/1.1 200 OK", length=True, pieces=1):
+    """Answer with make(honest answer bytes, ctx, handler) as the body."""
+    return lambda h, code, honest, ctx: send(h, make(honest, ctx, h), status, length, pieces)
+
+
+def edit(change):
+    """The honest JSON answer with `change(obj, ctx, handler)` applied, canonical again."""
+    def make(honest, ctx, h):
+        obj = json.loads(honest)
+        change(obj, ctx, h)
+        return encode(obj)
+    return make
+
+
+def edit_loose(change):
+    """As edit, but written by json.dumps: for values canonical JSON cannot hold (floats)."""
+    def make(honest, ctx, h):
+        obj = json.loads(honest)
+        change(obj, ctx, h)
+        return json.dumps(obj).encode()
+    return make
+
+
+def setting(key, value):
+    def change(obj, ctx, h):
+        obj[key] = value(ctx, h) if callable(value) else value
+    return change
+
+
+def dropping(key):
+    return lambda obj, ctx, h: obj.pop(key)
+
+
+def no_answer(h, code, honest, ctx):
+    h.wait_hang_up()  # read the request, say nothing, until the reader gives up
+
+
+def padded(n):
+    """Valid JSON of n bytes: only its size is wrong."""
+    return b'{"pad":"' + b"x" * (n - 10) + b'"}'
+
+
+def acking(ack):
+    return setting("ack", ack)
+
+
+def refusing(code, field):
+    """A refusal that stores nothing new: the ack stays where the reader is."""
+    def change(obj, ctx, h):
+        obj["ack"] = ctx["acked"]
+        obj["refused"] = {"code": code, "field": field, "detail": "refused by the test"}
+    return change
+
+
+def entries(change):
+    """The honest directory page with its entries changed."""
+    def c(obj, ctx, h):
+        obj["entries"] = change(obj["entries"])
+    return c
+
+
+def entry_field(i, value):
+    def change(es):
+        es[0][i] = value
+        return es
+    return entries(change)
+
+
+def second_page_garbled(h, code, honest, ctx):
+    """The first page from the reader's version is honest and says more follow; the next is junk."""
+    since = int(parse_qs(urlsplit(h.path).query)["since"][0])
+    if since == ctx["directory"]:
+        send(h, ctx["server"].directory_page(since, 1))
+        return False  # an honest answer: not a hit
+    send(h, honest[:len(honest) // 2])
+
+
+def rules_of_version(v):
+    def change(obj, ctx, h):
+        obj["version"] = obj["rules"]["version"] = v(ctx)
+    return change
+
+
+# name (the test id); kind of request spoiled; the error code the reader must show; the
+# answer; directory versions the reader may legitimately gain on the way (good pages)
+Fault = namedtuple("Fault", "name kind code answer advance", defaults=(0,))
+
+
+GARBAGE = b"\x8f\x00\xff\xfe<<garbage>>\x07\r\n"
+
+FAULTS = [
+    # the acknowledgement of a batch
+    Fault("truncated", "batch", "sync.response", body(lambda b, c, h: b[:len(b) // 2])),
+    Fault("garbage", "batch", "sync.response", body(lambda b, c, h: GARBAGE)),
+    Fault("not_an_object", "batch", "sync.response", body(lambda b, c, h: b"[17,3,5]")),
+    Fault("over_limit", "batch", "sync.too_long", body(lambda b, c, h: padded(ANSWER_LIMIT + 1))),
+    Fault("over_limit_no_length", "batch", "sync.too_long",
+          body(lambda b, c, h: padded(ANSWER_LIMIT + 600), length=None, pieces=5)),
+    Fault("length_over_limit", "batch", "sync.too_long", body(lambda b, c, h: b, length=b"20000")),
+    Fault("ack_missing", "batch", "sync.response", body(edit(dropping("ack")))),
+    Fault("ack_text", "batch", "sync.response", body(edit(acking(lambda c, h: str(c["acked"]))))),
+    Fault("ack_bool", "batch", "sync.response", body(edit(acking(True)))),
+    Fault("ack_fraction", "batch", "sync.response", body(edit_loose(acking(lambda c, h: c["acked"] + 0.5)))),
+    Fault("ack_beyond_last_record", "batch", "sync.response",
+          body(edit(acking(lambda c, h: (h.batch_last() or c["acked"]) + 1)))),
+    Fault("ack_far_beyond", "batch", "sync.response", body(edit(acking(2 ** 53)))),
+    Fault("ack_backwards", "batch", "sync.response", body(edit(acking(lambda c, h: c["acked"] - 1)))),
+    Fault("ack_rules_version_text", "batch", "sync.response", body(edit(setting("rules", "3")))),
+    Fault("ack_time_missing", "batch", "sync.response", body(edit(dropping("time")))),
+    Fault("refusal_unknown_code", "batch", "sync.response",
+          body(edit(setting("refused", {"code": "batch.lunch_break", "field": "", "detail": ""})))),
+    Fault("refusal_field_not_text", "batch", "sync.response",
+          body(edit(setting("refused", {"code": "batch.gap", "field": 7, "detail": ""})))),
+    # a refusal with a known code is no garbage: it is kept and shown, records stay
+    Fault("refusal_known_code", "batch", "batch.signature",
+          body(edit(refusing("batch.signature", "X-Signature")), status=b"HTTP/1.1 400 Bad Request")),
+    Fault("http_500", "batch", "sync.status",
+          body(lambda b, c, h: b'{"error":"boom"}', status=b"HTTP/1.1 500 Internal Server Error")),
+    # the body acknowledges every record, but a 5xx answer is not to be believed
+    Fault("http_503_with_ack", "batch", "sync.status",
+          body(lambda b, c, h: b, status=b"HTTP/1.1 503 Service Unavailable")),
+    Fault("status_line_not_http", "batch", "sync.http", raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")),
+    Fault("status_code_not_number", "batch", "sync.http", raw(b"HTTP/1.1 OK\r\nContent-Length: 0\r\n\r\n")),
+    Fault("hang_up_at_once", "batch", "sync.http", raw(b"")),
+    Fault("headers_cut", "batch", "sync.http", raw(b"HTTP/1.1 200 OK\r\nContent-Type: appli")),
+    Fault("headers_without_end", "batch", "sync.http",
+          raw(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: aaaaaaaaaaaaaaaaaaaa\r\n" * 400)),
+    Fault("header_line_without_end", "batch", "sync.http", raw(b"HTTP/1.1 200 OK\r\nX-Filler: " + b"a" * 300000)),
+    Fault("status_line_without_end", "batch", "sync.http", raw(b"HTTP/1.1 200 " + b"a" * 300000)),
+    Fault("length_not_number", "batch", "sync.http", body(lambda b, c, h: b, length=b"lots")),
+    # the Content-Length promises 100 bytes more than come before the server hangs up
+    Fault("closed_mid_body", "batch", "sync.http",
+          lambda h, code, honest, ctx: send(h, honest, length=b"%d" % (len(honest) + 100))),
+    # the reader gives up after its 10 s timeout
+    Fault("no_answer", "batch", "sync.network", no_answer),
+    # rules (the server has newer ones than the reader)
+    Fault("rules_fail_check", "rules", "rules.format", body(edit(lambda o, c, h: o["rules"].update(tiers=[])))),
+    Fault("rules_unknown_key", "rules", "rules.format", body(edit(lambda o, c, h: o["rules"].update(beer=1)))),
+    Fault("rules_default_tier_missing", "rules", "rules.format",
+          body(edit(lambda o, c, h: o["rules"].update(default_tier=9)))),
+    Fault("rules_truncated", "rules", "sync.response", body(lambda b, c, h: b[:-20])),
+    Fault("rules_missing", "rules", "sync.response", body(edit(dropping("rules")))),
+    Fault("rules_over_limit", "rules", "sync.too_long", body(lambda b, c, h: padded(ANSWER_LIMIT + 1))),
+    Fault("rules_http_500", "rules", "sync.status",
+          body(lambda b, c, h: b, status=b"HTTP/1.1 500 Internal Server Error")),
+    # valid rules, but older than the reader's: a backend restored from an old backup
+    Fault("rules_older_than_reader", "rules", "sync.response",
+          body(edit(rules_of_version(lambda c: c["rules"] - 1)))),
+    # the rules inside say another version than the answer (and ack) say
+    Fault("rules_version_disagrees", "rules", "sync.response",
+          body(edit(lambda o, c, h: o["rules"].update(version=o["version"] + 100)))),
+    # directory pages (the server has two new cards)
+    Fault("page_truncated", "directory", "delta.format", body(lambda b, c, h: b[:-9])),
+    Fault("page_garbage", "directory", "delta.format", body(lambda b, c, h: GARBAGE)),
+    Fault("page_not_canonical", "directory", "delta.format",
+          body(lambda b, c, h: json.dumps(json.loads(b)).encode())),
+    Fault("page_unsorted", "directory", "delta.order", body(edit(entries(lambda es: es[::-1])))),
+    Fault("page_card_twice", "directory", "delta.order", body(edit(entries(lambda es: [es[0], es[0]])))),
+    Fault("page_wrong_from", "directory", "delta.version", body(edit(setting("from", lambda c, h: c["directory"] + 1)))),
+    Fault("page_to_before_from", "directory", "delta.version",
+          body(edit(setting("to", lambda c, h: c["directory"] - 1)))),
+    Fault("page_entries_without_progress", "directory", "delta.version",
+          body(edit(setting("to", lambda c, h: c["directory"])))),
+    Fault("page_tier_text", "directory", "delta.format", body(edit(entry_field(1, "2")))),
+    Fault("page_tier_256", "directory", "delta.format", body(edit(entry_field(1, 256)))),
+    Fault("page_card_number_not_text", "directory", "delta.format", body(edit(entry_field(0, 6001000000000042)))),
+    Fault("page_card_20_digits", "directory", "delta.format", body(edit(entry_field(0, "6" * 20)))),
+    Fault("page_more_text", "directory", "delta.format", body(edit(setting("more", "no")))),
+    Fault("page_over_limit", "directory", "sync.too_long", body(lambda b, c, h: padded(PAGE_LIMIT + 1))),
+    Fault("page_over_limit_no_length", "directory", "sync.too_long",
+          body(lambda b, c, h: padded(PAGE_LIMIT + 600), length=None, pieces=5)),
+    Fault("page_http_500", "directory", "sync.status",
+          body(lambda b, c, h: b, status=b"HTTP/1.1 500 Internal Server Error")),
+    Fault("page_not_found", "directory", "sync.status", body(lambda b, c, h: b"{}", status=b"HTTP/1.1 404 Not Found")),
+    # the first page is good and kept (version +1); the next one is junk
+    Fault("second_page_garbled", "directory", "delta.format", second_page_garbled, advance=1),
+]
+
+
+# -- the readers ---------------------------------------------------------------------
+
+def snapshot(folder):
+    """Every file of a reader's flash: name -> bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class ShopFloor:
+    """A few readers taking turns at faults; each one is handed out again only once it caught up."""
+
+    def __init__(self, server, folder):
+        self.server = server
+        self.readers = []
+        self.sold = {}  # reader -> {seq: receipt}
+        self.last_fault = {}  # reader -> the fault it is recovering from
+        self.turn = 0
+        self.new_cards = 0
+        for i in range(READERS):
+            name = "R%d" % (i + 1)
+            r = SimReader(name, server.key_hex, server.url, folder / name, sync_interval=SYNC_INTERVAL,
+                          log=folder / (name + ".log"))
+            self.readers.append(r)
+            self.sold[name] = {}
+            self.last_fault[name] = "(first sync)"
+        for r in self.readers:
+            r.start()
+
+    def stop(self):
+        for r in self.readers:
+            r.stop()
+
+    def sell(self, r, n):
+        for _ in range(n):
+            receipt = "%s-%04d" % (r.reader, len(self.sold[r.reader]) + 1)
+            r.till.send(shop.basket(receipt))
+            r.till.expect("ready")
+            r.cards.tap(shop.GOLD if len(self.sold[r.reader]) % 2 else shop.SILVER)
+            q = r.till.expect("quote")
+            r.till.send({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]})
+            c = r.till.expect("committed")
+            assert c["seq"] > 0 and c["seq"] not in self.sold[r.reader]
+            self.sold[r.reader][c["seq"]] = receipt
+
+    def caught_up(self, r):
+        s = status(r)
+        return (s["pending"] == 0 and s["sync_error"] == "" and s["refused"] is None
+                and s["rules"] == self.server.rules["version"]
+                and s["directory"] == self.server.directory_version)
+
+    def check_stored(self, r):
+        """Exactly the receipts sold are at the server, each once, under the seq the till got."""
+        stored = {seq: rec["receipt"] for seq, rec in self.server.stored(r.reader).items()}
+        assert stored == self.sold[r.reader], "%s after fault %s" % (r.reader, self.last_fault[r.reader])
+
+    def take(self, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            for i in range(READERS):
+                r = self.readers[(self.turn + i) % READERS]
+                if self.caught_up(r):
+                    self.turn = (self.turn + i + 1) % READERS
+                    self.check_stored(r)
+                    return r
+            time.sleep(0.05)
+        raise AssertionError("no reader caught up: " + ", ".join(
+            "%s after %s: %r" % (r.reader, self.last_fault[r.reader], status(r)) for r in self.readers))
+
+    def release(self, r, fault_name):
+        self.server.mend(r.reader)
+        self.last_fault[r.reader] = fault_name
+
+    def card_changes(self):
+        """Two new cards at the server: the directory moves on by two versions."""
+        self.new_cards += 2
+        n = self.new_cards
+        self.server.set_cards([("60010000001%05d" % n, 1, 0), ("60010000001%05d" % (n - 1), 2, 0)])
+
+
+@pytest.fixture(scope="module")
+def floor(tmp_path_factory):
+    key = shop.key_hex()
+    folder = tmp_path_factory.mktemp("faults")
+    server = FaultyServer(readers={"R%d" % (i + 1): bytes.fromhex(key) for i in range(READERS)},
+                          rules=shop.rules(), cards=shop.CARDS).start()
+    server.key_hex = key
+    floor = ShopFloor(server, folder)
+    try:
+        # one receipt each, synced: every reader has acknowledged records (ack_backwards needs one)
+        for r in floor.readers:
+            floor.sell(r, 1)
+        for r in floor.readers:
+            wait_for(lambda: floor.caught_up(r), what="first sync of " + r.reader)
+        yield floor
+    finally:
+        floor.stop()
+        server.stop()
+
+
+def settle(r, code, timeout=3):
+    """The reader's status once it shows `code` (or after `timeout`: then it shows something else)."""
+    end = time.time() + timeout
+    while True:
+        s = status(r)
+        if s["sync_error"] == code or time.time() > end:
+            return s
+        time.sleep(0.05)
+
+
+def log_since(r, offset):
+    with open(r.log, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def log_size(r):
+    return Path(r.log).stat().st_size
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_bad_answer_gets_named_error_and_leaves_journal_alone(floor, fault):
+    server = floor.server
+    r = floor.take()
+    before = status(r)
+    log_at = log_size(r)
+    flash = Path(r.cfg["root"])
+    ctx = {"acked": before["next_seq"] - 1, "rules": before["rules"], "directory": before["directory"],
+           "server": server}
+    rules_before = json.loads((flash / "rules.json").read_bytes())["rules"]
+    cards_before = snapshot(flash / "cards")
+    hits = server.hit_count()
+    server.spoil(r.reader, fault.kind, fault.answer, ctx)
+    if fault.kind == "rules":
+        server.set_rules(shop.rules(version=server.rules["version"] + 1))
+    elif fault.kind == "directory":
+        floor.card_changes()
+    floor.sell(r, SALES)
+    after_sales = status(r)
+    files = snapshot(flash)
+    # a batch fault must have spoiled the answer to a batch holding receipts just sold
+    first = before["next_seq"] if fault.kind == "batch" else 0
+    wait_for(lambda: server.hit_after(hits, r.reader, fault.kind, first), timeout=30,
+             what="%s to read the spoiled answer" % r.reader)
+
+    s = settle(r, fault.code)  # the reader still answers the till
+    assert s["sync_error"] == fault.code, s
+    assert r.alive() and "restarting" not in log_since(r, log_at), log_since(r, log_at)
+    assert s["next_seq"] == after_sales["next_seq"]
+    if fault.kind == "batch":
+        assert s["pending"] == SALES, s  # nothing released on a bad answer
+        assert snapshot(flash) == files  # nor anything else written
+        if fault.code.startswith("batch."):
+            assert s["refused"]["code"] == fault.code
+    else:
+        stored = server.stored(r.reader)
+        released = s["next_seq"] - 1 - s["pending"]
+        assert all(seq in stored for seq in range(1, released + 1)), (released, sorted(stored))
+        assert s["rules"] == ctx["rules"]
+        assert json.loads((flash / "rules.json").read_bytes())["rules"] == rules_before
+        assert s["directory"] == ctx["directory"] + fault.advance
+        if not fault.advance:
+            assert snapshot(flash / "cards") == cards_before
+    floor.release(r, fault.name)
+
+
+def test_answer_without_length_is_read_to_its_end(floor):
+    """Not a fault: an answer whose end is the server closing, in several TCP segments."""
+    server = floor.server
+    r = floor.take()
+    ctx = {"directory": status(r)["directory"]}
+    hits = server.hit_count()
+    server.spoil(r.reader, "batch", body(lambda b, c, h: b, length=None, pieces=3), ctx)
+    server.spoil(r.reader, "directory", body(lambda b, c, h: b, length=None, pieces=3), ctx)
+    floor.card_changes()
+    floor.sell(r, SALES)
+    wait_for(lambda: server.hit_after(hits, r.reader, "directory"), what="a page without length")
+    wait_for(lambda: floor.caught_up(r), what="%s to take answers without length" % r.reader)
+    floor.check_stored(r)
+    floor.release(r, "answers without length")
+
+
+def test_ack_that_does_not_move_is_no_reason_to_hammer(floor):
+    """A server that keeps answering 200 without storing anything: the reader keeps its
+    records and comes back at its sync interval, not in a tight loop."""
+    server = floor.server
+    r = floor.take()
+    ctx = {"acked": status(r)["next_seq"] - 1}
+    server.spoil(r.reader, "batch", body(edit(acking(lambda c, h: c["acked"]))), ctx)
+    floor.sell(r, SALES)
+    with server.lock:
+        posts = server.posts.get(r.reader, 0)
+    time.sleep(2)
+    with server.lock:
+        posts = server.posts.get(r.reader, 0) - posts
+    s = status(r)
+    assert s["pending"] == SALES and s["sync_error"] == "", s
+    assert 1 <= posts <= 2 / SYNC_INTERVAL + 2, "%d batches in 2 s" % posts
+    floor.release(r, "ack that does not move")
+
+
+def test_every_reader_catches_up_after_its_last_fault(floor):
+    for r in floor.readers:
+        wait_for(lambda: floor.caught_up(r), timeout=30,
+                 what="%s to catch up after %s" % (r.reader, floor.last_fault[r.reader]))
+        floor.check_stored(r)
+        assert r.alive() and "restarting" not in r.log.read_text()
+
