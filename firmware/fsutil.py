@@ -4,14 +4,20 @@
 renames atomically, so after a cut the file holds either the old or the new bytes.
 
     write_atomic("/rules.json", b"{...}")
+    write_atomic("/rules.json", lambda f: canonical.encode(rules, f))  # streamed
 """
 import os
 
 
 def write_atomic(path, data):
+    """Replace the file at `path` with `data`: bytes, or a function that writes to the file
+    (so a large value is streamed, never held whole in the heap)."""
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(data)
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
     os.rename(tmp, path)
 
 

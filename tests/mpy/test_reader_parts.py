@@ -326,12 +326,16 @@ def test_rules_store_replace_validates_and_persists():
         eq(raises(RulesError, store.replace, bad, NOON + 60).field, "default_tier", "refusal")
         eq((store.version, store.last_sync), (3, NOON), "old rules kept")
         eq((RulesStore(path).version, RulesStore(path).last_sync), (3, NOON), "old file kept")
-        # a successful sync without new rules moves only the time
+        # a successful sync without new rules moves only the time: at once in RAM, on
+        # flash at most every 5 minutes (a reboot then believes the sync older, not newer)
         store.synced(NOON + 120)
-        eq((RulesStore(path).version, RulesStore(path).last_sync), (3, NOON + 120), "synced")
-        store.replace(_rules(4), NOON + 180)
-        eq(RulesStore(path).version, 4, "newer rules")
-        eq(_files(root), ["rules.json"], "no temporary left")
+        eq(store.last_sync, NOON + 120, "synced, in RAM")
+        eq((RulesStore(path).version, RulesStore(path).last_sync), (3, NOON), "not yet on flash")
+        store.synced(NOON + 400)
+        eq((RulesStore(path).version, RulesStore(path).last_sync), (3, NOON + 400), "synced, on flash")
+        store.replace(_rules(4), NOON + 480)
+        eq((RulesStore(path).version, RulesStore(path).last_sync), (4, NOON + 480), "newer rules")
+        eq(_files(root), ["rules.json", "rules.json.synced"], "no temporary left")
 
 
 def test_rules_store_damaged_file_means_no_rules():
