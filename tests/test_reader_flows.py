@@ -8,18 +8,10 @@ import pytest
 import shop
 from protocol import engine
 from protocol.till import encode_frame
-from simboard import SimReader
+from simboard import SimReader, wait_for
 from syncserver import SyncServer
 
 
-def wait_for(cond, timeout=20, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 @pytest.fixture
@@ -36,15 +28,12 @@ def reader(server, tmp_path):
     r = SimReader("R1", server.key_hex, server.url, tmp_path / "R1", sync_interval=1,
                   log=tmp_path / "R1.log").start()
     # the first sync brings rules and directory
-    wait_for(lambda: status(r)["directory"] == server.directory_version and status(r)["rules"] == 3,
+    wait_for(lambda: r.status()["directory"] == server.directory_version and r.status()["rules"] == 3,
              what="first sync")
     yield r
     r.stop()
 
 
-def status(r):
-    r.till.send({"type": "status"})
-    return r.till.expect("status")
 
 
 def sell(r, card, receipt="T1-0001"):
@@ -65,7 +54,7 @@ def test_gold_card_sale_is_discounted_journaled_and_synced_once(server, reader):
     assert c["seq"] == 1 and c["discount"] == q["discount"]
     rec = wait_for(lambda: server.stored("R1").get(1), what="record 1 at the server")
     assert rec["card"] == shop.GOLD and rec["discount"] == q["discount"] and rec["kind"] == "sale"
-    wait_for(lambda: status(reader)["pending"] == 0, what="journal released after ack")
+    wait_for(lambda: reader.status()["pending"] == 0, what="journal released after ack")
 
 
 def test_blocked_and_unknown_cards(server, reader):
@@ -85,7 +74,7 @@ def test_blocked_and_unknown_cards(server, reader):
 
 def test_bad_till_input_gets_named_errors_and_leaves_journal_alone(server, reader):
     sell(reader, shop.GOLD)
-    before = status(reader)
+    before = reader.status()
     good = encode_frame(shop.basket())
     cases = [
         (b"garbage without frame\n", "till.frame"),
@@ -103,7 +92,7 @@ def test_bad_till_input_gets_named_errors_and_leaves_journal_alone(server, reade
         assert err["code"] == code, (raw[:60], err)
         assert err["text"]
     assert "lines[0].qty" == err["field"] or code != "till.field"
-    after = status(reader)
+    after = reader.status()
     assert after["next_seq"] == before["next_seq"] and reader.alive()
     assert "restarting" not in reader.log.read_text()  # errors were answered, no task died
     q, c = sell(reader, shop.SILVER, "T1-0003")
@@ -116,9 +105,9 @@ def test_power_cut_keeps_every_committed_receipt_and_seq_goes_on(server, reader,
     assert seqs == [1, 2, 3, 4, 5]
     reader.power_cut()
     reader.start()
-    assert status(reader)["next_seq"] == 6 and status(reader)["pending"] == 5
+    assert reader.status()["next_seq"] == 6 and reader.status()["pending"] == 5
     server.offline.discard("R1")
-    wait_for(lambda: status(reader)["pending"] == 0, what="catch-up after power cut")
+    wait_for(lambda: reader.status()["pending"] == 0, what="catch-up after power cut")
     stored = server.stored("R1")
     assert sorted(stored) == [1, 2, 3, 4, 5]
     assert [stored[s]["receipt"] for s in range(1, 6)] == ["T1-%04d" % i for i in range(5)]
@@ -129,10 +118,10 @@ def test_network_cut_then_catch_up_exactly_once(server, reader):
     server.offline.add("R1")
     for i in range(12):
         sell(reader, shop.SILVER if i % 2 else shop.GOLD, "T2-%04d" % i)
-    assert status(reader)["pending"] == 12
+    assert reader.status()["pending"] == 12
     assert server.stored("R1") == {}
     server.offline.discard("R1")
-    wait_for(lambda: status(reader)["pending"] == 0, timeout=60, what="catch-up")
+    wait_for(lambda: reader.status()["pending"] == 0, timeout=60, what="catch-up")
     stored = server.stored("R1")
     assert sorted(stored) == list(range(1, 13))
     assert sum(r["discount"] for r in stored.values()) > 0
@@ -178,7 +167,7 @@ def test_a_hanging_backend_never_blocks_the_till(server, reader):
         sell(reader, shop.GOLD, "T9-%d" % i)
     took = time.time() - t0
     assert took < 3, "three receipts took %.1f s" % took
-    assert status(reader)["pending"] == 3
+    assert reader.status()["pending"] == 3
     server.hang.discard("R1")
-    wait_for(lambda: status(reader)["pending"] == 0, timeout=40, what="catch-up after the hang")
+    wait_for(lambda: reader.status()["pending"] == 0, timeout=40, what="catch-up after the hang")
     assert sorted(server.stored("R1")) == [1, 2, 3]

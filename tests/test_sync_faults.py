@@ -34,7 +34,7 @@ import pytest
 
 import shop
 from protocol.canonical import encode
-from simboard import SimReader
+from simboard import SimReader, wait_for
 from syncserver import SyncServer
 
 READERS = 5
@@ -44,19 +44,8 @@ ANSWER_LIMIT = 16384  # protocol.syncmsg.MAX_ANSWER: a batch acknowledgement, ru
 PAGE_LIMIT = 8192  # firmware/syncclient.PAGE_BYTES: one directory page
 
 
-def wait_for(cond, timeout=20, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.03)
-    raise AssertionError("timed out waiting for " + what)
 
 
-def status(r):
-    r.till.send({"type": "status"})
-    return r.till.expect("status")
 
 
 # -- the server ------------------------------------------------------------------------
@@ -405,7 +394,7 @@ class ShopFloor:
             self.sold[r.reader][c["seq"]] = receipt
 
     def caught_up(self, r):
-        s = status(r)
+        s = r.status()
         return (s["pending"] == 0 and s["sync_error"] == "" and s["refused"] is None
                 and s["rules"] == self.server.rules["version"]
                 and s["directory"] == self.server.directory_version)
@@ -426,7 +415,7 @@ class ShopFloor:
                     return r
             time.sleep(0.05)
         raise AssertionError("no reader caught up: " + ", ".join(
-            "%s after %s: %r" % (r.reader, self.last_fault[r.reader], status(r)) for r in self.readers))
+            "%s after %s: %r" % (r.reader, self.last_fault[r.reader], r.status()) for r in self.readers))
 
     def release(self, r, fault_name):
         self.server.mend(r.reader)
@@ -463,7 +452,7 @@ def settle(r, code, timeout=3):
     """The reader's status once it shows `code` (or after `timeout`: then it shows something else)."""
     end = time.time() + timeout
     while True:
-        s = status(r)
+        s = r.status()
         if s["sync_error"] == code or time.time() > end:
             return s
         time.sleep(0.05)
@@ -483,7 +472,7 @@ def log_size(r):
 def test_bad_answer_gets_named_error_and_leaves_journal_alone(floor, fault):
     server = floor.server
     r = floor.take()
-    before = status(r)
+    before = r.status()
     log_at = log_size(r)
     flash = Path(r.cfg["root"])
     ctx = {"acked": before["next_seq"] - 1, "rules": before["rules"], "directory": before["directory"],
@@ -497,7 +486,7 @@ def test_bad_answer_gets_named_error_and_leaves_journal_alone(floor, fault):
     elif fault.kind == "directory":
         floor.card_changes()
     floor.sell(r, SALES)
-    after_sales = status(r)
+    after_sales = r.status()
     files = snapshot(flash)
     # a batch fault must have spoiled the answer to a batch holding receipts just sold
     first = before["next_seq"] if fault.kind == "batch" else 0
@@ -529,7 +518,7 @@ def test_answer_without_length_is_read_to_its_end(floor):
     """Not a fault: an answer whose end is the server closing, in several TCP segments."""
     server = floor.server
     r = floor.take()
-    ctx = {"directory": status(r)["directory"]}
+    ctx = {"directory": r.status()["directory"]}
     hits = server.hit_count()
     server.spoil(r.reader, "batch", body(lambda b, c, h: b, length=None, pieces=3), ctx)
     server.spoil(r.reader, "directory", body(lambda b, c, h: b, length=None, pieces=3), ctx)
@@ -546,7 +535,7 @@ def test_ack_that_does_not_move_is_no_reason_to_hammer(floor):
     records and comes back at its sync interval, not in a tight loop."""
     server = floor.server
     r = floor.take()
-    ctx = {"acked": status(r)["next_seq"] - 1}
+    ctx = {"acked": r.status()["next_seq"] - 1}
     server.spoil(r.reader, "batch", body(edit(acking(lambda c, h: c["acked"]))), ctx)
     floor.sell(r, SALES)
     with server.lock:
@@ -554,7 +543,7 @@ def test_ack_that_does_not_move_is_no_reason_to_hammer(floor):
     time.sleep(2)
     with server.lock:
         posts = server.posts.get(r.reader, 0) - posts
-    s = status(r)
+    s = r.status()
     assert s["pending"] == SALES and s["sync_error"] == "", s
     assert 1 <= posts <= 2 / SYNC_INTERVAL + 2, "%d batches in 2 s" % posts
     floor.release(r, "ack that does not move")

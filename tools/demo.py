@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "tools")]
 
 from protocol import errors  # noqa: E402
-from simboard import SimReader  # noqa: E402
+from simboard import SimReader, wait_for  # noqa: E402
 from syncserver import SyncServer  # noqa: E402
 
 DATA = ROOT / "data" / "demo"
@@ -97,21 +97,20 @@ def shop(reader, rng, receipt, all_cards):
 
 
 def wait_first_sync(reader, server, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        reader.till.send({"type": "status"})
-        s = reader.till.expect("status")
-        if s["rules"] == RULES["version"] and s["directory"] == server.directory_version:
-            return
-        time.sleep(0.2)
-    raise SystemExit("%s did not sync within %d s: see %s" % (reader.reader, timeout, reader.log))
+    def synced():
+        s = reader.status()
+        return s["rules"] == RULES["version"] and s["directory"] == server.directory_version
+
+    try:
+        wait_for(synced, timeout, every=0.2)
+    except AssertionError:
+        raise SystemExit("%s did not sync within %d s: see %s" % (reader.reader, timeout, reader.log))
 
 
 def status_table(readers, server):
     print("\n  reader  pending  journal   last sync error   server has")
     for r in readers:
-        r.till.send({"type": "status"})
-        s = r.till.expect("status")
+        s = r.status()
         stored = len(server.stored(r.reader))
         print("  %-6s  %7d  %-8s  %-15s   %d receipts" % (r.reader, s["pending"], s["journal"],
                                                          s["sync_error"] or "-", stored))
@@ -160,8 +159,7 @@ def main():
         while not stop and time.time() < deadline:
             pending = 0
             for r in readers:
-                r.till.send({"type": "status"})
-                pending += r.till.expect("status")["pending"]
+                pending += r.status()["pending"]
             if not pending:
                 break
             time.sleep(0.5)

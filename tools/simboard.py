@@ -26,6 +26,17 @@ sys.path.insert(0, str(ROOT / "shared"))
 from protocol import till  # noqa: E402
 
 
+def wait_for(cond, timeout=20, what="condition", every=0.05):
+    """Poll `cond` until it returns something true; that value, or AssertionError on timeout."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def micropython():
     here = Path(sys.executable).parent / "micropython"
     return str(here) if here.exists() else "micropython"
@@ -165,6 +176,11 @@ class SimReader:
                 self.proc.wait()
         self.till.close()
         self.cards.close()
+
+    def status(self):
+        """The reader's status answer, asked over the till link."""
+        self.till.send({"type": "status"})
+        return self.till.expect("status")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
