@@ -49,8 +49,29 @@ async def _read_head(reader):
         head += chunk
 
 
-async def _read_body(reader, first, clen, max_answer):
-    """The body: `clen` bytes (-1: up to the end of the connection), at most max_answer."""
+async def _read_body(reader, first, clen, max_answer, into=None):
+    """The body: `clen` bytes (-1: up to the end of the connection), at most max_answer.
+
+    With `into` (a buffer allocated once) the body is read into it and its size returned.
+    """
+    if into is not None:
+        n = 0
+        view = memoryview(into)
+        n = len(first)
+        if n > len(into):
+            raise SyncError("sync.too_long", "body", "over %d bytes" % len(into))
+        view[:n] = first
+        while clen < 0 or n < clen:
+            chunk = await reader.read(min(CHUNK, len(into) + 1 - n))
+            if not chunk:
+                if clen >= 0:
+                    raise SyncError("sync.http", "body", "connection closed after %d of %d bytes" % (n, clen))
+                break
+            if n + len(chunk) > len(into):
+                raise SyncError("sync.too_long", "body", "over %d bytes" % len(into))
+            view[n:n + len(chunk)] = chunk
+            n += len(chunk)
+        return n
     if clen >= 0:
         # one block of the final size, filled in chunks: no second copy of the answer
         body = bytearray(clen)
@@ -84,7 +105,7 @@ async def _read_body(reader, first, clen, max_answer):
     return body
 
 
-async def _exchange(host, port, method, path, headers, pieces, length, max_answer):
+async def _exchange(host, port, method, path, headers, pieces, length, max_answer, into):
     reader, writer = await asyncio.open_connection(host, port)
     try:
         head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
@@ -112,7 +133,7 @@ async def _exchange(host, port, method, path, headers, pieces, length, max_answe
                 clen = int(value)
         if clen > max_answer:
             raise SyncError("sync.too_long", "content-length", "%d bytes, limit %d" % (clen, max_answer))
-        return status, await _read_body(reader, first, clen, max_answer)
+        return status, await _read_body(reader, first, clen, max_answer, into)
     finally:
         writer.close()
         try:
@@ -121,16 +142,23 @@ async def _exchange(host, port, method, path, headers, pieces, length, max_answe
             pass
 
 
-async def request(host, port, method, path, headers, pieces=(), length=0, timeout=10, max_answer=16384):
-    """(status, body). Network trouble becomes SyncError('sync.network'), a bad answer 'sync.http'."""
+async def request(host, port, method, path, headers, pieces=(), length=0, timeout=10, max_answer=16384,
+                  into=None):
+    """(status, body). Network trouble becomes SyncError('sync.network'), a bad answer 'sync.http'.
+
+    With `into`, a bytearray allocated once, the body goes there and (status, size) is
+    returned: the answers that come in series (directory pages) need no new block each.
+    """
+    if into is not None:
+        max_answer = len(into)
     try:
         return await asyncio.wait_for(
-            _exchange(host, port, method, path, headers, pieces, length, max_answer), timeout)
+            _exchange(host, port, method, path, headers, pieces, length, max_answer, into), timeout)
     except asyncio.TimeoutError:
         raise SyncError("sync.network", "", "no answer within %d s" % timeout)
     except MemoryError:
         # no block for the answer in a fragmented heap now: a failed round, tried again later
-        raise SyncError("sync.too_long", "body", "no room for the answer")
+        raise SyncError("sync.memory", "body", "no room for the answer")
     except EOFError:
         raise SyncError("sync.http", "body", "connection closed before the whole answer")
     except OSError as e:

@@ -28,8 +28,8 @@ import httpclient
 FIRMWARE = "0.1.0"
 BATCH_RECORDS = 200
 BATCH_BYTES = 12000  # keeps a batch well inside the heap; the body is streamed anyway
-PAGE = 200  # directory changes per page: ~6 KB of canonical JSON
-PAGE_BYTES = 8192
+PAGE = 100  # directory entries per page: at most 30 bytes each in canonical JSON
+PAGE_BYTES = 4096
 
 
 class Backoff:
@@ -62,6 +62,10 @@ class SyncClient:
         self.last_refusal = None
         self.last_ok = 0
         self.rounds = 0
+        # directory pages, one after another, go through these two buffers, taken once:
+        # a fresh 4 KB block per page is not always there in a fragmented heap
+        self._page = bytearray(PAGE_BYTES)
+        self._entries = bytearray(10 * PAGE)
         self.released = False  # did the last acknowledgement release records?
 
     def status(self):
@@ -84,14 +88,20 @@ class SyncClient:
                 "X-Signature": sign(self.key, method, path, t, nonce, digest),
                 "Content-Type": "application/json"}
 
-    async def _get(self, path, max_answer):
+    async def _get(self, path, max_answer, into=None):
+        """The body of a signed GET (with `into`: its size, the body being in `into`)."""
         path = self.prefix + path
         digest = hexstr(sha256(b"").digest())
         status, body = await httpclient.request(self.host, self.port, "GET", path,
-                                                self._headers("GET", path, digest), max_answer=max_answer)
+                                                self._headers("GET", path, digest), max_answer=max_answer,
+                                                into=into)
         if status != 200:
             raise SyncError("sync.status", path, "HTTP %d" % status)
         return body
+
+    async def _page_of(self, delta, path, version):
+        size = await self._get(path, PAGE_BYTES, self._page)
+        return delta.parse_page(self._page, version, PAGE_BYTES, size, self._entries)
 
     async def post_batch(self):
         """Send the oldest pending records; returns the parsed acknowledgement."""
@@ -146,7 +156,10 @@ class SyncClient:
         from protocol import delta
 
         try:
-            await self._fetch_pages(delta, want)
+            if self.cards.version == 0:
+                await self._full_load(delta)
+            else:
+                await self._fetch_pages(delta, want)
         finally:
             del delta
             sys.modules.pop("protocol.delta", None)
@@ -155,11 +168,28 @@ class SyncClient:
             if hasattr(protocol, "delta"):  # the package holds its submodules too
                 delattr(protocol, "delta")
 
+    async def _full_load(self, delta):
+        """A reader with no directory takes the whole of it, sorted, in pages after a cursor."""
+        after = 0
+        try:
+            while True:
+                page = await self._page_of(delta, "/api/v1/sync/directory?since=0&after=%d&limit=%d" % (
+                    after, PAGE), 0)
+                self.cards.load_page(page)
+                if not page["more"]:
+                    return
+                entries = page["entries"]
+                if not len(entries):
+                    raise SyncError("sync.response", "entries", "a page followed by more is not empty")
+                after = int.from_bytes(bytes(entries[len(entries) - 10:len(entries) - 2]), "big")
+        except BaseException:
+            self.cards.cancel_load()
+            raise
+
     async def _fetch_pages(self, delta, want):
         while self.cards.version < want:
             before = self.cards.version
-            body = await self._get("/api/v1/sync/directory?since=%d&limit=%d" % (before, PAGE), PAGE_BYTES)
-            page = delta.parse_page(body, before, PAGE_BYTES)
+            page = await self._page_of(delta, "/api/v1/sync/directory?since=%d&limit=%d" % (before, PAGE), before)
             self.cards.apply(page)
             if not page["more"] or self.cards.version == before:
                 break

@@ -171,3 +171,29 @@ def test_a_hanging_backend_never_blocks_the_till(server, reader):
     server.hang.discard("R1")
     wait_for(lambda: reader.status()["pending"] == 0, timeout=40, what="catch-up after the hang")
     assert sorted(server.stored("R1")) == [1, 2, 3]
+
+
+def test_new_reader_loads_a_large_directory_then_follows_deltas(tmp_path):
+    key = shop.key_hex()
+    cards = [("6002%012d" % (i * 3), i % 3, 0) for i in range(2500)]  # 13 pages of 200
+    srv = SyncServer(readers={"R9": bytes.fromhex(key)}, rules=shop.rules(), cards=cards).start()
+    r = SimReader("R9", key, srv.url, tmp_path / "R9", sync_interval=1, log=tmp_path / "R9.log").start()
+    try:
+        wait_for(lambda: r.status()["directory"] == srv.directory_version, timeout=60, what="full load")
+        size = (tmp_path / "R9" / "flash" / "cards" / "cards.bin").stat().st_size
+        assert size == 16 + 10 * 2500  # one file, every card once
+        srv.set_cards([(cards[1234][0], 1, 1)])  # head office blocks one card
+        wait_for(lambda: r.status()["directory"] == srv.directory_version, what="delta")
+        r.till.send(shop.basket())
+        r.till.expect("ready")
+        r.cards.tap(cards[1234][0])
+        assert r.till.expect("quote")["note"] == "card.blocked"
+        r.till.send(shop.basket("T1-0002"))
+        r.till.expect("voided")
+        r.till.expect("ready")
+        r.cards.tap(cards[2499][0])
+        q = r.till.expect("quote")
+        assert (q["tier"], q["note"]) == (cards[2499][1], "")
+    finally:
+        r.stop()
+        srv.stop()

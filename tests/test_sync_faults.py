@@ -41,7 +41,7 @@ READERS = 5
 SYNC_INTERVAL = 0.5  # seconds between a reader's sync rounds: each fault waits for one
 SALES = 2  # receipts sold while each fault is in place
 ANSWER_LIMIT = 16384  # protocol.syncmsg.MAX_ANSWER: a batch acknowledgement, rules
-PAGE_LIMIT = 8192  # firmware/syncclient.PAGE_BYTES: one directory page
+PAGE_LIMIT = 4096  # firmware/syncclient.PAGE_BYTES: one directory page
 
 
 

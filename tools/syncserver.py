@@ -133,9 +133,16 @@ class SyncServer:
             self.status[reader] = status
             return self.answer(reader)
 
-    def directory_page(self, since, limit):
-        """The changes after version `since`, oldest first, at most `limit`; sorted by card."""
+    def directory_page(self, since, limit, after=0):
+        """The changes after version `since`, oldest first, at most `limit`; sorted by card.
+
+        since 0: a full load instead, the whole directory sorted by card after `after`."""
         with self.lock:
+            if since == 0:
+                cards = sorted((int(c), c, t, s) for c, (t, s, v) in self.cards.items() if s != 2)
+                cards = [x for x in cards if x[0] > after]
+                return delta.make_page(0, self.directory_version, [[c, t, s] for _, c, t, s in cards[:limit]],
+                                       len(cards) > limit)
             changed = sorted((v, c, t, s) for c, (t, s, v) in self.cards.items() if v > since)
             page = changed[:limit]
             to = page[-1][0] if page else since
@@ -194,7 +201,7 @@ def _handler(server):
                 self._guarded("GET", lambda r, b: {"version": server.rules["version"], "rules": server.rules})
             elif url.path == "/api/v1/sync/directory":
                 self._guarded("GET", lambda r, b: server.directory_page(
-                    int(q.get("since", 0)), int(q.get("limit", 500))))
+                    int(q.get("since", 0)), int(q.get("limit", 500)), int(q.get("after", 0))))
             else:
                 self._send(404, {"error": "not found"})
 

@@ -45,6 +45,7 @@ flash.io|Errore memoria flash|Flash read or write failed
 sync.http|Risposta HTTP non valida|Malformed HTTP response
 sync.status|Server: errore|Server error status
 sync.response|Risposta sync non valida|Malformed sync response
+sync.memory|Memoria insufficiente|No memory for the answer
 sync.too_long|Risposta sync troppo lunga|Sync response too long
 sync.network|Rete non disponibile|Network unreachable
 batch.signature|Firma del lotto non valida|Bad batch signature
