@@ -51,7 +51,9 @@ class DayTotals:
                 self.day, self.upto, self._used = -1, 0, {}
 
     def _roll(self, t):
-        if day_of(t) != self.day:
+        # forward only: a clock that steps back a day must not hand every card its daily
+        # limit again (the totals then count towards the later day: cautious, not generous)
+        if day_of(t) > self.day:
             self.day = day_of(t)
             self._used = {}
 

@@ -296,12 +296,20 @@ class Journal:
             if not isinstance(acked, int) or not isinstance(acked_hash, str):
                 raise JournalError("journal.corrupt", _META, "no acked seq and hash")
         elif firsts:
-            acked, acked_hash = firsts[0] - 1, None  # never acknowledged anything
+            # never acknowledged anything (meta is written before any segment goes), so
+            # the records start at 1
+            if firsts[0] != 1:
+                raise JournalError("journal.corrupt", _seg_name(firsts[0]), "records 1 to %d missing" % (firsts[0] - 1))
+            acked, acked_hash = 0, GENESIS
         # finish an ack that a cut interrupted: older segments whose records are all acked
         while len(firsts) > 1 and firsts[1] - 1 <= acked:
             os.remove(self._name(firsts.pop(0)))
         self.acked = acked
         seq, prev = acked, acked_hash
+        if firsts and firsts[0] - 1 > acked:
+            # a whole segment of unacknowledged records went: never by our own hand
+            raise JournalError("journal.corrupt", _seg_name(firsts[0]),
+                               "records %d to %d missing" % (acked + 1, firsts[0] - 1))
         if firsts:
             seq = firsts[0] - 1
             if seq != acked:
