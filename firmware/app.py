@@ -18,7 +18,8 @@ room, and if the commit cannot be written the till is told the discount is withd
 """
 import gc
 
-from protocol import engine
+from protocol import canonical, engine
+from protocol.canonical import text_size
 from protocol.errors import JournalError, ProtocolError, TillError
 from protocol.records import make_record
 
@@ -30,17 +31,18 @@ QUOTED = "quoted"
 
 
 def _record_bound(lines, disc):
-    """An upper bound of a sale record's size, without encoding it (that allocates).
+    """An upper bound of a sale record's size, without encoding it (that allocates): the
+    texts measured exactly (canonical.text_size), numbers at their most digits.
 
-    A line is {"cat":"..","price":N,"qty":N,"sku":".."}: 33 bytes of syntax and at most
-    12 digits besides its texts; a discount line {"cents":N,"line":N,"rule":".."}: 27
-    and 14; 700 bytes cover the record's own fields (prev is 64 hex digits).
+    A line {"cat":..,"price":N,"qty":N,"sku":..} is 36 bytes of keys and punctuation with
+    its comma, 12 digits at most; a discount line {"cents":N,"line":N,"rule":..} 27 and
+    14; 800 bytes cover the record's own fields (prev alone is 66, receipt and card 21).
     """
-    n = 700
+    n = 800
     for line in lines:
-        n += 46 + len(line["sku"]) + len(line["cat"])
+        n += 48 + text_size(line["sku"]) + text_size(line["cat"])
     for d in disc:
-        n += 42 + len(d["rule"])
+        n += 41 + text_size(d["rule"])
     return n
 
 
@@ -123,8 +125,8 @@ class Checkout:
         seq, granted, note = self._append(rec)
         if seq and granted:
             self.days.add(q["card"], granted, now, seq)
-        if not q["discount"]:
-            note = q["note"]  # nothing was withdrawn; the quote already said why
+        if seq and not q["discount"]:
+            note = q["note"]  # recorded, nothing withdrawn: the quote already said why
         self.state, self.basket, self.quote = IDLE, None, None
         if note:
             self.screen.show("no_discount", reason=note)
@@ -138,8 +140,8 @@ class Checkout:
         try:
             return self.journal.append(rec), rec["discount"], ""
         except (JournalError, OSError) as e:
-            self.last_error = getattr(e, "code", "journal.corrupt")
-            return 0, 0, "disc.journal_error"
+            self.last_error = getattr(e, "code", "flash.io")
+            return 0, 0, "disc.journal_full" if self.last_error == "journal.full" else "disc.journal_error"
 
     def _on_void(self, msg, now):
         if "seq" in msg:
@@ -162,27 +164,65 @@ class Checkout:
         return self._reverse("return", msg, now)
 
     def _reverse(self, kind, msg, now):
-        """A return (some quantities) or a void of a whole committed sale: reverse its discount exactly."""
+        """A return (some quantities) or a void of a whole committed sale: reverse its discount exactly.
+
+        The till sends the sale as it printed it; the backend checks it against the stored
+        sale. The reader checks what it can: the sale's seq is one it handed out, and the
+        quantities returned before include every return of that sale it still holds.
+        """
         if self.state == QUOTED:
             raise TillError("till.state", "type", "finish the waiting quote first")
+        ref = msg["seq"]
+        if ref >= self.journal.stats()["next_seq"]:
+            raise TillError("till.unknown_receipt", "seq", "this reader has not recorded sale %d" % ref)
         sale = msg["sale"]
         returned = msg.get("returned") or [0] * len(sale["lines"])
+        held = self._returned_here(ref, len(sale["lines"]))
+        for i in range(len(held)):
+            if returned[i] < held[i]:
+                raise TillError("till.field", "returned[%d]" % i,
+                                "this reader already recorded %d returned for this line" % held[i])
         if kind == "void":
+            rev = engine.void(sale["lines"], sale["disc"], returned)
             qty = [line["qty"] - r for line, r in zip(sale["lines"], returned)]
+            if not sum(qty):
+                raise TillError("till.field", "returned", "nothing of this sale is left to void")
         else:
             qty = msg["qty"]
-        rev = engine.reverse(sale["lines"], sale["disc"], returned, qty)
+            if not sum(qty):
+                raise TillError("till.field", "qty", "must return at least one unit")
+            rev = engine.reverse(sale["lines"], sale["disc"], returned, qty)
         rec = make_record(kind, self.reader, 0, "", now, sale["card"], sale["tier"], sale["lines"],
                           rev["gross"], rev["discount"], rev["disc"], self.rules.version,
-                          ref=msg["seq"], returned=returned, returning=qty)
+                          ref=ref, returned=returned, returning=qty)
         seq, reversed_cents, note = self._append(rec)
         self.screen.show("returned", amount=-reversed_cents)
-        return [{"type": "returned" if kind == "return" else "voided", "ref": msg["seq"], "seq": seq,
+        return [{"type": "returned" if kind == "return" else "voided", "ref": ref, "seq": seq,
                  "gross": rev["gross"], "discount": reversed_cents, "note": note}]
+
+    def _returned_here(self, ref, n):
+        """Quantities per line of sale `ref` returned or voided in the records still held."""
+        held = [0] * n
+        for _, data in self.journal.records(self.journal.stats()["acked"] + 1, 1000000, 1 << 30):
+            if b'"ref":%d,' % ref not in data:  # most records are not about this sale
+                continue
+            rec = canonical.decode(data)
+            if rec.get("ref") == ref and len(rec.get("returning", ())) == n:
+                for i in range(n):
+                    held[i] += rec["returning"][i]
+        return held
 
     # -- card side --------------------------------------------------------------------
     def card(self, identity, now):
         """A card was read. Returns the quote for the till (or nothing when no basket waits)."""
+        if self.state == QUOTED:
+            # a second tap while the till has the quote: show the quote again, change nothing
+            q = self.quote
+            if q["discount"]:
+                self.screen.show("discount", amount=q["discount"])
+            else:
+                self.screen.show("no_discount", reason=q["note"] or "disc.no_rules")
+            return []
         if self.state != BASKET:
             self.screen.show("wait_basket")
             self.signals.append("warn")

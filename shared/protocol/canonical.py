@@ -55,6 +55,28 @@ def _int(v, out):
         p //= 10
 
 
+def text_size(s):
+    """Bytes of `s` as a canonical JSON string, quotes included; -1 if it holds a lone
+    surrogate (U+D800 to U+DFFF), which UTF-8 cannot carry: MicroPython would write it
+    anyway and CPython (the backend) would refuse the record for good.
+
+    Allocates nothing for ASCII text: a basket's texts are measured before a discount
+    is granted, to know its record will fit the journal.
+    """
+    n = 2
+    for c in s:
+        o = ord(c)
+        if o < 0x80:
+            n += 6 if o < 0x20 and c not in "\n\r\t" else (2 if o < 0x20 or c in '"\\' else 1)
+        elif o < 0x800:
+            n += 2
+        elif 0xD800 <= o <= 0xDFFF:
+            return -1
+        else:
+            n += 3 if o < 0x10000 else 4
+    return n
+
+
 _KEYS = {}  # object key -> its encoding with the colon: keys repeat in every record
 
 

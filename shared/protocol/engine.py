@@ -17,6 +17,7 @@ ordering rule lives here once and is written down in docs/discount.md.
 
 (3 x 125 = 375 cents; 2% of 375 = 7.5, rounded half-up to 8.)
 """
+from protocol.canonical import text_size
 from protocol.compat import const
 from protocol.errors import ProtocolError, RulesError, TillError
 
@@ -94,6 +95,9 @@ def check_lines(lines, name="lines"):
             _need_int(line.get("qty"), 1, _MAX_QTY, "%s[%d].qty" % (name, i), TillError, "till.field")
         if not _int_ok(line.get("price"), 0, _MAX_PRICE):
             _need_int(line.get("price"), 0, _MAX_PRICE, "%s[%d].price" % (name, i), TillError, "till.field")
+        for key in ("sku", "cat"):
+            if text_size(line[key]) < 0:
+                raise TillError("till.field", "%s[%d].%s" % (name, i, key), "holds a character UTF-8 cannot carry")
     return lines
 
 

@@ -14,7 +14,7 @@ committed, voided, returned, status, error. docs/protocol.md lists every field.
     'status'
 """
 from protocol import engine
-from protocol.canonical import decode, encode
+from protocol.canonical import decode, encode, text_size
 from protocol.compat import const, crc32
 from protocol.errors import EncodingError, TillError
 
@@ -85,6 +85,8 @@ def _text(msg, name, where="", empty=False):
     v = msg.get(name) if isinstance(msg, dict) else None
     if not isinstance(v, str) or len(v) > MAX_TEXT or (not v and not empty):
         raise TillError("till.field", where + name, "must be text of 1 to %d characters" % MAX_TEXT)
+    if text_size(v) < 0:
+        raise TillError("till.field", where + name, "holds a character UTF-8 cannot carry")
     return v
 
 
