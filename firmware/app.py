@@ -23,6 +23,8 @@ from protocol.canonical import text_size
 from protocol.errors import JournalError, ProtocolError, TillError
 from protocol.records import make_record
 
+from journal import MAX_RECORD
+
 _BLOCKED = 1
 
 IDLE = "idle"
@@ -248,11 +250,21 @@ class Checkout:
         elif found is not None and found[1] == _BLOCKED:
             result, note = self._nothing(lines), "card.blocked"
         else:
-            result = engine.quote(rules, lines, tier, ctx)
-            tier = result["tier"]  # a tier the rules do not know falls back to the default
+            try:
+                result = engine.quote(rules, lines, tier, ctx)
+            except MemoryError:
+                # a basket too big for the heap left now: the sale goes on without discount,
+                # and the card task lives on
+                gc.collect()
+                result, note = self._nothing(lines), "disc.memory"
+            if note != "disc.memory":
+                tier = result["tier"]  # a tier the rules do not know falls back to the default
             if result["stale"] and not note:
                 note = "disc.stale_rules"
-            if not self.journal.room_for(_record_bound(lines, result["disc"])):
+            size = _record_bound(lines, result["disc"])
+            if size > MAX_RECORD:
+                result, note = self._nothing(lines), "disc.too_large"
+            elif not self.journal.room_for(size):
                 result, note = self._nothing(lines), "disc.journal_full"
         self._quotes += 1
         qid = "Q%d" % self._quotes
@@ -270,4 +282,5 @@ class Checkout:
                  "disc": result["disc"], "capped": result.get("capped", []), "note": note}]
 
     def _nothing(self, lines):
-        return {"gross": engine.gross(lines), "discount": 0, "disc": [], "capped": [], "stale": False}
+        return {"gross": engine.gross(lines), "discount": 0, "disc": [], "capped": [], "stale": False,
+                "tier": self.rules.rules["default_tier"] if self.rules.rules else 0}

@@ -54,6 +54,7 @@ from protocol.records import GENESIS, record_hash
 _MAGIC = const(0xA5)  # neither 0x00 nor 0xFF: what torn or erased space usually holds
 _HEADER = const(7)
 _MAX_RECORD = const(8192)
+MAX_RECORD = _MAX_RECORD  # for the app: a receipt whose record is larger gets no discount
 # room_for() keeps this much for the seq digits, so a size measured with seq=0 still fits
 _SEQ_ROOM = const(16)
 # the level is "full" once a large receipt (30 lines, ~2.5 KB) might not fit any more

@@ -6,18 +6,18 @@ ProtocolError with the refusal code: batch.record, batch.totals, batch.gap, batc
 Records the backend already has (a retried batch) are checked against the chain and
 skipped, so a replay changes nothing.
 
-    new = check_batch(body, reader="R1", stored_seq=0, stored_hash=GENESIS, known=lambda s: None)
+    new = check_batch(body, reader="R1", stored_seq=0, stored_hash=records.GENESIS, known=lambda s: None)
 """
 from protocol.canonical import decode, encode
 from protocol.errors import EncodingError, ProtocolError
-from protocol.records import GENESIS, Totals, check_record, record_hash
+from protocol.records import Totals, check_record, record_hash
 
 
 def check_batch(body, reader, stored_seq, stored_hash, known):
     """Validate a batch body; returns [(seq, record_dict, record_hash)] of records not yet stored.
 
     stored_seq/stored_hash: the highest contiguous seq already stored and its hash
-    (0 and GENESIS for a new reader). known(seq) returns the stored hash of an earlier
+    (0 and records.GENESIS for a new reader). known(seq) returns the stored hash of an earlier
     record, or None.
     """
     try:
@@ -56,7 +56,7 @@ def check_batch(body, reader, stored_seq, stored_hash, known):
                 # the first new record must follow what is stored (a new reader's starts at
                 # 1): ack means "every record from 1 up to here", so no gap is ever accepted
                 raise ProtocolError("batch.gap", where + ".seq", "expected %d, got %d" % (stored_seq + 1, seq))
-            if seq == stored_seq + 1 and rec["prev"] != stored_hash and not (stored_seq == 0 and rec["prev"] == GENESIS):
+            if seq == stored_seq + 1 and rec["prev"] != stored_hash:
                 raise ProtocolError("batch.chain", where + ".prev", "does not follow stored record %d" % stored_seq)
             fresh.append((seq, rec, h))
         prev_seq, prev_hash = seq, h

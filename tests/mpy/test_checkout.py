@@ -173,6 +173,17 @@ def test_returns_are_checked_against_what_this_reader_holds():
         s.close()
 
 
+def test_a_receipt_too_long_to_record_gets_no_discount():
+    s = Shop()
+    try:
+        q = s.quote(n=100)  # 100 lines: with their discount lines more than a record holds
+        eq((q["discount"], q["note"]), (0, "disc.too_large"), "no discount")
+        c = s.co.till({"type": "commit", "quote": q["quote"], "paid": q["gross"]}, NOW)[0]
+        eq((c["seq"], c["discount"]), (1, 0), "the sale is journaled without discount")
+    finally:
+        s.close()
+
+
 def test_a_second_tap_shows_the_quote_again():
     s = Shop()
     try:
