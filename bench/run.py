@@ -16,7 +16,7 @@ sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]
 import mpybuild  # noqa: E402
 import runtimes  # noqa: E402
 
-HEAP = "192k"  # the simulated board's heap (tools/simboard.py)
+from simboard import HEAP  # noqa: E402  (the simulated board's heap)
 
 
 def run_mp(script):

@@ -97,6 +97,7 @@ class Checkout:
                 "directory": self.cards.version, "last_sync": self.rules.last_sync or 0,
                 "last_error": self.last_error, "time": now, "heap_free": _free(),
                 "sync_error": self.sync.last_error if self.sync else "",
+                "clock_drift": self.sync.clock_drift if self.sync else 0,
                 "refused": self.sync.last_refusal if self.sync else None}
 
     def _on_basket(self, msg, now):

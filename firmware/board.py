@@ -22,8 +22,26 @@ from protocol import canonical
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 
-def now():
-    return int(time.time()) + _EPOCH
+class Clock:
+    """The reader's clock: the board's time plus an offset taken from the backend.
+
+    Nothing sets an ESP32's clock: a cold boot starts at 2000-01-01, and every signed
+    request would be refused as stale for ever. The sync client, on a signed answer
+    whose `time` is far from this clock (or a batch.stale refusal), calls adjust() with
+    the difference; the offset lives in RAM and is taken again after each boot.
+    `board.now()` is this clock, so receipts, status and requests all use the same time.
+    """
+
+    offset = 0
+
+    def __call__(self):
+        return int(time.time()) + _EPOCH + self.offset
+
+    def adjust(self, seconds):
+        self.offset += seconds
+
+
+now = Clock()
 
 
 class SimPin:

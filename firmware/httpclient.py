@@ -2,15 +2,18 @@
 
 One request per connection (`Connection: close`), a body sent in pieces so a batch is
 streamed from the journal without being copied, an answer read up to a size limit, and
-a timeout on the whole exchange so a dead network never holds the reader.
+a timeout on the whole exchange so a dead network never holds the reader. Of the
+answer's headers only X-Signature is kept (the backend signs its answers; the sync
+client checks it): one small bytes object, not a dict of every header.
 
-    status, body = await request("127.0.0.1", 8000, "GET", "/api/v1/sync/rules?since=3", {})
+    status, body, signature = await request("127.0.0.1", 8000, "GET", "/api/v1/sync/rules?since=3", {})
 """
 import asyncio
 
 from protocol.errors import SyncError
 
 MAX_HEAD = 2048
+MAX_SIGNATURE = 64  # hex HMAC-SHA256: a longer X-Signature is kept as none at all
 CHUNK = 1024  # bytes read at a time: an answer is never read in one large piece
 
 
@@ -90,13 +93,27 @@ async def _read_body(reader, first, clen, max_answer, into=None):
     chunks = [first] if first else []
     n = len(first)
     while n <= max_answer:
-        chunk = await reader.read(CHUNK)
+        # when the pieces kept so far fill a cut-up heap they are dropped and the answer
+        # read on to its end or the limit: one over the limit is still sync.too_long
+        try:
+            chunk = await reader.read(CHUNK)  # no room: raised before anything is read
+        except MemoryError:
+            if chunks is None:
+                raise  # nothing left to drop
+            chunks = None
+            continue
         if not chunk:
             break
-        chunks.append(chunk)
         n += len(chunk)
+        if chunks is not None:
+            try:
+                chunks.append(chunk)
+            except MemoryError:
+                chunks = None
     if n > max_answer:
         raise SyncError("sync.too_long", "body", "over %d bytes" % max_answer)
+    if chunks is None:
+        raise MemoryError
     body = bytearray(n)
     n = 0
     for chunk in chunks:
@@ -124,16 +141,22 @@ async def _exchange(host, port, method, path, headers, pieces, length, max_answe
             raise SyncError("sync.http", "status", "bad status line %r" % lines[0][:40])
         status = int(parts[1])
         clen = -1
+        signature = b""
         for line in lines[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 value = value.strip()
                 if not value.isdigit():
                     raise SyncError("sync.http", "content-length", "not a number")
                 clen = int(value)
+            elif name == b"x-signature":
+                value = value.strip()
+                signature = value if len(value) <= MAX_SIGNATURE else b""
+        del head, lines  # the head (up to 2 KB) is not kept while the body is read
         if clen > max_answer:
             raise SyncError("sync.too_long", "content-length", "%d bytes, limit %d" % (clen, max_answer))
-        return status, await _read_body(reader, first, clen, max_answer, into)
+        return status, await _read_body(reader, first, clen, max_answer, into), signature
     finally:
         writer.close()
         try:
@@ -144,10 +167,11 @@ async def _exchange(host, port, method, path, headers, pieces, length, max_answe
 
 async def request(host, port, method, path, headers, pieces=(), length=0, timeout=10, max_answer=16384,
                   into=None):
-    """(status, body). Network trouble becomes SyncError('sync.network'), a bad answer 'sync.http'.
+    """(status, body, signature). Network trouble becomes SyncError('sync.network'), a bad answer 'sync.http'.
 
     With `into`, a bytearray allocated once, the body goes there and (status, size) is
     returned: the answers that come in series (directory pages) need no new block each.
+    `signature` is the answer's X-Signature header as bytes (b"" when there is none).
     """
     if into is not None:
         max_answer = len(into)

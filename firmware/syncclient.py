@@ -5,7 +5,13 @@ Runs as its own asyncio task, so the till never waits for the network. Each roun
      reader's status), signed with the reader's key (docs/protocol.md, "Sync");
   2. on an acknowledgement, release journal records up to the acknowledged seq (after
      saving the day totals that were counted from them);
-  3. fetch new rules and directory pages when the answer says newer versions exist.
+  3. fetch new rules and directory pages when the answer says newer versions exist,
+     also after a refusal or an acknowledgement it could not use: a batch problem must
+     not keep a reader on old rules and an old blocklist.
+Every answer must carry the backend's signature over the request's nonce, its status
+and its body (records.sign_answer), checked before anything in it is parsed: anybody on
+the store network could otherwise acknowledge (so delete) every pending receipt or hand
+out rules. A signed answer's `time` also sets the reader's clock when it is far off.
 A refusal is kept (`last_refusal`) for the status and the dashboard. Failures back off
 exponentially with full jitter, so a hundred readers coming back after an outage do
 not hammer the backend at the same instant.
@@ -14,6 +20,7 @@ not hammer the backend at the same instant.
     asyncio.create_task(client.run())
 """
 import asyncio
+import gc
 import os
 
 import sys
@@ -21,7 +28,8 @@ import sys
 from protocol import canonical, syncmsg
 from protocol.compat import hexstr, sha256, unhexlify
 from protocol.errors import ProtocolError, SyncError
-from protocol.records import Totals, batch_parts, sign
+from protocol.hmac256 import equal
+from protocol.records import Totals, batch_parts, sign, sign_answer
 
 import httpclient
 
@@ -30,6 +38,7 @@ BATCH_RECORDS = 200
 BATCH_BYTES = 12000  # keeps a batch well inside the heap; the body is streamed anyway
 PAGE = 100  # directory entries per page: at most 30 bytes each in canonical JSON
 PAGE_BYTES = 4096
+CLOCK_SLACK = 60  # seconds the reader's clock may differ from the backend's before it is set
 
 
 class Backoff:
@@ -67,6 +76,8 @@ class SyncClient:
         self._page = bytearray(PAGE_BYTES)
         self._entries = bytearray(10 * PAGE)
         self.released = False  # did the last acknowledgement release records?
+        self.clock_drift = 0  # seconds the clock was last set forward (negative: back)
+        self.clock_set = False  # did this round set the clock? then the retry comes soon
 
     def status(self):
         s = self.journal.stats()
@@ -78,7 +89,7 @@ class SyncClient:
         return {"pending": s["pending"], "oldest_t": s["oldest_t"] or 0, "journal": s["level"],
                 "used": s["used"], "capacity": s["capacity"], "free_flash": free,
                 "firmware": FIRMWARE, "rules": self.rules.version, "directory": self.cards.version,
-                "clock": self.clock(), "last_error": self.last_error,
+                "clock": self.clock(), "clock_drift": self.clock_drift, "last_error": self.last_error,
                 "refused": self.last_refusal["code"] if self.last_refusal else ""}
 
     def _headers(self, method, path, digest):
@@ -88,15 +99,24 @@ class SyncClient:
                 "X-Signature": sign(self.key, method, path, t, nonce, digest),
                 "Content-Type": "application/json"}
 
+    def _verify(self, headers, status, signature, body):
+        """Raise sync.signature unless the backend signed this answer to this very request.
+
+        `body` is the bytes as received (a directory page: a memoryview of the buffer,
+        hashed without a copy). No signature (b"") never equals one."""
+        want = sign_answer(self.key, headers["X-Nonce"], status, hexstr(sha256(body).digest()))
+        if not equal(want.encode(), signature):
+            raise SyncError("sync.signature", "X-Signature", "HTTP %d" % status)
+
     async def _get(self, path, max_answer, into=None):
         """The body of a signed GET (with `into`: its size, the body being in `into`)."""
         path = self.prefix + path
-        digest = hexstr(sha256(b"").digest())
-        status, body = await httpclient.request(self.host, self.port, "GET", path,
-                                                self._headers("GET", path, digest), max_answer=max_answer,
-                                                into=into)
+        headers = self._headers("GET", path, hexstr(sha256(b"").digest()))
+        status, body, signature = await httpclient.request(self.host, self.port, "GET", path, headers,
+                                                           max_answer=max_answer, into=into)
         if status != 200:
             raise SyncError("sync.status", path, "HTTP %d" % status)
+        self._verify(headers, status, signature, body if into is None else memoryview(into)[:body])
         return body
 
     async def _page_of(self, delta, path, version):
@@ -122,17 +142,21 @@ class SyncClient:
         h.update(tail)
         path = self.prefix + "/api/v1/sync/batch"
         headers = self._headers("POST", path, hexstr(h.digest()))
-        status, body = await httpclient.request(self.host, self.port, "POST", path, headers,
-                                                [head] + pieces + [tail], length)
+        status, body, signature = await httpclient.request(self.host, self.port, "POST", path, headers,
+                                                           [head] + pieces + [tail], length)
         if status >= 500:
             raise SyncError("sync.status", "batch", "HTTP %d" % status)
-        # a 4xx refusal still carries the acknowledgement and the reason as JSON
+        # a 4xx refusal still carries the acknowledgement and the reason as JSON, signed
+        # like any answer: an unsigned one (an unknown reader's) proves nothing
+        self._verify(headers, status, signature, body)
         return syncmsg.parse_ack(body)
 
     def _acknowledged(self, ack):
         """Release the records up to the acknowledged seq; True if that released any."""
         s = self.journal.stats()
         if ack["ack"] < s["acked"] or ack["ack"] >= s["next_seq"]:
+            # e.g. a backend restored from a backup (ack below what it acknowledged before):
+            # nothing is released on it, the round goes on to rules and directory
             raise SyncError("sync.response", "ack", "%d is outside %d..%d" % (ack["ack"], s["acked"], s["next_seq"] - 1))
         if ack["ack"] > s["acked"]:
             self.days.save(ack["ack"])  # the records about to go are what the day totals counted
@@ -152,7 +176,11 @@ class SyncClient:
 
     async def fetch_directory(self, want):
         # protocol.delta (12 KB of heap) is loaded for the fetch and dropped after it:
-        # directory changes come a few times a day, receipts all day long
+        # directory changes come a few times a day, receipts all day long. Collected
+        # first, here: the collection the import would trigger when the heap runs short
+        # runs deep in the import's C stack, where stale pointers to the rules or batch
+        # answer just read keep them alive (measured: 640 bytes refused with 46 KB free)
+        gc.collect()
         from protocol import delta
 
         try:
@@ -195,17 +223,42 @@ class SyncClient:
                 break
 
     async def once(self):
-        """One sync round; raises SyncError (or a ProtocolError) when it could not finish."""
+        """One sync round; raises SyncError (or a ProtocolError) when it could not finish.
+
+        A verified answer that refuses the batch, or whose ack the reader cannot use, still
+        brings newer rules and directory; the round then raises that batch problem (the
+        refusal's own code), which a download error does not hide.
+        """
         self.rounds += 1
+        self.clock_set = self.released = False
         ack = await self.post_batch()
-        self.last_refusal = ack["refused"]
-        self.released = self._acknowledged(ack)
-        if ack["refused"]:
-            raise SyncError(ack["refused"]["code"], ack["refused"]["field"], ack["refused"]["detail"])
-        if ack["rules"] > self.rules.version:
-            await self.fetch_rules()
-        if ack["directory"] > self.cards.version:
-            await self.fetch_directory(ack["directory"])
+        refused = self.last_refusal = ack["refused"]
+        # the answer is verified, so its time is the backend's own, for this request: far
+        # from the reader's clock (an ESP32 boots at 2000-01-01), or a stale refusal, and
+        # the reader's clock is the one that moves
+        drift = ack["time"] - self.clock()
+        if abs(drift) > CLOCK_SLACK or refused and refused["code"] == "batch.stale":
+            self.clock.adjust(drift)  # board.now, the clock of receipts and status too
+            self.clock_drift = drift
+            self.clock_set = abs(drift) > CLOCK_SLACK
+        problem = refused and SyncError(refused["code"], refused["field"], refused["detail"])
+        try:
+            self.released = self._acknowledged(ack)
+        except SyncError as e:
+            problem = problem or e
+        try:
+            # the directory first: its parser (12 KB of code) is loaded while the heap is
+            # least cut up; a rules fetch leaves the new rules scattered through it
+            if ack["directory"] > self.cards.version:
+                await self.fetch_directory(ack["directory"])
+            if ack["rules"] > self.rules.version:
+                await self.fetch_rules()
+        except ProtocolError:
+            if not problem:
+                raise
+            # the batch problem stays the error shown; the download comes again next round
+        if problem:
+            raise problem
         self.rules.synced(self.clock())
         self.last_ok = self.clock()
         self.last_error = ""
@@ -222,7 +275,9 @@ class SyncClient:
                 await asyncio.sleep(0 if more and self.released else self.interval)
             except ProtocolError as e:
                 self.last_error = e.code
-                await asyncio.sleep(self.backoff.next())
+                # the clock was just set from the backend's answer (a stale refusal): the
+                # batch goes again soon, not after a backoff for a failure
+                await asyncio.sleep(1 if self.clock_set else self.backoff.next())
             except OSError:  # httpclient turns network errors into SyncError: this is the flash
                 self.last_error = "flash.io"
                 await asyncio.sleep(self.backoff.next())

@@ -27,11 +27,13 @@ def server():
 def reader(server, tmp_path):
     r = SimReader("R1", server.key_hex, server.url, tmp_path / "R1", sync_interval=1,
                   log=tmp_path / "R1.log").start()
-    # the first sync brings rules and directory
-    wait_for(lambda: r.status()["directory"] == server.directory_version and r.status()["rules"] == 3,
-             what="first sync")
-    yield r
-    r.stop()
+    try:
+        # the first sync brings rules and directory
+        wait_for(lambda: r.status()["directory"] == server.directory_version and r.status()["rules"] == 3,
+                 what="first sync")
+        yield r
+    finally:
+        r.stop()
 
 
 

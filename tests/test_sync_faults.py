@@ -17,6 +17,13 @@ Then the server is honest again and the reader must catch up by itself: pending 
 server's rules and directory versions, and at the server exactly the receipts sold, each
 under the seq the till was told.
 
+A spoiled answer is signed like an honest one (X-Signature over the request's nonce,
+the status and the bytes sent: a backend with a bug, not an impostor), so the reader's
+checks behind the signature are what is tested; the forgeries (no signature, another
+key, another request's nonce, a signature of other bytes or another status, an old
+answer replayed) must all stop at the signature: sync.signature, nothing released or
+loaded.
+
 Catching up takes the reader's backoff (a random 0-4 s after one failure), so a few
 readers take turns: while one recovers from its fault the next reader gets the next
 fault. `ShopFloor.take()` hands out a reader only after it caught up from its previous
@@ -34,6 +41,7 @@ import pytest
 
 import shop
 from protocol.canonical import encode
+from protocol.records import body_digest, sign_answer
 from simboard import SimReader, wait_for
 from syncserver import SyncServer
 
@@ -66,6 +74,7 @@ class FaultyServer(SyncServer):
         self.faults = {}  # (reader, kind) -> (fault, ctx); kind: batch, rules, directory
         self.hits = []  # (reader, kind, last seq in the batch or 0): faults the reader read
         self.posts = {}  # reader -> batches received (to see how often a reader comes)
+        self.answers = {}  # (reader, kind) -> (status, body, signature) of the last honest answer
         self.httpd.RequestHandlerClass = _spoiling(self, self.httpd.RequestHandlerClass)
 
     def spoil(self, reader, kind, fault, ctx):
@@ -121,11 +130,20 @@ def _spoiling(server, Base):
                 return 0
             return records[-1]["seq"] if records else 0
 
+        def signature(self, status, data, nonce=None):
+            """The server's X-Signature of `data` sent with `status` in answer to this request
+            (or to the request with `nonce`)."""
+            return server.answer_signature(self.headers.get("X-Reader", ""),
+                                           nonce or self.headers.get("X-Nonce", ""), status, data)
+
         def _send(self, code, obj):
+            data = obj if isinstance(obj, bytes) else encode(obj)
             if self.fault is None:
+                with server.lock:  # kept for a replay later
+                    server.answers[(self.headers.get("X-Reader", ""), self.kind)] = (
+                        code, data, self.signature(code, data))
                 return super()._send(code, obj)
             fault, ctx = self.fault
-            data = obj if isinstance(obj, bytes) else encode(obj)
             spoiled = True
             try:
                 spoiled = fault(self, code, data, ctx) is not False
@@ -151,10 +169,16 @@ def _spoiling(server, Base):
 
 # -- ways to answer --------------------------------------------------------------------
 
-def send(h, body, status=b"HTTP/1.1 200 OK", length=True, pieces=1):
+def send(h, body, status=b"HTTP/1.1 200 OK", length=True, pieces=1, sig=True, honest=b""):
     """An HTTP answer written by hand; length: True (the right Content-Length), None (no
-    Content-Length: the body ends when the server closes) or the header's bytes."""
+    Content-Length: the body ends when the server closes) or the header's bytes; sig:
+    True (the server's signature of this status and body for this request), None (no
+    X-Signature) or sig(handler, status, body, honest body) giving its text."""
     head = status + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    code = int(status.split()[1])
+    signature = h.signature(code, body) if sig is True else None if sig is None else sig(h, code, body, honest)
+    if signature is not None:
+        head += b"X-Signature: " + signature.encode() + b"\r\n"
     if length is True:
         head += b"Content-Length: %d\r\n" % len(body)
     elif length is not None:
@@ -171,9 +195,49 @@ def raw(data):
     return lambda h, code, honest, ctx: h.wfile.write(data)
 
 
-def body(make, status=b"HTTP/1.1 200 OK", length=True, pieces=1):
+def body(make, status=b"HTTP/1.1 200 OK", length=True, pieces=1, sig=True):
     """Answer with make(honest answer bytes, ctx, handler) as the body."""
-    return lambda h, code, honest, ctx: send(h, make(honest, ctx, h), status, length, pieces)
+    return lambda h, code, honest, ctx: send(h, make(honest, ctx, h), status, length, pieces, sig, honest)
+
+
+def honest(b, c, h):
+    return b
+
+
+# -- forged signatures: what somebody without the reader's key can send ---------------
+
+OTHER_KEY = bytes(range(32))
+
+
+def key_of_another(h, status, data, honest):
+    return sign_answer(OTHER_KEY, h.headers["X-Nonce"], status, body_digest(data))
+
+
+def for_another_nonce(h, status, data, honest):
+    """The server's own signature of these bytes, made for another request."""
+    other = "%016x" % (int(h.headers["X-Nonce"], 16) ^ 1)
+    return h.signature(status, data, other)
+
+
+def of_the_honest_body(h, status, data, honest):
+    """A genuine signature, of the answer the server gave: the body sent is another."""
+    return h.signature(status, honest)
+
+
+def for_status(other):
+    """A genuine signature of these bytes, but for another HTTP status than the one sent."""
+    return lambda h, status, data, honest: h.signature(other, data)
+
+
+def garbage_signature(h, status, data, honest):
+    return "z" * 64
+
+
+def replayed(h, code, honest, ctx):
+    """The last honest answer of this kind to this reader, byte for byte with its signature."""
+    with ctx["server"].lock:
+        status, data, signature = ctx["server"].answers[(h.reader_id, h.kind)]
+    send(h, data, b"HTTP/1.1 %d Old" % status, sig=lambda *a: signature)
 
 
 def edit(change):
@@ -248,6 +312,10 @@ def second_page_garbled(h, code, honest, ctx):
     send(h, honest[:len(honest) // 2])
 
 
+def forged_tier(o, c, h):
+    o["rules"]["tiers"][-1]["bp"] = 10000  # everything free for the top tier
+
+
 def rules_of_version(v):
     def change(obj, ctx, h):
         obj["version"] = obj["rules"]["version"] = v(ctx)
@@ -284,6 +352,24 @@ FAULTS = [
           body(edit(setting("refused", {"code": "batch.lunch_break", "field": "", "detail": ""})))),
     Fault("refusal_field_not_text", "batch", "sync.response",
           body(edit(setting("refused", {"code": "batch.gap", "field": 7, "detail": ""})))),
+    # forged acknowledgements: valid JSON acknowledging every record the batch carried
+    Fault("forged_ack_unsigned", "batch", "sync.signature",
+          body(edit(acking(lambda c, h: h.batch_last() or c["acked"])), sig=None)),
+    Fault("forged_ack_other_key", "batch", "sync.signature",
+          body(edit(acking(lambda c, h: h.batch_last() or c["acked"])), sig=key_of_another)),
+    Fault("forged_ack_signature_not_hex", "batch", "sync.signature",
+          body(edit(acking(lambda c, h: h.batch_last() or c["acked"])), sig=garbage_signature)),
+    # the server's signature of its answer on a body that moves the reader's clock
+    Fault("ack_time_moved_under_honest_signature", "batch", "sync.signature",
+          body(edit(setting("time", lambda c, h: int(time.time()) + 7200)), sig=of_the_honest_body)),
+    # the server's signature of the same bytes for another request: a replayed answer
+    Fault("ack_signed_for_another_request", "batch", "sync.signature", body(honest, sig=for_another_nonce)),
+    Fault("old_ack_replayed", "batch", "sync.signature", replayed),
+    # a refusal (status 400) passed off as an acceptance, and the other way round
+    Fault("ack_signed_for_other_status", "batch", "sync.signature",
+          body(honest, status=b"HTTP/1.1 400 Bad Request", sig=for_status(200))),
+    Fault("refusal_signed_as_200", "batch", "sync.signature",
+          body(edit(refusing("batch.totals", "totals")), status=b"HTTP/1.1 400 Bad Request", sig=for_status(200))),
     # a refusal with a known code is no garbage: it is kept and shown, records stay
     Fault("refusal_known_code", "batch", "batch.signature",
           body(edit(refusing("batch.signature", "X-Signature")), status=b"HTTP/1.1 400 Bad Request")),
@@ -316,6 +402,12 @@ FAULTS = [
     Fault("rules_over_limit", "rules", "sync.too_long", body(lambda b, c, h: padded(ANSWER_LIMIT + 1))),
     Fault("rules_http_500", "rules", "sync.status",
           body(lambda b, c, h: b, status=b"HTTP/1.1 500 Internal Server Error")),
+    # forged rules (the top tier's rate 100 %) without the server's signature
+    Fault("rules_forged_unsigned", "rules", "sync.signature", body(edit(forged_tier), sig=None)),
+    Fault("rules_forged_other_key", "rules", "sync.signature", body(edit(forged_tier), sig=key_of_another)),
+    Fault("rules_forged_under_honest_signature", "rules", "sync.signature",
+          body(edit(forged_tier), sig=of_the_honest_body)),
+    Fault("rules_signed_for_another_request", "rules", "sync.signature", body(honest, sig=for_another_nonce)),
     # valid rules, but older than the reader's: a backend restored from an old backup
     Fault("rules_older_than_reader", "rules", "sync.response",
           body(edit(rules_of_version(lambda c: c["rules"] - 1)))),
@@ -342,6 +434,14 @@ FAULTS = [
     Fault("page_over_limit", "directory", "sync.too_long", body(lambda b, c, h: padded(PAGE_LIMIT + 1))),
     Fault("page_over_limit_no_length", "directory", "sync.too_long",
           body(lambda b, c, h: padded(PAGE_LIMIT + 600), length=None, pieces=5)),
+    # pages that are not the server's: its signature is over the body as received
+    Fault("page_unsigned", "directory", "sync.signature", body(honest, sig=None)),
+    Fault("page_other_key", "directory", "sync.signature", body(honest, sig=key_of_another)),
+    Fault("page_tier_raised_under_honest_signature", "directory", "sync.signature",
+          body(edit(entry_field(1, 255)), sig=of_the_honest_body)),
+    Fault("page_signed_for_another_request", "directory", "sync.signature", body(honest, sig=for_another_nonce)),
+    Fault("page_without_length_bad_signature", "directory", "sync.signature",
+          body(honest, length=None, pieces=3, sig=key_of_another)),
     Fault("page_http_500", "directory", "sync.status",
           body(lambda b, c, h: b, status=b"HTTP/1.1 500 Internal Server Error")),
     Fault("page_not_found", "directory", "sync.status", body(lambda b, c, h: b"{}", status=b"HTTP/1.1 404 Not Found")),
@@ -547,6 +647,106 @@ def test_ack_that_does_not_move_is_no_reason_to_hammer(floor):
     assert s["pending"] == SALES and s["sync_error"] == "", s
     assert 1 <= posts <= 2 / SYNC_INTERVAL + 2, "%d batches in 2 s" % posts
     floor.release(r, "ack that does not move")
+
+
+# a verified answer that refuses the batch, or acknowledges less than the reader knows is
+# stored (a backend restored from a backup): nothing released, the code shown, but newer
+# rules and cards still come down
+BATCH_PROBLEMS = [
+    ("refused", body(edit(refusing("batch.totals", "totals")), status=b"HTTP/1.1 400 Bad Request"),
+     "batch.totals"),
+    ("ack_backwards", body(edit(acking(lambda c, h: c["acked"] - 1))), "sync.response"),
+]
+
+
+@pytest.mark.parametrize("answer,code", [p[1:] for p in BATCH_PROBLEMS], ids=[p[0] for p in BATCH_PROBLEMS])
+def test_batch_problem_does_not_stop_rules_and_directory(floor, answer, code):
+    server = floor.server
+    r = floor.take()
+    before = r.status()
+    ctx = {"acked": before["next_seq"] - 1}
+    hits = server.hit_count()
+    server.spoil(r.reader, "batch", answer, ctx)  # before the new versions are announced
+    server.set_rules(shop.rules(version=server.rules["version"] + 1))
+    floor.card_changes()
+    floor.sell(r, SALES)
+    wait_for(lambda: server.hit_after(hits, r.reader, "batch", before["next_seq"]),
+             what="%s to read the batch answer" % r.reader)
+
+    def downloaded():
+        s = r.status()
+        return s["rules"] == server.rules["version"] and s["directory"] == server.directory_version and s
+    s = wait_for(downloaded, timeout=15, what="rules and cards after %s" % code)
+    s = settle(r, code)
+    assert s["sync_error"] == code, s
+    assert s["pending"] == SALES, s  # released nothing
+    assert (s["refused"] or {}).get("code") == (code if code.startswith("batch.") else None), s
+    assert r.alive() and "restarting" not in r.log.read_text()
+    floor.release(r, "batch problem " + code)
+
+
+def test_unknown_reader_gets_an_unsigned_refusal(floor, tmp_path):
+    """The server has no key for R9: its refusal cannot be signed, so the reader cannot tell
+    it from a forgery and releases nothing, whatever the answer says."""
+    server = floor.server
+    r = SimReader("R9", server.key_hex, server.url, tmp_path / "R9", sync_interval=SYNC_INTERVAL,
+                  log=tmp_path / "R9.log")
+    try:
+        r.start()
+        floor.sold["R9"] = {}
+        floor.sell(r, 1)
+        s = settle(r, "sync.signature", timeout=10)
+        assert s["sync_error"] == "sync.signature" and s["pending"] == 1, s
+        assert s["rules"] == 0 and s["directory"] == 0 and s["refused"] is None, s
+        with server.lock:
+            assert ("R9", "batch.reader") in [x[:2] for x in server.refusals]
+    finally:
+        r.stop()
+
+
+@pytest.mark.parametrize("skew", [7200, 120], ids=["2h_ahead", "2min_ahead"])
+def test_reader_takes_the_time_of_the_backend(tmp_path, skew):
+    """A reader's clock is not set by anyone (an ESP32 boots at 2000-01-01): the backend's
+    signed answers set it. 2 hours off, its first batch is refused as stale (the refusal
+    signed and carrying the server's time) and it tries again soon with the server's time;
+    2 minutes off, the server takes it and the reader still corrects its clock."""
+    key = shop.key_hex()
+    server = SyncServer(readers={"R1": bytes.fromhex(key)}, rules=shop.rules(), cards=shop.CARDS,
+                        clock_skew=skew).start()
+    r = SimReader("R1", key, server.url, tmp_path / "R1", sync_interval=SYNC_INTERVAL, log=tmp_path / "R1.log")
+    try:
+        r.start()
+        started = time.time()
+        # the stale refusal's round already brings rules and cards (signed with the new time);
+        # the next batch goes through
+        def synced():
+            s = r.status()
+            return s["rules"] == server.rules["version"] and s["sync_error"] == "" and s
+        s = wait_for(synced, timeout=20, what="first sync")
+        took = time.time() - started
+        assert abs(s["time"] - (time.time() + skew)) <= 3, (s["time"], time.time())
+        assert s["directory"] == server.directory_version and s["sync_error"] == "", s
+        # a receipt sold now carries the server's time and goes up at once
+        r.till.send(shop.basket("T1-0001"))
+        r.till.expect("ready")
+        r.cards.tap(shop.GOLD)
+        q = r.till.expect("quote")
+        r.till.send({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]})
+        seq = r.till.expect("committed")["seq"]
+        rec = wait_for(lambda: server.stored("R1").get(seq), what="the receipt at the server")
+        assert abs(rec["t"] - (time.time() + skew)) <= 3, rec["t"]
+        wait_for(lambda: "R1" in server.status, what="the reader's status at the server")
+        assert abs(server.status["R1"]["clock_drift"] - skew) <= 3, server.status["R1"]
+        with server.lock:
+            refused = [x[1] for x in server.refusals if x[0] == "R1"]
+        if skew > 300:
+            assert refused == ["batch.stale"], refused  # once: from then on the clock is right
+            assert took < 8, "%.1f s to sync after a stale refusal" % took
+        else:
+            assert refused == [], refused
+    finally:
+        r.stop()
+        server.stop()
 
 
 def test_every_reader_catches_up_after_its_last_fault(floor):

@@ -42,10 +42,11 @@ def micropython():
     return str(here) if here.exists() else "micropython"
 
 
-# The heap the whole firmware needs on the 64-bit unix port (asyncio, sockets, sync and
-# all modules loaded as .mpy): 192 KB, measured; see docs/memory.md. Twice the ESP32's
-# budget: pointers are 8 bytes here, and the bytecode is in the heap, not frozen.
-HEAP = "192k"
+# The heap the simulated board runs with: 256 KB. The board's flows pass down to about
+# 184-200 KB on this 64-bit unix port (asyncio, sockets, sync and all modules loaded as
+# .mpy); below that, fragmentation makes the sync task's answers fail now and then. The
+# ESP32's budget is about 100 KB: see docs/memory.md for the figures and the plan.
+HEAP = "256k"
 
 
 class _Listener:

@@ -4,8 +4,11 @@ The other end of the firmware's sync client for the firmware tests and `make dem
 until the Flask backend (its own issue) takes over: it checks signatures, timestamps
 and replays, checks every batch with protocol.batchcheck, stores each record once by
 (reader, seq) in memory, and serves rules and directory pages. Real HTTP on loopback.
+Every answer to a known reader, refusals included, is signed with that reader's key
+over the request's nonce (X-Signature, protocol.records.sign_answer); an unknown
+reader's refusal cannot be, and goes unsigned.
 
-    srv = SyncServer(readers={"R1": key}, rules=rules)
+    srv = SyncServer(readers={"R1": key}, rules=rules, clock_skew=0)
     srv.start()            # a thread; srv.url is http://127.0.0.1:<port>
     srv.stored("R1")       # {seq: record}
 """
@@ -20,7 +23,7 @@ from protocol.batchcheck import check_batch
 from protocol.canonical import encode
 from protocol.errors import ProtocolError
 from protocol.hmac256 import equal
-from protocol.records import GENESIS, body_digest, record_hash, sign
+from protocol.records import GENESIS, body_digest, record_hash, sign, sign_answer
 
 MAX_BODY = 256 * 1024
 HANG = 15  # seconds a hanging request is held (longer than the reader's timeout)
@@ -28,8 +31,9 @@ WINDOW = 300  # seconds a request's timestamp may differ from the server's clock
 
 
 class SyncServer:
-    def __init__(self, readers, rules=None, cards=(), port=0, store=None):
+    def __init__(self, readers, rules=None, cards=(), port=0, store=None, clock_skew=0):
         self.keys = dict(readers)
+        self.clock_skew = clock_skew  # seconds this server's clock is ahead (a test of readers' clocks)
         self.store = store  # a JSON-lines file of stored records, kept across runs (the demo)
         self.rules = rules
         self.records = {r: {} for r in self.keys}  # reader -> seq -> (record, hash)
@@ -90,6 +94,14 @@ class SyncServer:
                     f.write(encode(rec) + b"\n")
 
     # -- the protocol ----------------------------------------------------------------
+    def now(self):
+        return int(time.time()) + self.clock_skew
+
+    def answer_signature(self, reader, nonce, status, data):
+        """X-Signature of an answer to `reader`'s request with `nonce`; None for an unknown reader."""
+        key = self.keys.get(reader)
+        return None if key is None else sign_answer(key, nonce, status, body_digest(data))
+
     def contiguous(self, reader):
         recs = self.records[reader]
         seq = 0
@@ -105,13 +117,15 @@ class SyncServer:
             t = int(headers.get("X-Timestamp", ""))
         except ValueError:
             raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
-        if abs(t - time.time()) > WINDOW:
-            raise ProtocolError("batch.stale", "X-Timestamp", "more than %d s from server time" % WINDOW)
         nonce = headers.get("X-Nonce", "")
         want = sign(self.keys[reader], method, path, t, nonce, body_digest(body))
         got = headers.get("X-Signature", "")
         if not equal(want.encode(), got.encode()):
             raise ProtocolError("batch.signature", "X-Signature", "does not verify")
+        # checked after the signature: the stale refusal carries the server's time, which
+        # the reader adopts, so it goes only to a request the reader really signed
+        if abs(t - self.now()) > WINDOW:
+            raise ProtocolError("batch.stale", "X-Timestamp", "more than %d s from server time" % WINDOW)
         if (reader, nonce) in self.seen:
             raise ProtocolError("batch.replay", "X-Nonce", "request already seen")
         self.seen.add((reader, nonce))
@@ -120,7 +134,7 @@ class SyncServer:
     def answer(self, reader, refused=None):
         ack = self.contiguous(reader)[0] if reader in self.records else 0
         return {"ack": ack, "refused": refused, "rules": self.rules["version"] if self.rules else 0,
-                "directory": self.directory_version, "time": int(time.time())}
+                "directory": self.directory_version, "time": self.now()}
 
     def batch(self, reader, body):
         with self.lock:
@@ -160,6 +174,10 @@ def _handler(server):
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            signature = server.answer_signature(self.headers.get("X-Reader", ""),
+                                                self.headers.get("X-Nonce", ""), code, data)
+            if signature is not None:
+                self.send_header("X-Signature", signature)
             self.end_headers()
             self.wfile.write(data)
 
@@ -186,7 +204,7 @@ def _handler(server):
                 with server.lock:
                     server.refusals.append((reader, e.code, e.field, e.detail))
                     ans = server.answer(reader, e.as_dict()) if reader in server.keys else \
-                        {"ack": 0, "refused": e.as_dict(), "rules": 0, "directory": 0, "time": int(time.time())}
+                        {"ack": 0, "refused": e.as_dict(), "rules": 0, "directory": 0, "time": server.now()}
                 self._send(409 if e.code in ("batch.gap", "batch.chain") else 400, ans)
 
         def do_POST(self):

@@ -28,6 +28,8 @@ card.blocked|Carta bloccata|Card blocked
 card.unreadable|Carta illeggibile|Card unreadable
 card.unknown|Carta non in elenco: tier base|Card not in directory: base tier
 disc.journal_full|Memoria piena: nessuno sconto|Journal full: no discount
+disc.memory|Memoria esaurita: no sconto|Out of memory: no discount
+disc.too_large|Scontrino troppo lungo: no sconto|Receipt too long to record: no discount
 disc.journal_error|Errore memoria: sconto annullato|Journal write failed: discount withdrawn
 disc.stale_rules|Sync scaduto: solo sconto base|Sync too old: base discount only
 disc.no_rules|Regole assenti: nessuno sconto|No rules loaded: no discount
@@ -48,6 +50,7 @@ sync.response|Risposta sync non valida|Malformed sync response
 sync.memory|Memoria insufficiente|No memory for the answer
 sync.too_long|Risposta sync troppo lunga|Sync response too long
 sync.network|Rete non disponibile|Network unreachable
+sync.signature|Risposta non autenticata|Answer not authenticated
 batch.signature|Firma del lotto non valida|Bad batch signature
 batch.stale|Orario del lotto fuori finestra|Batch timestamp outside the window
 batch.replay|Richiesta ripetuta|Replayed request

@@ -11,6 +11,8 @@ bytes without decoding them:
 
 The request is signed: HMAC-SHA256 under the reader's key over
     METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" NONCE "\\n" hex(SHA-256(body))
+and so is the backend's answer, under the same key, bound to that request's nonce:
+    "ANSWER" "\\n" NONCE "\\n" HTTP-STATUS "\\n" hex(SHA-256(answer body))
 
     >>> rec = make_record("sale", reader="R1", seq=1, prev=GENESIS, t=1700000000, card="42",
     ...                   tier=1, lines=[], gross=0, discount=0, disc=[], rules=1)
@@ -137,6 +139,18 @@ def sign(key, method, path, timestamp, nonce, body_sha256_hex):
     the same body in the same second differ, so the server can refuse a replay by it.
     """
     return hexstr(hmac_sha256(key, string_to_sign(method, path, timestamp, nonce, body_sha256_hex)))
+
+
+def sign_answer(key, nonce, status, body_sha256_hex):
+    """Hex HMAC-SHA256 for the X-Signature header of the backend's answer to a request.
+
+    Only the holder of the reader's key can make it, so nobody else on the store network
+    can acknowledge records (the reader would delete them) or hand it rules. The request's
+    nonce binds it to that one request: an answer recorded earlier does not verify for a
+    new request. The status is covered so a refusal cannot pass for an acceptance.
+    "ANSWER" keeps it apart from a request signature made with the same key.
+    """
+    return hexstr(hmac_sha256(key, ("ANSWER\n%s\n%d\n%s" % (nonce, status, body_sha256_hex)).encode()))
 
 
 def body_digest(body):

@@ -14,7 +14,7 @@ from protocol.compat import MICROPYTHON
 from protocol.errors import ProtocolError, known
 from protocol.hmac256 import hmac_sha256
 from protocol.records import (GENESIS, batch_body, batch_parts, body_digest, check_record,
-                              make_record, record_hash, sign)
+                              make_record, record_hash, sign, sign_answer)
 
 T0 = 1790000000
 STATUS = {"pending": 3, "journal": "ok", "firmware": "0.1.0"}
@@ -193,6 +193,52 @@ def test_signature_matches_documented_string():
                   sign(key, "POST", path, T0, nonce, _hex_sha256(b"")),
                   sign(bytes(32), "POST", path, T0, nonce, digest)):
         assert other != got, other
+
+
+def test_answer_signature_matches_documented_string():
+    """The backend's answer: HMAC over "ANSWER" LF nonce LF status LF hex(SHA-256(body))."""
+    key = bytes(range(32))
+    body = b'{"ack":17,"directory":3,"refused":null,"rules":5,"time":1790000000}'
+    nonce = "0123456789abcdef"
+    text = ("ANSWER\n" + nonce + "\n200\n" + _hex_sha256(body)).encode()
+    want = hexlify(hmac_sha256(key, text)).decode()
+    got = sign_answer(key, nonce, 200, body_digest(body))
+    eq(got, want, "answer signature")
+    eq(len(got), 64, "hex digits")
+    if not MICROPYTHON:
+        import hmac
+
+        eq(got, hmac.new(key, text, "sha256").hexdigest(), "answer signature (CPython hmac)")
+
+
+def test_answer_signature_fails_on_other_nonce_status_body_or_key():
+    key = bytes(range(32))
+    body = b'{"ack":17,"directory":3,"refused":null,"rules":5,"time":1790000000}'
+    nonce = "0123456789abcdef"
+    good = sign_answer(key, nonce, 200, body_digest(body))
+    forged = body.replace(b'"ack":17', b'"ack":99')
+    others = {
+        "another request's nonce": sign_answer(key, "0123456789abcdee", 200, body_digest(body)),
+        "a refusal's status": sign_answer(key, nonce, 400, body_digest(body)),
+        "another body": sign_answer(key, nonce, 200, body_digest(forged)),
+        "one byte more": sign_answer(key, nonce, 200, body_digest(body + b" ")),
+        "another key": sign_answer(bytes(32), nonce, 200, body_digest(body)),
+        # the request signature of the same key never passes for an answer's
+        "a request's signature": sign(key, "ANSWER", nonce, 200, "", body_digest(body)),
+    }
+    for what in others:
+        assert others[what] != good, what
+    # the reader's check: constant-time compare of the hex text, as it arrives in the header
+    from protocol.hmac256 import equal
+
+    assert equal(good.encode(), sign_answer(key, nonce, 200, body_digest(bytearray(body))).encode())
+    for what in others:
+        assert not equal(good.encode(), others[what].encode()), what
+    assert not equal(good.encode(), b""), "no signature"
+    # the digest of a page in a larger buffer: a memoryview of the bytes received
+    buf = bytearray(4096)
+    buf[:len(body)] = body
+    eq(body_digest(memoryview(buf)[:len(body)]), body_digest(body), "digest through a memoryview")
 
 
 # -- the backend's check ---------------------------------------------------------------
