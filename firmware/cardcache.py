@@ -162,6 +162,20 @@ def erase(root):
     _remove(root + _FILE)
 
 
+def _checked(page):
+    """(from, to, packed 10-byte records) of a page, checked again on the reader's side."""
+    from protocol import delta
+
+    first = delta.version_number(page["from"], "from")
+    last = delta.version_number(page["to"], "to")
+    records = page["entries"]
+    if isinstance(records, (bytes, bytearray, memoryview)):
+        delta.check_records(records)
+    else:
+        records = delta.pack_entries(records)
+    return first, last, records
+
+
 class CardCache:
     """The directory under the folder `root`: .version, .count, lookup(), apply().
 
@@ -327,15 +341,9 @@ class CardCache:
         against this directory's version (DeltaError 'delta.version', 'delta.format',
         'delta.order'); on any error the directory and version stay as they were.
         """
+        first, last, records = _checked(page)
         from protocol import delta
 
-        first = delta.version_number(page["from"], "from")
-        last = delta.version_number(page["to"], "to")
-        records = page["entries"]
-        if isinstance(records, (bytes, bytearray, memoryview)):
-            delta.check_records(records)
-        else:
-            records = delta.pack_entries(records)
         delta.check_versions(first, last, self.version, len(records) > 0)
         if last == self.version:
             return last  # nothing changed: no flash write
@@ -363,15 +371,7 @@ class CardCache:
         Until then lookups see the old directory; after an error or a power cut the load
         starts again from its first page (cancel_load()).
         """
-        from protocol import delta
-
-        first = delta.version_number(page["from"], "from")
-        last = delta.version_number(page["to"], "to")
-        records = page["entries"]
-        if isinstance(records, (bytes, bytearray, memoryview)):
-            delta.check_records(records)
-        else:
-            records = delta.pack_entries(records)
+        first, last, records = _checked(page)
         if first != 0:
             raise DeltaError("delta.version", "from", "a full load says from 0, this page %d" % first)
         if self._load is None:
