@@ -28,28 +28,35 @@ def split_url(url):
     return host, int(port or 80), prefix
 
 
+# The head of every answer is read into this one buffer (the sync task makes one request
+# at a time): growing a bytes object chunk by chunk left small holes all over the heap.
+_HEAD_BUF = bytearray(MAX_HEAD + 4)
+
+
 async def _read_head(reader):
     """The status line and headers (at most MAX_HEAD bytes), and the body bytes read with them.
 
     Read in chunks, not by readline: MicroPython's readline has no limit, and a line
     without end from a broken server would fill the heap.
     """
-    head = b""
+    buf = _HEAD_BUF
+    view = memoryview(buf)
+    n = 0
     while True:
-        end = head.find(b"\r\n\r\n")
+        end = buf.find(b"\r\n\r\n", 0, n)
         if end >= 0:
-            return head[:end + 2], head[end + 4:]
-        end = head.find(b"\n\n")  # bare LF line ends, as lenient clients accept
+            return bytes(view[:end + 2]), bytes(view[end + 4:n])
+        end = buf.find(b"\n\n", 0, n)  # bare LF line ends, as lenient clients accept
         if end >= 0:
-            return head[:end + 1], head[end + 2:]
-        if len(head) >= MAX_HEAD:
+            return bytes(view[:end + 1]), bytes(view[end + 2:n])
+        if n >= MAX_HEAD:
             raise SyncError("sync.http", "headers", "longer than %d bytes" % MAX_HEAD)
-        chunk = await reader.read(min(CHUNK, MAX_HEAD + 4 - len(head)))
-        if not chunk:
-            if b"\n" not in head:
-                raise SyncError("sync.http", "status", "bad status line %r" % head[:40])
+        got = await reader.readinto(view[n:min(n + CHUNK, len(buf))])
+        if not got:
+            if buf.find(b"\n", 0, n) < 0:
+                raise SyncError("sync.http", "status", "bad status line %r" % bytes(view[:min(n, 40)]))
             raise SyncError("sync.http", "headers", "connection closed in the headers")
-        head += chunk
+        n += got
 
 
 async def _read_body(reader, first, clen, max_answer, into=None):
