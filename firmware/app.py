@@ -210,9 +210,13 @@ class Checkout:
             if b'"ref":%d,' % ref not in data:  # most records are not about this sale
                 continue
             rec = canonical.decode(data)
-            if rec.get("ref") == ref and len(rec.get("returning", ())) == n:
-                for i in range(n):
-                    held[i] += rec["returning"][i]
+            if rec.get("ref") != ref:
+                continue
+            if len(rec.get("returning", ())) != n:
+                raise TillError("till.field", "sale.lines", "sale %d had %d lines, not %d" % (
+                    ref, len(rec.get("returning", ())), n))
+            for i in range(n):
+                held[i] += rec["returning"][i]
         return held
 
     # -- card side --------------------------------------------------------------------
@@ -220,11 +224,7 @@ class Checkout:
         """A card was read. Returns the quote for the till (or nothing when no basket waits)."""
         if self.state == QUOTED:
             # a second tap while the till has the quote: show the quote again, change nothing
-            q = self.quote
-            if q["discount"]:
-                self.screen.show("discount", amount=q["discount"])
-            else:
-                self.screen.show("no_discount", reason=q["note"] or "disc.no_rules")
+            self._show_quote(self.quote)
             return []
         if self.state != BASKET:
             self.screen.show("wait_basket")
@@ -263,7 +263,7 @@ class Checkout:
             if result["stale"] and not note:
                 note = "disc.stale_rules"
             size = _record_bound(lines, result["disc"])
-            if size > MAX_RECORD:
+            if size + 16 > MAX_RECORD:  # the journal keeps 16 bytes for seq's digits
                 result, note = self._nothing(lines), "disc.too_large"
             elif not self.journal.room_for(size):
                 result, note = self._nothing(lines), "disc.journal_full"
@@ -272,15 +272,20 @@ class Checkout:
         self.quote = {"quote": qid, "card": card, "tier": tier, "gross": result["gross"], "note": note,
                       "discount": result["discount"], "disc": result["disc"], "rules": self.rules.version}
         self.state = QUOTED
+        self._show_quote(self.quote)
         if result["discount"]:
-            self.screen.show("discount", amount=result["discount"])
             self.signals.append("ok")
         else:
-            self.screen.show("no_discount", reason=note or "disc.no_rules")
             self.signals.append("warn" if note != "card.blocked" else "error")
         return [{"type": "quote", "quote": qid, "receipt": self.basket["receipt"], "card": masked(card),
                  "tier": tier, "gross": result["gross"], "discount": result["discount"],
                  "disc": result["disc"], "capped": result.get("capped", []), "note": note}]
+
+    def _show_quote(self, q):
+        if q["discount"]:
+            self.screen.show("discount", amount=q["discount"])
+        else:
+            self.screen.show("no_discount", reason=q["note"] or "disc.no_rules")
 
     def _nothing(self, lines):
         return {"gross": engine.gross(lines), "discount": 0, "disc": [], "capped": [], "stale": False,

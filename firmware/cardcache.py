@@ -365,7 +365,7 @@ class CardCache:
         """One page of a full load; returns the version in force afterwards.
 
         A full load is the backend's whole directory sorted by card number, in pages that
-        all say `from` 0 and the same `to` (docs/directory.md). It goes into a new file,
+        all say `from` 0 (docs/directory.md); it ends at the version its first page names. It goes into a new file,
         page after page, which replaces the old directory with one rename after the last
         page (`more` false): 100,000 cards cost one 1 MB write instead of a merge per page.
         Until then lookups see the old directory; after an error or a power cut the load
@@ -378,9 +378,12 @@ class CardCache:
             _remove(self.root + _TEMP)
             self._load = _Writer(self.root, last, bytearray(_REC * 20))
             self._load_last[:] = bytes(8)
-        elif last != self._load.version:
+        elif last < self._load.version:
             self.cancel_load()
-            raise DeltaError("delta.version", "to", "pages of one full load name one version")
+            raise DeltaError("delta.version", "to", "a full load's version never goes back")
+        # a later page may name a later version (cards changed during the load): the load
+        # takes its first page's version, and the deltas from there bring every change
+        # again; applying a change twice is harmless
         out = self._load
         if len(records) and out.count and bytes(records[0:8]) <= bytes(self._load_last):
             self.cancel_load()

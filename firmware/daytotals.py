@@ -63,11 +63,15 @@ class DayTotals:
             return 1 << 40
         return self._used.get(_key(card), 0)
 
-    def add(self, card, cents, t, seq=0):
-        """Count a committed sale; records of an earlier day and already counted seqs are ignored."""
-        if seq and seq <= self.upto:
-            return
-        if day_of(t) < self.day:
+    def add(self, card, cents, t, seq=0, replay=False):
+        """Count a committed sale against its card's day.
+
+        replay: the sale is re-read from the journal at start-up; seqs the saved file has
+        counted, and sales of an earlier day, are skipped. A live sale always counts, in
+        the latest day seen: a clock that is behind (an ESP32 before its first sync)
+        must not let sales slip past the limit.
+        """
+        if replay and ((seq and seq <= self.upto) or day_of(t) < self.day):
             return
         self._roll(t)
         k = _key(card)

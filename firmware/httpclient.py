@@ -65,7 +65,6 @@ async def _read_body(reader, first, clen, max_answer, into=None):
     With `into` (a buffer allocated once) the body is read into it and its size returned.
     """
     if into is not None:
-        n = 0
         view = memoryview(into)
         n = len(first)
         if n > len(into):
@@ -176,8 +175,9 @@ async def request(host, port, method, path, headers, pieces=(), length=0, timeou
                   into=None):
     """(status, body, signature). Network trouble becomes SyncError('sync.network'), a bad answer 'sync.http'.
 
-    With `into`, a bytearray allocated once, the body goes there and (status, size) is
-    returned: the answers that come in series (directory pages) need no new block each.
+    With `into`, a bytearray allocated once, the body goes there and (status, size,
+    signature) is returned: the answers that come in series (directory pages) need no new
+    block each.
     `signature` is the answer's X-Signature header as bytes (b"" when there is none).
     """
     if into is not None:

@@ -208,7 +208,7 @@ class SyncClient:
                     return
                 entries = page["entries"]
                 if not len(entries):
-                    raise SyncError("sync.response", "entries", "a page followed by more is not empty")
+                    raise SyncError("sync.response", "entries", "a page that says more must not be empty")
                 after = int.from_bytes(bytes(entries[len(entries) - 10:len(entries) - 2]), "big")
         except BaseException:
             self.cards.cancel_load()
@@ -240,23 +240,26 @@ class SyncClient:
         if abs(drift) > CLOCK_SLACK or refused and refused["code"] == "batch.stale":
             self.clock.adjust(drift)  # board.now, the clock of receipts and status too
             self.clock_drift = drift
-            self.clock_set = abs(drift) > CLOCK_SLACK
+            self.clock_set = True  # the batch goes again soon, with the clock put right
         problem = refused and SyncError(refused["code"], refused["field"], refused["detail"])
         try:
             self.released = self._acknowledged(ack)
         except SyncError as e:
             problem = problem or e
-        try:
-            # the directory first: its parser (12 KB of code) is loaded while the heap is
-            # least cut up; a rules fetch leaves the new rules scattered through it
-            if ack["directory"] > self.cards.version:
+        # the directory first: its parser (12 KB of code) is loaded while the heap is least
+        # cut up; a rules fetch leaves the new rules scattered through it. Each download
+        # is tried even when the other failed (a new reader without rules grants nothing);
+        # the first problem is the error shown, and a failed download comes again next round
+        if ack["directory"] > self.cards.version:
+            try:
                 await self.fetch_directory(ack["directory"])
-            if ack["rules"] > self.rules.version:
+            except ProtocolError as e:
+                problem = problem or e
+        if ack["rules"] > self.rules.version:
+            try:
                 await self.fetch_rules()
-        except ProtocolError:
-            if not problem:
-                raise
-            # the batch problem stays the error shown; the download comes again next round
+            except ProtocolError as e:
+                problem = problem or e
         if problem:
             raise problem
         self.rules.synced(self.clock())

@@ -136,13 +136,13 @@ def _spoiling(server, Base):
             return server.answer_signature(self.headers.get("X-Reader", ""),
                                            nonce or self.headers.get("X-Nonce", ""), status, data)
 
-        def _send(self, code, obj):
+        def _send(self, code, obj, signed=False):
             data = obj if isinstance(obj, bytes) else encode(obj)
             if self.fault is None:
                 with server.lock:  # kept for a replay later
                     server.answers[(self.headers.get("X-Reader", ""), self.kind)] = (
                         code, data, self.signature(code, data))
-                return super()._send(code, obj)
+                return super()._send(code, obj, signed)
             fault, ctx = self.fault
             spoiled = True
             try:

@@ -109,7 +109,10 @@ class SyncServer:
             seq += 1
         return seq, (recs[seq][1] if seq else GENESIS)
 
-    def authenticate(self, method, path, headers, body):
+    def authenticate(self, method, path, headers, body, verified):
+        """The reader of a well signed request; `verified` (a list) gets True once its
+        signature checked out: only then is the answer signed, so an unsigned request
+        cannot make the server sign what an attacker wants the reader to believe."""
         reader = headers.get("X-Reader", "")
         if reader not in self.keys:
             raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader)
@@ -122,6 +125,7 @@ class SyncServer:
         got = headers.get("X-Signature", "")
         if not equal(want.encode(), got.encode()):
             raise ProtocolError("batch.signature", "X-Signature", "does not verify")
+        verified.append(True)
         # checked after the signature: the stale refusal carries the server's time, which
         # the reader adopts, so it goes only to a request the reader really signed
         if abs(t - self.now()) > WINDOW:
@@ -169,14 +173,14 @@ def _handler(server):
         def log_message(self, *args):
             pass
 
-        def _send(self, code, obj):
+        def _send(self, code, obj, signed=False):
             data = obj if isinstance(obj, bytes) else encode(obj)
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            signature = server.answer_signature(self.headers.get("X-Reader", ""),
-                                                self.headers.get("X-Nonce", ""), code, data)
-            if signature is not None:
+            signature = signed and server.answer_signature(self.headers.get("X-Reader", ""),
+                                                           self.headers.get("X-Nonce", ""), code, data)
+            if signature:
                 self.send_header("X-Signature", signature)
             self.end_headers()
             self.wfile.write(data)
@@ -196,16 +200,17 @@ def _handler(server):
                 time.sleep(HANG)  # a backend that takes the request and never answers
                 self.close_connection = True
                 return
+            verified = []
             try:
                 body = self._body() if method == "POST" else b""
-                reader = server.authenticate(method, self.path, self.headers, body)
-                self._send(200, work(reader, body))
+                reader = server.authenticate(method, self.path, self.headers, body, verified)
+                self._send(200, work(reader, body), signed=True)
             except ProtocolError as e:
                 with server.lock:
                     server.refusals.append((reader, e.code, e.field, e.detail))
                     ans = server.answer(reader, e.as_dict()) if reader in server.keys else \
                         {"ack": 0, "refused": e.as_dict(), "rules": 0, "directory": 0, "time": server.now()}
-                self._send(409 if e.code in ("batch.gap", "batch.chain") else 400, ans)
+                self._send(409 if e.code in ("batch.gap", "batch.chain") else 400, ans, signed=bool(verified))
 
         def do_POST(self):
             if urlsplit(self.path).path != "/api/v1/sync/batch":

@@ -165,6 +165,9 @@ def test_returns_are_checked_against_what_this_reader_holds():
         ans = s.co.till({"type": "void", "seq": c["seq"], "sale": sale}, NOW)[0]
         eq((ans["type"], ans["field"]), ("error", "returned[0]"), "voided twice")
         eq(s.journal.stats()["next_seq"], 3, "sale and one void journaled")
+        longer = {"lines": basket(4)["lines"], "disc": q["disc"], "card": GOLD, "tier": 2}
+        ans = s.co.till({"type": "void", "seq": c["seq"], "sale": longer}, NOW)[0]
+        eq((ans.get("code"), ans.get("field")), ("till.field", "sale.lines"), "a sale with a line added")
         ans = s.co.till({"type": "void", "seq": c["seq"], "sale": sale, "returned": [1, 2, 3]}, NOW)[0]
         eq((ans.get("code"), ans.get("field")), ("till.field", "returned"), "nothing left to void")
         ans = s.co.till({"type": "void", "seq": c["seq"], "sale": sale, "returned": [2, 2, 3]}, NOW)[0]

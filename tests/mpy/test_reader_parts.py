@@ -61,8 +61,11 @@ def test_day_totals_per_card_per_day():
         eq((days.used(GOLD, tomorrow), days.used(SILVER, tomorrow)), (0, 0), "next day")
         days.add(GOLD, 70, tomorrow, seq=4)
         # a record of yesterday counted late (at start-up, from the journal) changes nothing
-        days.add(GOLD, 500, NOON, seq=5)
+        days.add(GOLD, 500, NOON, seq=5, replay=True)
         eq(days.used(GOLD, tomorrow + 60), 70, "yesterday's record ignored")
+        # a live sale with the clock a day behind counts all the same, in the latest day
+        days.add(GOLD, 200, NOON, seq=6)
+        eq(days.used(GOLD, tomorrow + 60), 270, "a sale while the clock is behind")
 
 
 def test_day_totals_saved_and_reloaded():
@@ -78,14 +81,14 @@ def test_day_totals_saved_and_reloaded():
         eq((again.used(GOLD, NOON + 60), again.used(SILVER, NOON + 60)), (150, 45), "reloaded")
         # start-up recount from the journal: records up to 3 are in the file already
         for seq in (1, 2, 3):
-            again.add(GOLD, 1000, NOON, seq=seq)
-        again.add(GOLD, 10, NOON, seq=4)
+            again.add(GOLD, 1000, NOON, seq=seq, replay=True)
+        again.add(GOLD, 10, NOON, seq=4, replay=True)
         eq(again.used(GOLD, NOON + 60), 160, "only seq 4 counted again")
         # a later save with a lower ack never lowers what was counted
         again.save(2)
         third = DayTotals(path)
-        third.add(GOLD, 1000, NOON, seq=3)
-        third.add(GOLD, 5, NOON, seq=5)
+        third.add(GOLD, 1000, NOON, seq=3, replay=True)
+        third.add(GOLD, 5, NOON, seq=5, replay=True)
         eq(third.used(GOLD, NOON + 60), 165, "upto kept at 3")
         # reloaded on the next day: yesterday's totals do not count
         eq(DayTotals(path).used(GOLD, NOON + DAY), 0, "file of yesterday")
