@@ -156,16 +156,19 @@ def main():
                 status_table(readers, server)
             time.sleep(args.pause)
         deadline = time.time() + 30
+        pending = -1
         while not stop and time.time() < deadline:
-            pending = 0
-            for r in readers:
-                pending += r.status()["pending"]
+            pending = sum(r.status()["pending"] for r in readers)
             if not pending:
                 break
             time.sleep(0.5)
         status_table(readers, server)
         total = sum(len(server.stored(r)) for r in names)
-        print("every reader in sync: %d receipts stored at the server, each once" % total)
+        if pending == 0:
+            print("every reader in sync: %d receipts stored at the server, each once" % total)
+        else:
+            print("%d receipts stored at the server; %s receipts still on the readers (see the logs in %s)"
+                  % (total, pending if pending > 0 else "some", DATA))
     finally:
         for r in readers:
             r.stop()
