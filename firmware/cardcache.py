@@ -351,15 +351,10 @@ class CardCache:
         out = _Writer(self.root, last, bytearray(_REC * 20))
         try:
             self._merge(memoryview(records), out)
-            self.close()
-            out.commit()
         except BaseException:
             out.abandon()
-            if self._f is None:
-                self._open()
             raise
-        self._open()
-        return self.version
+        return self._replace(out)
 
     def load_page(self, page):
         """One page of a full load; returns the version in force afterwards.
@@ -394,15 +389,24 @@ class CardCache:
                     out.add_record(records[at:at + _REC])
             if len(records):
                 self._load_last[:] = records[len(records) - _REC:len(records) - 2]
-            if page["more"]:
-                return self.version
-            self.close()
-            self._load = None
-            out.commit()
         except BaseException:
             self.cancel_load()
-            if self._f is None:
-                self._open()
+            raise
+        if page["more"]:
+            return self.version
+        self._load = None
+        return self._replace(out)
+
+    def _replace(self, out):
+        """Put the new file `out` in place of the directory and read it; the version after.
+
+        On failure the old file stays, and is read again."""
+        self.close()
+        try:
+            out.commit()
+        except BaseException:
+            out.abandon()
+            self._open()
             raise
         self._open()
         return self.version
