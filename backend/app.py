@@ -1,0 +1,87 @@
+"""The Flask app factory: `flask --app backend.app run`, or a WSGI server (backend/serve.py).
+
+Defaults first, then the instance folder's `config.py`, then `test_config`; the database
+and the session secret live in the instance folder, never in the repository.
+
+    app = create_app({"DATABASE": "/tmp/x.db"})
+
+Blueprints: `syncapi` (the readers' sync API, /api/v1/sync/...), `auth` (managers'
+login), `dashboard` (stores overview and reader pages, each with a JSON twin).
+"""
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, g
+
+from backend import db as dbmod
+
+DEFAULTS = {
+    "DATABASE": None,             # default: <instance>/loyalty.db
+    "MAX_BATCH_BYTES": 256 * 1024,  # docs/protocol.md: a body over 256 KiB is refused
+    "TIMESTAMP_WINDOW": 300,      # seconds a request's X-Timestamp may differ from our clock
+    "LAGGING_AFTER": 300,         # seconds: no contact, or pending receipts this old -> lagging
+    "OFFLINE_AFTER": 1800,        # seconds without contact -> offline
+    "SAMPLE_EVERY": 300,          # seconds between pending-receipt samples for the chart
+    "REFRESH_SECONDS": 10,        # the dashboard reloads itself this often
+    "SESSION_COOKIE_SAMESITE": "Lax",  # the managers' session cookie (HttpOnly is Flask's default)
+}
+
+
+def _shared_path():
+    # `protocol` is the shared package (shared/protocol); the backend imports it as is
+    import sys
+    shared = str(Path(__file__).resolve().parent.parent / "shared")
+    if shared not in sys.path:
+        sys.path.insert(0, shared)
+
+
+_shared_path()
+
+
+def _secret_key(instance):
+    """The session secret: made once, kept in the instance folder, readable by us only."""
+    path = Path(instance) / "secret_key"
+    if not path.exists():
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def create_app(test_config=None):
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    instance = os.environ.get("LOYALTY_INSTANCE")
+    if instance:
+        app.instance_path = os.path.abspath(instance)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config["DATABASE"]:
+        app.config["DATABASE"] = os.environ.get("LOYALTY_DB") or os.path.join(app.instance_path, "loyalty.db")
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+
+    from backend import auth, cli, dashboard, syncapi
+    app.register_blueprint(syncapi.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    cli.register(app)
+    app.teardown_appcontext(close_db)
+    return app
+
+
+def get_db():
+    """The request's database connection (opened on first use, closed at teardown)."""
+    from flask import current_app
+    if "db" not in g:
+        g.db = dbmod.connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(_exc=None):
+    db = g.pop("db", None)
+    if db is not None:
+        db.conn.close()

@@ -1,0 +1,155 @@
+"""The backend's database: SQLite through sqlite-utils, in WAL mode, with its schema.
+
+The schema is created and changed only by `migrate()` (the `init-db` command runs it),
+one numbered step at a time, each recorded in the `meta` table, so an old database is
+brought forward and a new one built with the same steps.
+
+    db = connect("instance/loyalty.db")   # sqlite_utils.Database, WAL, foreign keys on
+    migrate(db)                             # -> the schema version now in force
+
+Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-DD):
+  meta           key -> value: schema_version, rules_version, directory_version
+  stores         id, name, tz (IANA zone: days and the dashboard's times are local)
+  readers        id, store_id, key_hex, and what the reader last told us (sync state)
+  receipts       one row per journal record, exactly once by (reader_id, seq)
+  day_totals     per store and local day: sales count, gross, discount (kept at ingestion)
+  batches        every batch POST: accepted or refused, with its reason
+  refusals       every refused sync request, also of unknown readers and GETs
+  nonces         (reader_id, nonce) seen within the timestamp window: replays refused
+  reader_samples pending receipts per reader over time (the reader page's chart)
+  cards          the card directory; every change takes the next directory version
+  tiers, promotions, limits   head office's rules; each change publishes rules_versions
+  rules_versions every rules object readers were ever given, by version (for the audit)
+  managers       dashboard logins; store_id NULL = head office (sees every store)
+"""
+import sqlite3
+
+import sqlite_utils
+
+GENESIS = "0" * 64
+BUSY_MS = 10000  # a writer waits this long for another's transaction (batches are short)
+
+
+class SchemaError(Exception):
+    """The database's schema is newer than this code knows, or was not created."""
+
+
+def connect(path):
+    """A sqlite-utils Database on `path` with WAL, a busy timeout and foreign keys on.
+
+    check_same_thread is off because the WSGI server's threads take connections from
+    Flask's request context one at a time; a connection is never shared at once.
+    """
+    conn = sqlite3.connect(str(path), timeout=BUSY_MS / 1000, check_same_thread=False,
+                           isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a killed process
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=%d" % BUSY_MS)
+    return db
+
+
+def _v1(db):
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["stores"].create({"id": str, "name": str, "tz": str}, pk="id")
+    db["readers"].create({
+        "id": str, "store_id": str, "name": str, "key_hex": str, "created": int,
+        # the sync state, updated at every verified contact
+        "last_contact": int,        # time of the last request whose signature verified
+        "last_batch": int,          # time of the last accepted batch
+        "acked_seq": int,           # highest contiguous seq stored (what the answer acks)
+        "acked_hash": str,          # hash of that record (GENESIS before the first)
+        "pending": int,             # receipts still on the reader after our answer
+        "oldest_t": int,            # time of the oldest of them (None when none)
+        "journal": str,             # ok / nearly_full / full
+        "used": int, "capacity": int, "free_flash": int,
+        "firmware": str, "rules_version": int, "directory_version": int,
+        "clock_offset": int,        # server time - reader's X-Timestamp at last contact
+        "clock_drift": int,         # the reader's own last clock correction
+        "last_error": str,          # the reader's last error code
+        "last_refusal_at": int, "last_refusal_code": str,
+        "status_json": str,         # the whole status object as the reader sent it
+    }, pk="id", foreign_keys=[("store_id", "stores", "id")],
+        defaults={"acked_seq": 0, "acked_hash": GENESIS, "pending": 0})
+    db["receipts"].create({
+        "reader_id": str, "seq": int, "store_id": str, "kind": str, "t": int, "day": str,
+        "receipt": str, "card": str, "tier": int, "gross": int, "discount": int,
+        "rules": int, "hash": str, "batch_id": int, "record": str,
+        "audit": str,               # NULL not yet checked, 'ok', 'mismatch'
+        "audit_detail": str,
+    }, pk=("reader_id", "seq"))
+    db["receipts"].create_index(["store_id", "day"])
+    db["receipts"].create_index(["card", "t"])
+    db["receipts"].create_index(["audit"])
+    db["day_totals"].create({"store_id": str, "day": str, "receipts": int, "gross": int,
+                             "discount": int}, pk=("store_id", "day"))
+    db["batches"].create({
+        "id": int, "reader_id": str, "t": int, "outcome": str, "http_status": int,
+        "code": str, "field": str, "detail": str, "first_seq": int, "last_seq": int,
+        "count": int, "fresh": int, "gross": int, "discount": int, "ack": int, "bytes": int,
+    }, pk="id")
+    db["batches"].create_index(["reader_id", "t"])
+    db["refusals"].create({
+        "id": int, "reader_id": str, "t": int, "endpoint": str, "http_status": int,
+        "code": str, "field": str, "detail": str, "remote": str,
+    }, pk="id")
+    db["refusals"].create_index(["reader_id", "t"])
+    db["nonces"].create({"reader_id": str, "nonce": str, "t": int}, pk=("reader_id", "nonce"))
+    db["nonces"].create_index(["t"])
+    db["reader_samples"].create({"reader_id": str, "t": int, "pending": int}, pk=("reader_id", "t"))
+    db["cards"].create({"card": str, "tier": int, "status": int, "version": int, "updated": int},
+                       pk="card")
+    db["cards"].create_index(["version"])
+    db["tiers"].create({"id": int, "code": str, "name": str, "bp": int}, pk="id")
+    db["promotions"].create({
+        "id": str, "kind": str, "sku": str, "category": str, "min_cents": int, "bp": int,
+        "cents": int, "tiers": str, "from_t": int, "to_t": int, "active": int,
+    }, pk="id")
+    db["limits"].create({"key": str, "value": int}, pk="key")
+    db["rules_versions"].create({"version": int, "rules": str, "created": int}, pk="version")
+    db["managers"].create({"username": str, "password_hash": str, "store_id": str,
+                           "created": int}, pk="username")
+    for key in ("rules_version", "directory_version"):
+        db["meta"].insert({"key": key, "value": "0"})
+
+
+MIGRATIONS = [_v1]  # step n brings the schema from version n-1 to n; append, never edit
+
+
+def schema_version(db):
+    if "meta" not in db.table_names():
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db):
+    """Bring the schema to the newest version, one step per transaction; returns it."""
+    have = schema_version(db)
+    if have > len(MIGRATIONS):
+        raise SchemaError("database schema %d is newer than this code (%d)" % (have, len(MIGRATIONS)))
+    for n in range(have, len(MIGRATIONS)):
+        with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            MIGRATIONS[n](db)
+            db["meta"].upsert({"key": "schema_version", "value": str(n + 1)}, pk="key")
+    return len(MIGRATIONS)
+
+
+def require_schema(db):
+    """Raise SchemaError unless the schema is the one this code was written for."""
+    have = schema_version(db)
+    if have != len(MIGRATIONS):
+        raise SchemaError("database schema is %d, this code needs %d: run `flask --app backend.app init-db`"
+                          % (have, len(MIGRATIONS)))
+
+
+def meta_int(db, key):
+    row = db.execute("SELECT value FROM meta WHERE key=?", [key]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_meta(db, key, value):
+    db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+               [key, str(value)])

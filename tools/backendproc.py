@@ -1,0 +1,118 @@
+"""The backend as a separate process on a real WSGI server, for tests, the demo and the bench.
+
+    with Backend(db_path, instance) as b:      # python -m backend.serve on a free port
+        b.url                                    # http://127.0.0.1:PORT
+        b.kill()                                 # SIGKILL, as a crash or a pulled plug
+        b.start()                                # again, on the same port and database
+    dash = Dashboard(b.url); dash.login("manager", "password"); dash.json("/stores.json")
+
+The database must exist and be migrated (backend.db.migrate) before start().
+"""
+import http.cookiejar
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Backend:
+    def __init__(self, database, instance, port=0, threads=8, env=None, log=None):
+        self.database = str(database)
+        self.instance = str(instance)
+        self.port = port
+        self.threads = threads
+        self.env = env or {}
+        self.log = log
+        self.proc = None
+        self.url = None
+
+    def start(self, timeout=30):
+        env = dict(os.environ)
+        env.update(self.env)
+        env["LOYALTY_INSTANCE"] = self.instance
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")] +
+                                            ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        cmd = [sys.executable, "-m", "backend.serve", "--port", str(self.port),
+               "--threads", str(self.threads), "--db", self.database]
+        err = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
+                                         stderr=err)
+        finally:
+            if self.log:
+                err.close()
+        end = time.time() + timeout
+        line = b""
+        while time.time() < end:
+            line = self.proc.stdout.readline()
+            if line.startswith(b"serving on "):
+                self.url = line.split()[-1].decode()
+                self.port = int(self.url.rsplit(":", 1)[1])  # a restart keeps the port
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("the backend did not start: %r (see %s)" % (line, self.log))
+
+    def kill(self):
+        """SIGKILL: no clean shutdown, no flush; what SQLite committed must survive."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.proc = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Dashboard:
+    """A manager's HTTP session with the dashboard: log in, read the JSON twins."""
+
+    def __init__(self, url):
+        self.url = url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def login(self, username, password):
+        import re
+
+        with self.opener.open(self.url + "/login", timeout=10) as r:
+            page = r.read().decode()
+        m = re.search(r'name="csrf_token"\s+value="([^"]+)"', page) or \
+            re.search(r'value="([^"]+)"\s+name="csrf_token"', page)
+        form = {"username": username, "password": password}
+        if m:
+            form["csrf_token"] = m.group(1)
+        data = urllib.parse.urlencode(form).encode()
+        with self.opener.open(self.url + "/login", data=data, timeout=10) as r:
+            r.read()
+        return self
+
+    def json(self, path):
+        with self.opener.open(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
