@@ -50,7 +50,7 @@ def main(argv=None):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print("serving on http://%s:%d" % (args.host, server.effective_port), flush=True)
+    print("serving on http://%s:%s" % (args.host, server.effective_port), flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -7,21 +7,34 @@ Records the backend already has (a retried batch) are checked against the chain 
 skipped, so a replay changes nothing.
 
     new = check_batch(body, reader="R1", stored_seq=0, stored_hash=records.GENESIS, known=lambda s: None)
+
+The codec is pluggable: `decode(body)` must return the value of canonical bytes or raise
+EncodingError exactly as `canonical.decode(body, strict=True)` does, and `encode(value)`
+must return the canonical bytes of a value. The backend passes a faster pair built on the
+C json module (backend/fastjson.py) that falls back to these whenever the two could differ.
 """
-from protocol.canonical import decode, encode
+from protocol.canonical import decode as _decode, encode as _encode
 from protocol.errors import EncodingError, ProtocolError
 from protocol.records import Totals, check_record, record_hash
 
 
-def check_batch(body, reader, stored_seq, stored_hash, known):
+def _strict(data):
+    return _decode(data, True)
+
+
+def check_batch(body, reader, stored_seq, stored_hash, known, decode=None, encode=None):
     """Validate a batch body; returns [(seq, record_dict, record_hash)] of records not yet stored.
 
     stored_seq/stored_hash: the highest contiguous seq already stored and its hash
     (0 and records.GENESIS for a new reader). known(seq) returns the stored hash of an earlier
-    record, or None.
+    record, or None. decode/encode: the codec (default: the pure canonical one).
     """
+    if decode is None:
+        decode = _strict
+    if encode is None:
+        encode = _encode
     try:
-        batch = decode(body, strict=True)
+        batch = decode(body)
     except EncodingError as e:
         raise ProtocolError("batch.record", "body", e.detail)
     except (RuntimeError, MemoryError):

@@ -1,0 +1,285 @@
+"""The operator's commands: `flask --app backend.app <command>` (`--help` lists them).
+
+A thin layer over backend/headoffice.py (and backend.auth.create_manager): each command
+checks its options, calls one function, prints what it did. Errors exit with status 1
+and a message that says what went wrong and what to do.
+
+    flask --app backend.app init-db
+    flask --app backend.app add-store S1 "Milano Centro" --tz Europe/Rome
+    flask --app backend.app add-reader R1 --store S1 --backend http://10.0.0.5:8000
+    flask --app backend.app add-tier 0 base 200
+    flask --app backend.app import-cards cards.csv
+    flask --app backend.app set-card 6001000000000042 --block
+"""
+import csv
+import datetime
+import json
+import os
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from backend import db as dbmod
+from backend import headoffice
+from backend.app import get_db
+
+
+class _Failed(click.ClickException):
+    """Exit status 1 with `Error: <message>` on stderr."""
+
+
+def _db():
+    """The app's database, with a schema this code knows (else: run init-db)."""
+    db = get_db()
+    try:
+        dbmod.require_schema(db)
+    except dbmod.SchemaError as e:
+        raise _Failed(str(e))
+    return db
+
+
+def _hint(e):
+    """What to do about a head-office error, as one sentence."""
+    if isinstance(e, headoffice.RulesRefused):
+        return "the rules readers would get are invalid (%s): nothing was changed" % e
+    return str(e)
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except headoffice.HeadOfficeError as e:
+        raise _Failed(_hint(e))
+
+
+def _when(value, option):
+    """Epoch seconds, or an ISO 8601 date/time (UTC unless it carries an offset)."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("%r: give epoch seconds or an ISO date/time like 2025-03-01T08:00" % value,
+                                 param_hint=option)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db():
+    """Create the database or bring its schema up to date; prints the schema version."""
+    db = get_db()
+    try:
+        version = dbmod.migrate(db)
+    except dbmod.SchemaError as e:
+        raise _Failed("%s: use a newer version of the backend" % e)
+    click.echo("schema version %d in %s" % (version, current_app.config["DATABASE"]))
+
+
+@click.command("add-store")
+@click.argument("store_id")
+@click.argument("name")
+@click.option("--tz", default="Europe/Rome", show_default=True,
+              help="The store's IANA time zone: its days and the dashboard's times are local.")
+@with_appcontext
+def add_store(store_id, name, tz):
+    """Add a store STORE_ID named NAME."""
+    _run(headoffice.add_store, _db(), store_id, name, tz)
+    click.echo("store %s added (%s)" % (store_id, tz))
+
+
+@click.command("add-reader")
+@click.argument("reader_id")
+@click.option("--store", "store_id", required=True, help="The store the reader stands in.")
+@click.option("--name", default="", help="A name managers recognise, e.g. 'Till 3'.")
+@click.option("--backend", "backend_url", default="http://127.0.0.1:8000", show_default=True,
+              help="The URL the reader syncs with.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="The provisioning file to write [default: <instance>/provisioning/<id>.json].")
+@with_appcontext
+def add_reader(reader_id, store_id, name, backend_url, out):
+    """Add a reader with a new key and write its provisioning file (tools/flash.py reads it).
+
+    The key is written only to the provisioning file (mode 0600), never printed."""
+    path = out or os.path.join(current_app.instance_path, "provisioning", "%s.json" % reader_id)
+    if os.path.exists(path):
+        raise _Failed("%s exists already: move it away or give another --out" % path)
+    db = _db()
+    key = _run(headoffice.add_reader, db, reader_id, store_id, name)
+    try:
+        headoffice.write_provisioning(path, reader_id, key, backend_url, store_id)
+    except OSError as e:
+        # without its file the new key is lost: take the reader out again
+        db.execute("DELETE FROM readers WHERE id=?", [reader_id])
+        raise _Failed("cannot write %s (%s): the reader was not added" % (path, e.strerror or e))
+    click.echo(path)
+
+
+@click.command("import-cards")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@with_appcontext
+def import_cards(csv_file):
+    """Import cards from a CSV file with the header card,tier[,status].
+
+    status: 0 or active, 1 or blocked, 2 or removed (empty: active, or as it is).
+    Every line is checked before anything is written."""
+    reader = csv.reader(csv_file)
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header not in (["card", "tier"], ["card", "tier", "status"]):
+        raise _Failed("line 1: the header must be card,tier or card,tier,status (got %s)" % ",".join(header))
+    rows, lines = [], []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise _Failed("line %d: %d fields, the header has %d" % (reader.line_num, len(row), len(header)))
+        rows.append(tuple(cell.strip() for cell in row))
+        lines.append(reader.line_num)
+    try:
+        changed, version = headoffice.import_cards(_db(), rows)
+    except headoffice.HeadOfficeError as e:
+        # rows[i].field -> the file's line
+        field = e.field or ""
+        if field.startswith("rows["):
+            i = int(field[5:field.index("]")])
+            raise _Failed("line %d: %s: %s; nothing was imported" % (lines[i], field[field.index("]") + 2:], e.message))
+        raise _Failed(_hint(e))
+    click.echo("%d cards read, %d changed; directory version %d" % (len(rows), changed, version))
+
+
+@click.command("set-card")
+@click.argument("card")
+@click.option("--tier", type=click.IntRange(0, 255), help="The card's tier id.")
+@click.option("--block", "status", flag_value=headoffice.BLOCKED, help="Block the card: it gets no discount.")
+@click.option("--unblock", "status", flag_value=headoffice.ACTIVE, help="Make the card active again.")
+@click.option("--remove", "status", flag_value=headoffice.REMOVED, help="Take the card out of the directory.")
+@with_appcontext
+def set_card(card, tier, status):
+    """Set a card's tier, or block, unblock or remove it."""
+    if tier is None and status is None:
+        raise click.UsageError("give --tier, --block, --unblock or --remove")
+    version = _run(headoffice.set_card, _db(), card, tier=tier, status=status)
+    if version is None:
+        click.echo("card %s unchanged" % card)
+    else:
+        click.echo("card %s changed; directory version %d" % (card, version))
+
+
+@click.command("add-tier")
+@click.argument("tier_id", type=click.IntRange(0, 255))
+@click.argument("code")
+@click.argument("bp", type=click.IntRange(0, 10000))
+@click.option("--name", default="", help="The tier's name as managers read it.")
+@with_appcontext
+def add_tier(tier_id, code, bp, name):
+    """Add tier TIER_ID with its CODE (in rule names: tier:CODE) and rate BP (basis points)."""
+    version = _run(headoffice.add_tier, _db(), tier_id, code, bp, name)
+    click.echo("tier %d added; rules version %d" % (tier_id, version))
+
+
+@click.command("set-tier")
+@click.argument("tier_id", type=click.IntRange(0, 255))
+@click.option("--code", help="A new code.")
+@click.option("--bp", type=click.IntRange(0, 10000), help="A new rate in basis points.")
+@click.option("--name", help="A new name.")
+@with_appcontext
+def set_tier(tier_id, code, bp, name):
+    """Change tier TIER_ID's code, rate or name."""
+    version = _run(headoffice.set_tier, _db(), tier_id, code=code, bp=bp, name=name)
+    click.echo("tier %d changed; rules version %d" % (tier_id, version))
+
+
+@click.command("add-promotion")
+@click.argument("promotion_id")
+@click.option("--kind", required=True, type=click.Choice(headoffice.KINDS),
+              help="sku: one article; category: a category; threshold: the receipt from --min-cents.")
+@click.option("--sku", help="The article (kind sku).")
+@click.option("--category", help="The category (kind category).")
+@click.option("--min-cents", type=click.IntRange(0), help="The receipt's minimum (kind threshold).")
+@click.option("--bp", type=click.IntRange(0, 10000), help="A rate in basis points (or --cents).")
+@click.option("--cents", type=click.IntRange(0), help="Cents per unit, or per receipt for threshold.")
+@click.option("--tiers", help="Only these tier ids, comma-separated (default: every tier).")
+@click.option("--from", "from_t", help="Start: epoch seconds or ISO date/time (UTC unless given).")
+@click.option("--to", "to_t", help="End (excluded): epoch seconds or ISO date/time.")
+@with_appcontext
+def add_promotion(promotion_id, kind, sku, category, min_cents, bp, cents, tiers, from_t, to_t):
+    """Add promotion PROMOTION_ID (in rule names: promo:ID or threshold:ID)."""
+    tier_ids = None
+    if tiers is not None:
+        try:
+            tier_ids = [int(t) for t in tiers.split(",") if t.strip()]
+        except ValueError:
+            raise click.BadParameter("%r: give tier ids separated by commas, e.g. 1,2" % tiers, param_hint="--tiers")
+    version = _run(headoffice.add_promotion, _db(), promotion_id, kind, sku=sku, category=category,
+                   min_cents=min_cents, bp=bp, cents=cents, tiers=tier_ids, from_t=_when(from_t, "--from"), to_t=_when(to_t, "--to"))
+    click.echo("promotion %s added; rules version %d" % (promotion_id, version))
+
+
+@click.command("end-promotion")
+@click.argument("promotion_id")
+@with_appcontext
+def end_promotion(promotion_id):
+    """Withdraw promotion PROMOTION_ID from the rules."""
+    version = _run(headoffice.end_promotion, _db(), promotion_id)
+    click.echo("promotion %s ended; rules version %d" % (promotion_id, version))
+
+
+@click.command("set-limits")
+@click.option("--receipt-max-cents", type=click.IntRange(0), help="Head office's maximum discount per receipt.")
+@click.option("--offline-receipt-max-cents", type=click.IntRange(0), help="The reader's maximum per receipt.")
+@click.option("--card-day-max-cents", type=click.IntRange(0), help="Maximum per card per day on one reader.")
+@click.option("--stale-hours", type=click.IntRange(0), help="Hours without sync after which only tier rates apply.")
+@click.option("--default-tier", type=click.IntRange(0, 255), help="The tier of cards the directory does not know.")
+@with_appcontext
+def set_limits(**limits):
+    """Set the offline limits and the default tier (the others stay as they are)."""
+    if all(v is None for v in limits.values()):
+        raise click.UsageError("give at least one limit, e.g. --card-day-max-cents 10000")
+    version = _run(headoffice.set_limits, _db(), **limits)
+    click.echo("limits set; rules version %d" % version)
+
+
+@click.command("show-rules")
+@with_appcontext
+def show_rules():
+    """Print the rules readers get now (JSON) with their version."""
+    version, rules = headoffice.current_rules(_db())
+    if rules is None:
+        raise _Failed("no rules published yet: add a tier first (add-tier)")
+    click.echo("rules version %d" % version)
+    click.echo(json.dumps(rules, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@click.command("create-manager")
+@click.argument("username")
+@click.option("--store", "store_id", help="The manager's store (default: head office, sees every store).")
+@click.option("--password-file", type=click.File("r"), help="Read the password from this file's first line.")
+@with_appcontext
+def create_manager(username, store_id, password_file):
+    """Create a dashboard login USERNAME; the password is asked twice (or --password-file)."""
+    from backend import auth
+
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        auth.create_manager(_db(), username, password, store_id)
+    except auth.ManagerError as e:
+        raise _Failed("%s: nothing was created" % e)
+    click.echo("manager %s created%s" % (username, " for store %s" % store_id if store_id else " (head office)"))
+
+
+COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
+            end_promotion, set_limits, show_rules, create_manager)
+
+
+def register(app):
+    """Add the operator's commands to `app.cli`."""
+    for command in COMMANDS:
+        app.cli.add_command(command)

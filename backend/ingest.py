@@ -1,0 +1,299 @@
+"""Ingestion of readers' sync batches: each committed receipt stored exactly once.
+
+Plain functions over a sqlite_utils.Database (no Flask): backend/syncapi.py calls them
+once a request's signature, timestamp and nonce have been checked.
+
+    reader = load_reader(db, "R1")            # None for an unknown reader
+    outcome = accept_batch(db, reader, body, nonce="9f..", now=now, clock_offset=2,
+                           sample_every=300, book=audit.RulesBook())
+    outcome["answer"]                          # {"ack", "directory", "refused", "rules", "time"}
+
+The batch is checked (protocol.batchcheck.check_batch) and audited outside the write
+lock, then `BEGIN IMMEDIATE`: if the reader's acknowledged seq moved meanwhile (the
+same batch arriving twice at once, from two threads or two processes), it is checked
+again inside the lock; the request's nonce is inserted (a primary-key conflict is a
+replay); the fresh receipts, the day totals, the reader's state, a batches row and now
+and then a pending-receipts sample are written; commit. A refused batch raises
+ProtocolError and writes nothing: the caller records the refusal (record_refusal).
+"""
+import datetime
+import sqlite3
+import zoneinfo
+
+from backend import fastjson
+from backend.audit import Auditor
+from backend.db import GENESIS, meta_int
+from protocol import canonical
+from protocol.batchcheck import check_batch
+from protocol.errors import ProtocolError
+
+GAP_CODES = ("batch.gap", "batch.chain")
+MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)
+
+_RECEIPT_COLUMNS = ("reader_id", "seq", "store_id", "kind", "t", "day", "receipt", "card", "tier",
+                    "gross", "discount", "rules", "hash", "batch_id", "record", "audit", "audit_detail")
+_INSERT_RECEIPT = "INSERT INTO receipts(%s) VALUES(%s)" % (", ".join(_RECEIPT_COLUMNS),
+                                                           ", ".join("?" * len(_RECEIPT_COLUMNS)))
+_ADD_DAY = ("INSERT INTO day_totals(store_id, day, receipts, gross, discount) VALUES(?, ?, ?, ?, ?) "
+            "ON CONFLICT(store_id, day) DO UPDATE SET receipts=receipts+excluded.receipts, "
+            "gross=gross+excluded.gross, discount=discount+excluded.discount")
+
+
+def http_status(code):
+    """The HTTP status of a refusal (docs/openapi.json)."""
+    if code in ("batch.reader", "batch.signature"):
+        return 401
+    if code == "batch.too_large":
+        return 413
+    if code in GAP_CODES:
+        return 409
+    return 400
+
+
+def load_reader(db, reader_id):
+    """The reader's id, store, key, time zone and acknowledged seq/hash; None if unknown."""
+    row = db.execute("SELECT r.id, r.store_id, r.key_hex, s.tz, r.acked_seq, r.acked_hash "
+                     "FROM readers r JOIN stores s ON s.id = r.store_id WHERE r.id=?", [reader_id]).fetchone()
+    if row is None:
+        return None
+    return {"id": row[0], "store_id": row[1], "key": bytes.fromhex(row[2]), "tz": row[3],
+            "acked_seq": row[4] or 0, "acked_hash": row[5] or GENESIS}
+
+
+def answer(db, acked_seq, now, refused=None):
+    """The answer object every sync POST gets (docs/protocol.md)."""
+    return {"ack": acked_seq, "directory": meta_int(db, "directory_version"), "refused": refused,
+            "rules": meta_int(db, "rules_version"), "time": now}
+
+
+class LocalDays:
+    """Store-local dates of epoch seconds. Every zone's offset is a whole number of
+    quarter hours, so a local date is constant over each 900-second UTC block: one
+    conversion per block, not per receipt."""
+
+    def __init__(self):
+        self._zones = {}
+        self._days = {}
+
+    def day(self, tz, t):
+        key = (tz, t // 900)
+        day = self._days.get(key)
+        if day is None:
+            zone = self._zones.get(tz)
+            if zone is None:
+                zone = self._zones[tz] = zoneinfo.ZoneInfo(tz)
+            try:
+                day = datetime.datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d")
+            except (OverflowError, ValueError, OSError):
+                # a clock beyond the year 9999 (records allow t up to 2**40): the receipt
+                # is still stored, on the last day there is
+                day = datetime.date.max.isoformat()
+            if len(self._days) > 100000:
+                self._days.clear()
+            self._days[key] = day
+        return day
+
+
+LOCAL_DAYS = LocalDays()
+
+
+def _int_or_none(value, lo=-(2 ** 62), hi=2 ** 62):
+    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+        return value
+    return None
+
+
+def _text_or_none(value):
+    return value[:MAX_TEXT] if isinstance(value, str) else None
+
+
+def reader_status(status, records):
+    """The readers columns from a batch's `status`, as they stand after our answer.
+
+    The reader measured `pending` before this batch was acknowledged: the records in the
+    batch are no longer pending once it is. The oldest still pending is newer than the
+    batch's last record, whose time is so a lower bound of its age.
+    """
+    if not isinstance(status, dict):
+        status = {}
+    reported = _int_or_none(status.get("pending"), 0) or 0
+    pending = max(0, reported - len(records))
+    if pending == 0:
+        oldest = None
+    elif records:
+        oldest = records[-1]["t"]
+    else:
+        oldest = _int_or_none(status.get("oldest_t"), 1)
+    try:
+        status_json = canonical.encode(status).decode()
+    except ProtocolError:
+        status_json = None
+    return {"pending": pending, "oldest_t": oldest,
+            "journal": _text_or_none(status.get("journal")),
+            "used": _int_or_none(status.get("used")), "capacity": _int_or_none(status.get("capacity")),
+            "free_flash": _int_or_none(status.get("free_flash")),
+            "firmware": _text_or_none(status.get("firmware")),
+            "rules_version": _int_or_none(status.get("rules")),
+            "directory_version": _int_or_none(status.get("directory")),
+            "clock_drift": _int_or_none(status.get("clock_drift")),
+            "last_error": _text_or_none(status.get("last_error")),
+            "status_json": status_json}
+
+
+class _Checked:
+    """A batch that passed check_batch against one acknowledged state, audited."""
+
+    def __init__(self, db, reader, body, acked_seq, acked_hash, book):
+        codec = fastjson.RecordCodec()
+
+        def known(seq):
+            row = db.execute("SELECT hash FROM receipts WHERE reader_id=? AND seq=?",
+                             [reader["id"], seq]).fetchone()
+            return row[0] if row else None
+
+        self.acked_seq = acked_seq
+        self.fresh, self.status = check_batch(body, reader["id"], acked_seq, acked_hash, known,
+                                              decode=codec.decode, encode=codec.encode)
+        self.batch = codec.value  # the whole batch: its records fresh or not, its totals
+        stored_t = None
+        if acked_seq:
+            row = db.execute("SELECT t FROM receipts WHERE reader_id=? AND seq=?",
+                             [reader["id"], acked_seq]).fetchone()
+            stored_t = row[0] if row else None
+        cards = {rec["card"] for _, rec, _ in self.fresh if rec["kind"] == "sale" and rec["discount"]}
+        auditor = Auditor(db, reader["id"], book, acked_seq, stored_t, cards)
+        self.rows = []
+        store, tz, rid = reader["store_id"], reader["tz"], reader["id"]
+        days = {}
+        for seq, rec, h in self.fresh:
+            verdict, detail = auditor.check(rec)
+            t = rec["t"]
+            day = LOCAL_DAYS.day(tz, t)
+            self.rows.append((rid, seq, store, rec["kind"], t, day, rec["receipt"], rec["card"], rec["tier"],
+                              rec["gross"], rec["discount"], rec["rules"], h, None,
+                              codec.bytes_of(rec).decode(), verdict, detail))
+            sums = days.setdefault(day, [0, 0, 0])
+            sums[0] += rec["kind"] == "sale"
+            sums[1] += rec["gross"]
+            sums[2] += rec["discount"]
+        self.day_totals = [(store, d, s[0], s[1], s[2]) for d, s in days.items()]
+        self.last = self.fresh[-1] if self.fresh else None
+
+
+def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, book, prune_before=None):
+    """Check, audit and store a batch; returns {"answer", "fresh", "batch_id"}.
+
+    prune_before: nonces stored before this time are forgotten in the same transaction
+    (a replay that old is refused as stale anyway).
+
+    Raises ProtocolError for a refused batch (batch.record, .gap, .chain, .totals,
+    .replay) with nothing written.
+    """
+    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"], book)
+    rid = reader["id"]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT acked_seq, acked_hash FROM readers WHERE id=?", [rid]).fetchone()
+        acked_seq, acked_hash = row[0] or 0, row[1] or GENESIS
+        if acked_seq != checked.acked_seq:
+            # another request stored records of this reader since we looked: judge again
+            # against what is stored now (the same batch twice stores nothing the second time)
+            checked = _Checked(db, reader, body, acked_seq, acked_hash, book)
+        try:
+            db.execute("INSERT INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)", [rid, nonce, now])
+        except sqlite3.IntegrityError:
+            raise ProtocolError("batch.replay", "X-Nonce", "request already seen")
+        if prune_before is not None:
+            prune_nonces(db, prune_before)
+        records = checked.batch["records"]
+        totals = checked.batch["totals"]
+        if checked.last is not None:
+            acked_seq, acked_hash = checked.last[0], checked.last[2]
+        cur = db.execute(
+            "INSERT INTO batches(reader_id, t, outcome, http_status, first_seq, last_seq, count, fresh, "
+            "gross, discount, ack, bytes) VALUES(?, ?, 'accepted', 200, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [rid, now, records[0]["seq"] if records else None, records[-1]["seq"] if records else None,
+             len(records), len(checked.fresh), totals["gross"], totals["discount"], acked_seq, len(body)])
+        batch_id = cur.lastrowid
+        if checked.rows:
+            db.conn.executemany(_INSERT_RECEIPT, [r[:13] + (batch_id,) + r[14:] for r in checked.rows])
+            db.conn.executemany(_ADD_DAY, checked.day_totals)
+        state = reader_status(checked.status, records)
+        state.update({"acked_seq": acked_seq, "acked_hash": acked_hash, "last_contact": now,
+                      "last_batch": now, "clock_offset": clock_offset})
+        db.execute("UPDATE readers SET %s WHERE id=?" % ", ".join("%s=?" % k for k in state),
+                   list(state.values()) + [rid])
+        last = db.execute("SELECT max(t) FROM reader_samples WHERE reader_id=?", [rid]).fetchone()[0]
+        if last is None or now - last >= sample_every:
+            db.execute("INSERT OR REPLACE INTO reader_samples(reader_id, t, pending) VALUES(?, ?, ?)",
+                       [rid, now, state["pending"]])
+        ans = answer(db, acked_seq, now)
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
+    return {"answer": ans, "fresh": len(checked.fresh), "batch_id": batch_id}
+
+
+def prune_nonces(db, before):
+    """Forget nonces stored before `before` (a replay that old is refused as stale anyway)."""
+    db.execute("DELETE FROM nonces WHERE t < ?", [before])
+
+
+def touch_reader(db, reader_id, nonce, now, clock_offset):
+    """A verified GET: its nonce is remembered (a replay is refused) and the contact noted.
+
+    Raises ProtocolError('batch.replay') when the nonce was seen."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            db.execute("INSERT INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)", [reader_id, nonce, now])
+        except sqlite3.IntegrityError:
+            raise ProtocolError("batch.replay", "X-Nonce", "request already seen")
+        db.execute("UPDATE readers SET last_contact=?, clock_offset=? WHERE id=?", [now, clock_offset, reader_id])
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
+
+
+def nonce_seen(db, reader_id, nonce):
+    return db.execute("SELECT 1 FROM nonces WHERE reader_id=? AND nonce=?", [reader_id, nonce]).fetchone() is not None
+
+
+def record_refusal(db, reader_id, known, endpoint, error, now, remote=None, nonce=None,
+                   body_bytes=None, contact=False, clock_offset=None):
+    """Write a refusal: a refusals row; for a known reader its last_refusal_at/code, and for
+    a refused batch a batches row (outcome 'refused'). `nonce` (of a verified request) is
+    remembered so the same request is refused as a replay; `contact`: the request was the
+    reader's own (verified, not stale, not replayed), so it counts as contact. Nothing else."""
+    status = http_status(error.code)
+    detail = (error.detail or "")[:300]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("INSERT INTO refusals(reader_id, t, endpoint, http_status, code, field, detail, remote) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(reader_id or "")[:MAX_TEXT], now, endpoint, status, error.code, error.field, detail, remote])
+        acked = 0
+        if known:
+            db.execute("UPDATE readers SET last_refusal_at=?, last_refusal_code=? WHERE id=?",
+                       [now, error.code, reader_id])
+            if contact:
+                db.execute("UPDATE readers SET last_contact=?, clock_offset=? WHERE id=?",
+                           [now, clock_offset, reader_id])
+            row = db.execute("SELECT acked_seq FROM readers WHERE id=?", [reader_id]).fetchone()
+            acked = row[0] or 0
+            if endpoint == "batch":
+                db.execute("INSERT INTO batches(reader_id, t, outcome, http_status, code, field, detail, ack, bytes) "
+                           "VALUES(?, ?, 'refused', ?, ?, ?, ?, ?, ?)",
+                           [reader_id, now, status, error.code, error.field, detail, acked, body_bytes])
+            if nonce is not None:
+                db.execute("INSERT OR IGNORE INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)",
+                           [reader_id, nonce, now])
+        ans = answer(db, acked, now, error.as_dict()) if known else \
+            {"ack": 0, "directory": 0, "refused": error.as_dict(), "rules": 0, "time": now}
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
+    return ans

@@ -1,0 +1,165 @@
+"""The readers' sync API (docs/protocol.md section 4; docs/openapi.json describes it).
+
+    POST /api/v1/sync/batch                       a signed batch of journal records
+    GET  /api/v1/sync/rules?since=V               the rules in force
+    GET  /api/v1/sync/directory?since=V&limit=N[&after=C]   a directory page
+
+Every request carries X-Reader, X-Timestamp, X-Nonce and X-Signature. They are checked
+in this order, as tools/syncserver.py (the reference) does: a body over MAX_BATCH_BYTES
+(batch.too_large, 413, from Content-Length before anything is read), an unknown reader
+(batch.reader, 401), the signature (batch.signature, 401), the timestamp window
+(batch.stale, 400), a nonce seen before (batch.replay, 400); then the batch itself
+(backend/ingest.py: batch.record and batch.totals 400, batch.gap and batch.chain 409).
+Answers are canonical JSON, signed (X-Signature = records.sign_answer over the request's
+nonce, the status and the body) only when the request's signature verified: an
+unverified request must not make us sign what an attacker wants a reader to believe.
+Every refusal is written down (refusals; batches for a refused batch).
+
+    curl -X POST http://127.0.0.1:8000/api/v1/sync/batch -H 'X-Reader: R1' ...
+"""
+import hmac
+import re
+import time
+
+from flask import Blueprint, Response, current_app, request
+
+from backend import fastjson, headoffice, ingest
+from backend.app import get_db
+from backend.audit import RulesBook
+from protocol.errors import ProtocolError
+from protocol.records import body_digest, sign, sign_answer
+
+bp = Blueprint("syncapi", __name__, url_prefix="/api/v1/sync")
+
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_NONCE = re.compile(r"^[0-9A-Za-z]{1,64}$")
+MAX_PAGE = 1000  # directory entries per page at most, whatever a reader asks
+DEFAULT_PAGE = 100
+
+
+def _book():
+    # one rules cache per app (one database): published versions never change
+    return current_app.extensions.setdefault("loyalty.rules_book", RulesBook())
+
+
+def _target():
+    """The request target as the reader sent and signed it (path and query string)."""
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    if raw:
+        return raw
+    qs = env.get("QUERY_STRING", "")
+    return request.script_root + request.path + ("?" + qs if qs else "")
+
+
+def _body(limit):
+    """The request body, at most `limit` bytes; batch.too_large without reading more."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ProtocolError("batch.too_large", "body", "%d bytes, limit %d" % (length, limit))
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ProtocolError("batch.too_large", "body", "over %d bytes" % limit)
+    return data
+
+
+def _send(status, data, key, nonce):
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["X-Signature"] = sign_answer(key, nonce, status, body_digest(data))
+    return Response(data, status=status, headers=headers)
+
+
+def _query_int(name, default, lo, hi):
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not _DIGITS.match(text) or not lo <= int(text) <= hi:
+        raise ProtocolError("delta.format", name, "must be an integer from %d to %d" % (lo, hi))
+    return int(text)
+
+
+def _guarded(endpoint, work):
+    """Authenticate the request, run `work(db, reader, body, nonce, now, offset)` ->
+    (status, body bytes), and answer; a ProtocolError becomes a recorded, answered refusal."""
+    now = int(time.time())
+    cfg = current_app.config
+    db = get_db()
+    headers = request.headers
+    reader_id = headers.get("X-Reader", "")
+    nonce = headers.get("X-Nonce", "")
+    reader = None
+    verified = False
+    offset = None
+    body = b""
+    try:
+        reader = ingest.load_reader(db, reader_id) if reader_id else None
+        if request.method == "POST":
+            body = _body(cfg["MAX_BATCH_BYTES"])
+        if reader is None:
+            raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader_id[:64])
+        stamp = headers.get("X-Timestamp", "")
+        if not _DIGITS.match(stamp):
+            raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
+        if not _NONCE.match(nonce):
+            raise ProtocolError("batch.signature", "X-Nonce", "must be 1 to 64 letters or digits (16 hex digits)")
+        t = int(stamp)
+        want = sign(reader["key"], request.method, _target(), t, nonce, body_digest(body))
+        if not hmac.compare_digest(want.encode(), headers.get("X-Signature", "").encode("utf-8", "replace")):
+            raise ProtocolError("batch.signature", "X-Signature", "does not verify")
+        verified = True
+        offset = now - t
+        window = cfg["TIMESTAMP_WINDOW"]
+        # after the signature: the stale answer carries our time, which the reader adopts
+        if abs(offset) > window:
+            raise ProtocolError("batch.stale", "X-Timestamp", "more than %d s from server time" % window)
+        if ingest.nonce_seen(db, reader["id"], nonce):
+            raise ProtocolError("batch.replay", "X-Nonce", "request already seen")
+        status, data = work(db, reader, body, nonce, now, offset)
+        return _send(status, data, reader["key"], nonce)
+    except ProtocolError as e:
+        if db.conn.in_transaction:
+            db.conn.rollback()
+        contact = verified and e.code not in ("batch.stale", "batch.replay")
+        ans = ingest.record_refusal(
+            db, reader_id, reader is not None, endpoint, e, now, remote=request.remote_addr,
+            nonce=nonce if verified else None, body_bytes=len(body) or request.content_length,
+            contact=contact, clock_offset=offset)
+        return _send(ingest.http_status(e.code), fastjson.encode(ans),
+                     reader["key"] if verified else None, nonce)
+
+
+@bp.post("/batch")
+def batch():
+    """A batch of journal records with the reader's status: stored once, acknowledged."""
+    def work(db, reader, body, nonce, now, offset):
+        cfg = current_app.config
+        outcome = ingest.accept_batch(db, reader, body, nonce, now, offset, cfg["SAMPLE_EVERY"], _book(),
+                                      prune_before=now - 2 * cfg["TIMESTAMP_WINDOW"])
+        return 200, fastjson.encode(outcome["answer"])
+    return _guarded("batch", work)
+
+
+@bp.get("/rules")
+def rules():
+    """The whole rules object in force: {"rules": {...}, "version": n}."""
+    def work(db, reader, body, nonce, now, offset):
+        _query_int("since", 0, 0, 2 ** 53)
+        ingest.touch_reader(db, reader["id"], nonce, now, offset)
+        version, current = headoffice.current_rules(db)
+        if current is None:
+            return 404, fastjson.encode({"rules": None, "version": 0})
+        return 200, fastjson.encode({"rules": current, "version": version})
+    return _guarded("rules", work)
+
+
+@bp.get("/directory")
+def directory():
+    """A page of the card directory: a full load (since=0) or the changes after `since`."""
+    def work(db, reader, body, nonce, now, offset):
+        since = _query_int("since", 0, 0, 2 ** 63 - 1)
+        limit = min(_query_int("limit", DEFAULT_PAGE, 1, 10 ** 9), MAX_PAGE)
+        after = _query_int("after", 0, 0, 10 ** 19 - 1)
+        ingest.touch_reader(db, reader["id"], nonce, now, offset)
+        return 200, headoffice.directory_page(db, since, limit, after)
+    return _guarded("directory", work)

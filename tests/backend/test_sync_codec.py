@@ -1,0 +1,126 @@
+"""backend/fastjson gives exactly what protocol.canonical gives: the same bytes, the same
+values, the same refusals, on generated values and bodies."""
+import json
+
+from hypothesis import given, settings, strategies as st
+
+from backend import fastjson
+from protocol import canonical
+from protocol.errors import EncodingError
+
+# text with what the encoders treat differently: control characters (\b and \f above all),
+# quotes, backslashes, non-ASCII, non-BMP characters, and lone surrogates
+chars = st.one_of(st.characters(max_codepoint=0x1F), st.sampled_from('"\\/\b\f\n\r\t\x7fè€'),
+                  st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF),
+                  st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.characters())
+texts = st.text(chars, max_size=12)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70), texts)
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=5), st.dictionaries(texts, inner, max_size=5)), max_leaves=20)
+
+
+def outcome(fn, arg):
+    try:
+        return ("value", fn(arg))
+    except EncodingError as e:
+        return ("refused", e.code, e.field, e.detail)
+    except UnicodeError as e:
+        return ("unicode", type(e).__name__)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values)
+def test_encode_is_the_canonical_encoding(value):
+    assert outcome(fastjson.encode, value) == outcome(canonical.encode, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values)
+def test_decode_of_canonical_bytes(value):
+    try:
+        data = canonical.encode(value)
+    except UnicodeError:
+        return  # a lone surrogate has no UTF-8 bytes
+    assert fastjson.decode(data) == value == canonical.decode(data, strict=True)
+
+
+def _variants(data):
+    """Bytes close to canonical ones: what a sloppy or hostile client sends."""
+    text = data.decode()
+    yield data + b" "
+    yield b" " + data
+    yield data.replace(b":", b": ", 1)
+    yield data.replace(b",", b", ", 1)
+    yield data[:-1]
+    yield data.replace(b"\\u00", b"\\u00".upper(), 1)
+    yield data.replace(b"\\u0008", b"\\b").replace(b"\\u000c", b"\\f")
+    yield data.replace(b"\\n", b"\\u000a")
+    yield json.dumps(json.loads(text), ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode()
+    yield json.dumps(json.loads(text)).encode()
+    yield data.replace(b"1", b"1.0", 1)
+    yield data.replace(b"1", b"1e0", 1)
+    yield data.replace(b"null", b"NaN", 1)
+    yield data.replace(b"/", b"\\/", 1)
+    yield b"\xef\xbb\xbf" + data
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_decode_refuses_what_canonical_refuses(value):
+    try:
+        data = canonical.encode(value)
+    except UnicodeError:
+        return
+    for variant in _variants(data):
+        assert outcome(fastjson.decode, variant) == outcome(lambda d: canonical.decode(d, strict=True), variant)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40))
+def test_decode_of_any_bytes(data):
+    assert outcome(fastjson.decode, data) == outcome(lambda d: canonical.decode(d, strict=True), data)
+
+
+def test_the_escapes_json_writes_differently():
+    value = {"a": "\b\f\x01"}
+    assert fastjson.encode(value) == canonical.encode(value) == b'{"a":"\\u0008\\u000c\\u0001"}'
+    assert fastjson.decode(b'{"a":"\\u0008"}') == {"a": "\b"}
+    for bad in (b'{"a":"\\b"}', b'{"a":"\\f"}', b'{"a":1.5}', b'{"a":1,"a":2}', b'{"b":1,"a":2}'):
+        try:
+            fastjson.decode(bad)
+        except EncodingError as e:
+            assert e.code == "enc.canonical" or e.code == "enc.type", bad
+        else:
+            raise AssertionError("accepted %r" % bad)
+
+
+def test_record_codec_keeps_each_records_bytes():
+    codec = fastjson.RecordCodec()
+    batch = codec.decode(b'{"records":[{"seq":1,"x":"\\u0008"},{"seq":2}]}')
+    assert codec.value is batch
+    first = batch["records"][0]
+    data = codec.encode(first)
+    assert data == canonical.encode(first) and codec.bytes_of(first) is data
+    other = {"seq": 3}
+    assert codec.bytes_of(other) == b'{"seq":3}'
+
+
+batches = st.fixed_dictionaries({"reader": texts, "records": st.lists(values, max_size=4)},
+                                optional={"status": values, "totals": values, "zzz": values})
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches)
+def test_record_codec_reads_batches_as_the_pure_decoder(batch):
+    try:
+        data = canonical.encode(batch)
+    except UnicodeError:
+        return
+    codec = fastjson.RecordCodec()
+    assert codec.decode(data) == batch
+    for rec in codec.value["records"]:
+        assert codec.bytes_of(rec) == canonical.encode(rec)
+    for variant in list(_variants(data)) + [data.replace(b'"records":[', b'"records": [', 1),
+                                            data.replace(b"],", b"] ,", 1), data[:-1] + b',"a":1}']:
+        assert outcome(fastjson.RecordCodec().decode, variant) == \
+            outcome(lambda d: canonical.decode(d, strict=True), variant)
