@@ -56,7 +56,9 @@ def create_app(test_config=None):
     if instance:
         app.instance_path = os.path.abspath(instance)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.from_pyfile("config.py", silent=True)
+    # the instance's config.py (read by path: Config's root was fixed before the
+    # instance folder moved to LOYALTY_INSTANCE)
+    app.config.from_pyfile(os.path.join(app.instance_path, "config.py"), silent=True)
     if test_config:
         app.config.from_mapping(test_config)
     if not app.config["DATABASE"]:

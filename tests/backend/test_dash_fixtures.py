@@ -1,0 +1,74 @@
+"""Fixtures and row builders for the dashboard's tests (no tests here).
+
+The dashboard's tests build their data by inserting rows into the schema's tables
+directly, so they depend on backend/db.py only, not on the sync API's code:
+
+    from test_dash_fixtures import dash_app, dash_db, dash_client, add_store, add_reader, login
+"""
+import re
+
+import pytest
+
+from backend import auth, dashboard
+from backend.app import create_app
+from backend.db import connect, migrate
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def dash_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOYALTY_INSTANCE", str(tmp_path / "instance"))
+    path = tmp_path / "loyalty.db"
+    app = create_app({"DATABASE": str(path), "SECRET_KEY": "test", "TESTING": True})
+    db = connect(path)
+    try:
+        migrate(db)
+    finally:
+        db.conn.close()
+    return app
+
+
+@pytest.fixture
+def dash_db(dash_app):
+    db = connect(dash_app.config["DATABASE"])
+    yield db
+    db.conn.close()
+
+
+@pytest.fixture
+def dash_client(dash_app):
+    return dash_app.test_client()
+
+
+def fix_clock(monkeypatch, now):
+    """The dashboard's views see `now` as the current time."""
+    monkeypatch.setattr(dashboard, "clock", lambda: now)
+
+
+def add_store(db, store_id, name=None, tz="Europe/Rome"):
+    db["stores"].insert({"id": store_id, "name": name or "Store " + store_id, "tz": tz})
+
+
+def add_reader(db, reader_id, store_id, **state):
+    row = {"id": reader_id, "store_id": store_id, "name": "Till " + reader_id,
+           "key_hex": "ab" * 32, "created": 0}
+    row.update(state)
+    db["readers"].insert(row)
+
+
+def add_manager(db, username="giulia", store_id=None):
+    auth.create_manager(db, username, PASSWORD, store_id=store_id)
+
+
+def csrf_from(html):
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client, username="giulia", password=PASSWORD, next_page=None):
+    """Log in through the real form (with its CSRF token); returns the POST's response."""
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    form = {"username": username, "password": password, "csrf_token": token}
+    if next_page is not None:
+        form["next"] = next_page
+    return client.post("/login", data=form)
