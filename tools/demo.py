@@ -1,76 +1,116 @@
-"""`make demo`: three readers at the tills of one store, shoppers with loyalty cards,
-and a network cut that one reader rides out offline.
+"""`make demo`: a supermarket with three tills, shoppers with loyalty cards, and the
+managers' dashboard on the backend.
 
-Each reader is the real firmware on the MicroPython unix port (simulated board: the till
-link and the card reader are TCP streams answered by simulators). They sync over real
-HTTP to the reference sync server (tools/syncserver.py; the Flask backend replaces it in
-its own issue). Everything lives in data/demo: run it again and the readers' journals,
-sequence numbers and the server's records carry on. Ctrl-C stops everything.
+The first run sets the chain up in data/demo with the operator's own commands
+(`flask --app backend.app ...`): the database, a store, head office's tiers, promotions,
+limits and 200 cards, three readers with their provisioning files, and a manager's login
+(a random password, kept in data/demo/manager.txt, readable by you only). Then:
+  - the backend runs on a real WSGI server (waitress) at http://127.0.0.1:8000;
+  - each reader is the real firmware on the MicroPython unix port (simulated board: the
+    till and the card reader are simulators on TCP), syncing over HTTP through a link
+    the demo can cut;
+  - shoppers go through the tills; one reader's network is cut for a while: it goes on
+    granting discounts offline, the dashboard shows it lagging, then it catches up;
+  - the dashboard's address and login are printed, and a shopper comes now and then
+    until Ctrl-C, which stops everything. Run it again: the data carries on.
 
-    python tools/demo.py [--shoppers 40] [--readers 3]
+    python tools/demo.py [--port 8000] [--shoppers 30] [--once]
 """
 import argparse
-import json
+import csv
 import os
 import random
+import secrets
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "tools")]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]
 
+from backend import db as dbmod  # noqa: E402
+from backendproc import Backend, Dashboard  # noqa: E402
+from netcut import Link  # noqa: E402
 from protocol import errors  # noqa: E402
 from simboard import SimReader, wait_for  # noqa: E402
-from syncserver import SyncServer  # noqa: E402
+import sampleshop  # noqa: E402
 
 DATA = ROOT / "data" / "demo"
-
-RULES = {
-    "version": 1,
-    "tiers": [{"id": 0, "code": "base", "bp": 200}, {"id": 1, "code": "silver", "bp": 300},
-              {"id": 2, "code": "gold", "bp": 500}],
-    "default_tier": 0,
-    "promotions": [
-        {"id": "LATTE10", "kind": "category", "category": "latticini", "bp": 1000},
-        {"id": "CAFFE50", "kind": "sku", "sku": "8001", "cents": 50},
-        {"id": "SPESA30", "kind": "threshold", "min_cents": 3000, "cents": 150},
-    ],
-    "limits": {"receipt_max_cents": 2000},
-    "offline": {"receipt_max_cents": 1500, "card_day_max_cents": 5000, "stale_hours": 48},
-}
-
+INSTANCE = DATA / "instance"
+DATABASE = INSTANCE / "loyalty.db"
+STORE = ("S1", "Supermercato Centro")
+READERS = ["R1", "R2", "R3"]
 CATALOGUE = [  # sku, category, unit price in cents
     ("1001", "latticini", 149), ("1002", "latticini", 239), ("8001", "caffe", 429),
     ("2001", "panetteria", 99), ("3001", "frutta", 189), ("3002", "frutta", 259),
     ("4001", "pasta", 119), ("5001", "detersivi", 549), ("6001", "bevande", 79),
 ]
+# the demo's thresholds: a reader is "lagging" after 20 s without contact (the shop's
+# default is 5 minutes), so the network cut shows on the dashboard within the demo
+CONFIG = {"LAGGING_AFTER": 20, "OFFLINE_AFTER": 600, "SAMPLE_EVERY": 10, "REFRESH_SECONDS": 3}
 
 
-def cards(n=200):
-    """(card, tier, status): a few hundred shoppers, two of them blocked."""
-    out = []
-    for i in range(1, n + 1):
-        out.append(("6001%012d" % i, 2 if i % 10 == 0 else (1 if i % 3 == 0 else 0), 1 if i in (13, 77) else 0))
-    return out
+def flask(*args):
+    """One operator command, as a shell would run it."""
+    env = dict(os.environ, LOYALTY_INSTANCE=str(INSTANCE))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")])
+    r = subprocess.run([sys.executable, "-m", "flask", "--app", "backend.app"] + list(args), env=env,
+                       cwd=str(ROOT), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("flask %s failed:\n%s%s" % (" ".join(args), r.stdout, r.stderr))
+    return r.stdout.strip()
 
 
-def keys(readers):
-    """Each reader's key, made once and kept in data/demo (a provisioning file stands in for it)."""
-    path = DATA / "keys.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    for r in readers:
-        known.setdefault(r, os.urandom(32).hex())
-    path.write_text(json.dumps(known))
-    os.chmod(path, 0o600)
-    return known
+def set_up(port):
+    """The chain on first run, through the operator's commands; later runs keep it."""
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    (INSTANCE / "config.py").write_text("".join("%s = %r\n" % kv for kv in CONFIG.items()))
+    first = not DATABASE.exists()
+    print("schema:", flask("init-db"))
+    if not first:
+        return
+    print("setting up the chain in %s:" % DATA)
+    flask("add-store", STORE[0], STORE[1], "--tz", "Europe/Rome")
+    for tid, code, bp, name in sampleshop.TIERS:
+        flask("add-tier", str(tid), code, str(bp), "--name", name)
+    for p in sampleshop.PROMOTIONS:
+        opts = []
+        for key in ("sku", "category", "min_cents", "bp", "cents"):
+            if key in p:
+                opts += ["--" + key.replace("_", "-"), str(p[key])]
+        flask("add-promotion", p["id"], "--kind", p["kind"], *opts)
+    limits = []
+    for key, value in sampleshop.LIMITS.items():
+        limits += ["--" + key.replace("_", "-"), str(value)]
+    flask("set-limits", *limits)
+    cards = DATA / "cards.csv"
+    with open(cards, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["card", "tier", "status"])
+        w.writerows(sampleshop.card_rows(200))
+    print(" ", flask("import-cards", str(cards)))
+    for r in READERS:
+        flask("add-reader", r, "--store", STORE[0], "--name", "Cassa " + r[1:],
+              "--backend", "http://127.0.0.1:%d" % port, "--out", str(DATA / "provisioning" / (r + ".json")))
+    password = DATA / "manager.txt"
+    fd = os.open(str(password), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(12) + "\n")
+    flask("create-manager", "manager", "--password-file", str(password))
+    print("  store %s, %d readers, 200 cards, rules and a manager's login: done" % (STORE[0], len(READERS)))
+
+
+def provisioning(reader):
+    import json
+
+    return json.loads((DATA / "provisioning" / (reader + ".json")).read_text())
 
 
 def basket(rng, receipt):
-    lines = []
-    for sku, cat, price in rng.sample(CATALOGUE, rng.randint(1, 6)):
-        lines.append({"sku": sku, "cat": cat, "qty": rng.randint(1, 4), "price": price})
+    lines = [{"sku": sku, "cat": cat, "qty": rng.randint(1, 4), "price": price}
+             for sku, cat, price in rng.sample(CATALOGUE, rng.randint(1, 6))]
     return {"type": "basket", "receipt": receipt, "lines": lines}
 
 
@@ -78,11 +118,12 @@ def euro(cents):
     return "%s%d,%02d EUR" % ("-" if cents < 0 else "", abs(cents) // 100, abs(cents) % 100)
 
 
-def shop(reader, rng, receipt, all_cards):
+def shop(reader, rng, receipt):
     """One shopper at this reader's till; returns a line for the log."""
     reader.till.send(basket(rng, receipt))
     reader.till.expect("ready")
-    card = rng.choice(all_cards)[0] if rng.random() < 0.9 else "6001%012d" % rng.randint(900, 999)
+    card = sampleshop.card_number(rng.randint(1, 200)) if rng.random() < 0.9 else \
+        sampleshop.card_number(rng.randint(900, 999))  # issued after the last sync
     reader.cards.tap(card)
     q = reader.till.expect("quote")
     if rng.random() < 0.08:
@@ -96,83 +137,118 @@ def shop(reader, rng, receipt, all_cards):
         reader.reader, receipt, q["card"], q["tier"], euro(q["gross"]), euro(c["discount"]), c["seq"], note)
 
 
-def wait_first_sync(reader, server, timeout=30):
-    def synced():
-        s = reader.status()
-        return s["rules"] == RULES["version"] and s["directory"] == server.directory_version
-
-    try:
-        wait_for(synced, timeout, every=0.2)
-    except AssertionError:
-        raise SystemExit("%s did not sync within %d s: see %s" % (reader.reader, timeout, reader.log))
+def dashboard_states(dash):
+    out = {}
+    for store in dash.json("/stores.json")["stores"]:
+        for r in store["readers"]:
+            out[r["id"]] = (r["state"], r["pending"])
+    return out
 
 
-def status_table(readers, server):
-    print("\n  reader  pending  journal   last sync error   server has")
+def status_table(readers, dash):
+    states = dashboard_states(dash)
+    print("\n  reader  on the reader: pending  journal   sync error    | dashboard: state      pending")
     for r in readers:
         s = r.status()
-        stored = len(server.stored(r.reader))
-        print("  %-6s  %7d  %-8s  %-15s   %d receipts" % (r.reader, s["pending"], s["journal"],
-                                                         s["sync_error"] or "-", stored))
+        state, pending = states.get(r.reader, ("?", 0))
+        print("  %-6s  %22d  %-8s  %-12s  | %-16s %8d" % (r.reader, s["pending"], s["journal"],
+                                                            s["sync_error"] or "-", state, pending))
     print()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--readers", type=int, default=3)
-    ap.add_argument("--shoppers", type=int, default=40, help="shoppers per reader (0: until Ctrl-C)")
-    ap.add_argument("--pause", type=float, default=0.2, help="seconds between shoppers")
+    ap.add_argument("--port", type=int, default=8000, help="the backend's port on 127.0.0.1")
+    ap.add_argument("--shoppers", type=int, default=30, help="shoppers per till in the scripted part")
+    ap.add_argument("--pause", type=float, default=0.3, help="seconds between shoppers")
+    ap.add_argument("--once", action="store_true", help="stop after the scripted part (no Ctrl-C wait)")
     args = ap.parse_args()
-    DATA.mkdir(parents=True, exist_ok=True)
-    names = ["R%d" % (i + 1) for i in range(args.readers)]
-    key = keys(names)
-    all_cards = cards()
-    server = SyncServer({r: bytes.fromhex(key[r]) for r in names}, rules=RULES, cards=all_cards,
-                        store=str(DATA / "server-records.jsonl")).start()
-    readers = [SimReader(r, key[r], server.url, DATA / r, sync_interval=2, log=DATA / (r + ".log")) for r in names]
+    set_up(args.port)
+    password = (DATA / "manager.txt").read_text().strip()
+    backend = Backend(DATABASE, INSTANCE, port=args.port, log=DATA / "backend.log")
+    links, readers = {}, []
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     try:
-        print("sync server on %s; readers' flash and logs in %s" % (server.url, DATA))
-        for r in readers:
-            r.start()
+        backend.start()
+        url = backend.url
+        print("backend on %s (log: %s)" % (url, DATA / "backend.log"))
+        for name in READERS:
+            p = provisioning(name)
+            links[name] = Link(("127.0.0.1", backend.port)).start()
+            readers.append(SimReader(name, p["key"], links[name].url, DATA / name, sync_interval=2,
+                                     log=DATA / (name + ".log")).start())
+        dash = Dashboard(url).login("manager", password)
         for r in readers:  # a reader in a shop has synced once before its first shopper
-            wait_first_sync(r, server)
+            wait_for(lambda: r.status()["rules"] > 0 and r.status()["directory"] > 0, 60, every=0.3,
+                     what="%s's first sync (see %s)" % (r.reader, DATA / (r.reader + ".log")))
+        print("\ndashboard: %s/stores   login: manager / %s\n" % (url, password))
         rng = random.Random()
-        run = int(time.time())
-        cut = readers[1] if len(readers) > 1 else None
+        run = int(time.time()) % 100000
+        cut = readers[1]
+        cut_at = None
         n = 0
-        while not stop and (args.shoppers == 0 or n < args.shoppers):
-            if cut and n == args.shoppers // 4:
-                server.offline.add(cut.reader)
+        while not stop and (n < args.shoppers or cut_at):
+            if n == args.shoppers // 4 and cut_at is None:
+                links[cut.reader].cut()
+                cut_at = time.time()
                 print("\n*** network cut for %s: it keeps granting discounts offline ***\n" % cut.reader)
-            if cut and n == args.shoppers // 2:
-                server.offline.discard(cut.reader)
-                print("\n*** network back for %s: it catches up ***\n" % cut.reader)
+            elif cut_at and n >= args.shoppers // 2:
+                # back once the dashboard has told the truth about it (or after a minute)
+                lagging = dashboard_states(dash)[cut.reader][0] != "in_sync"
+                if lagging or time.time() - cut_at > 60:
+                    status_table(readers, dash)
+                    links[cut.reader].restore()
+                    print("*** network back for %s after %.0f s: it catches up ***\n" % (cut.reader, time.time() - cut_at))
+                    cut_at = 0
             for r in readers:
-                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run % 100000, n), all_cards))
+                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run, n)))
             n += 1
             if n % 10 == 0:
-                status_table(readers, server)
+                status_table(readers, dash)
             time.sleep(args.pause)
-        deadline = time.time() + 30
-        pending = -1
-        while not stop and time.time() < deadline:
-            pending = sum(r.status()["pending"] for r in readers)
-            if not pending:
-                break
-            time.sleep(0.5)
-        status_table(readers, server)
-        total = sum(len(server.stored(r)) for r in names)
-        if pending == 0:
-            print("every reader in sync: %d receipts stored at the server, each once" % total)
+        links[cut.reader].restore()
+
+        def caught_up():
+            return stop or (all(r.status()["pending"] == 0 for r in readers)
+                            and all(s == "in_sync" for s, _ in dashboard_states(dash).values()))
+
+        try:
+            wait_for(caught_up, 90, every=0.5)
+        except AssertionError:
+            pass
+        status_table(readers, dash)
+        stored = dbmod.connect(DATABASE)
+        try:
+            total, mismatches = stored.execute("SELECT count(*), coalesce(sum(audit='mismatch'), 0) FROM receipts").fetchone()
+        finally:
+            stored.conn.close()
+        states = dashboard_states(dash)
+        if all(s == "in_sync" for s, _ in states.values()):
+            print("every reader in sync: %d receipts at the backend, each once; %d discount mismatches"
+                  % (total, mismatches))
         else:
-            print("%d receipts stored at the server; %s receipts still on the readers (see the logs in %s)"
-                  % (total, pending if pending > 0 else "some", DATA))
+            print("%d receipts at the backend; not in sync yet: %s" % (
+                total, ", ".join("%s %s" % (k, s) for k, (s, _) in states.items() if s != "in_sync")))
+        print("\ndashboard: %s/stores   login: manager / %s" % (url, password))
+        if not args.once:
+            print("a shopper now and then; Ctrl-C stops everything\n")
+            while not stop:
+                r = rng.choice(readers)
+                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run, n)))
+                n += 1
+                for _ in range(int(rng.uniform(2, 6) * 10)):
+                    if stop:
+                        break
+                    time.sleep(0.1)
     finally:
         for r in readers:
             r.stop()
-        server.stop()
+        for link in links.values():
+            link.stop()
+        backend.stop()
+        print("stopped")
 
 
 if __name__ == "__main__":

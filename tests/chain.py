@@ -1,0 +1,146 @@
+"""A running chain for end-to-end tests: the backend on a real WSGI server (a separate
+process, waitress), its SQLite database seeded as head office would, and readers running
+the real firmware on the MicroPython unix port, each behind a link the test can cut.
+
+    with Chain(tmp_path, readers=["R1"], config={"LAGGING_AFTER": 3}) as c:
+        r = c.reader("R1")                 # SimReader, started, synced once
+        c.shop(r, "T-1")                   # one shopper: basket, card, commit
+        c.db_rows("SELECT ...")            # read the backend's database
+        c.dashboard().json("/stores.json")
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (str(ROOT), str(ROOT / "tools"), str(ROOT / "shared")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import backend.app  # noqa: E402,F401  (puts shared/ on the path as the backend does)
+from backend import auth, db as dbmod  # noqa: E402
+from backendproc import Backend, Dashboard  # noqa: E402
+from netcut import Link  # noqa: E402
+from simboard import SimReader, wait_for  # noqa: E402
+import sampleshop  # noqa: E402
+
+MANAGER = ("manager", "password-for-tests")
+
+
+class Chain:
+    def __init__(self, folder, readers=("R1",), config=None, cards=200, sync_interval=1):
+        self.folder = Path(folder)
+        self.names = list(readers)
+        self.config = dict(config or {})
+        self.sync_interval = sync_interval
+        self.path = self.folder / "loyalty.db"
+        db = dbmod.connect(self.path)
+        try:
+            dbmod.migrate(db)
+            self.keys = sampleshop.seed(db, {"S1": self.names}, cards=cards)
+            auth.create_manager(db, MANAGER[0], MANAGER[1])
+        finally:
+            db.conn.close()
+        instance = self.folder / "instance"
+        instance.mkdir(exist_ok=True)
+        (instance / "config.py").write_text("".join("%s = %r\n" % kv for kv in self.config.items()))
+        self.backend = Backend(self.path, instance, log=self.folder / "backend.log")
+        self.links = {}
+        self.readers = {}
+
+    def start(self):
+        self.backend.start()
+        return self
+
+    def reader(self, name, wait_sync=True):
+        """Start reader `name` behind its own link to the backend; wait for its first sync."""
+        link = self.links[name] = Link(("127.0.0.1", self.backend.port)).start()
+        r = SimReader(name, self.keys[name].hex(), link.url, self.folder / name,
+                      sync_interval=self.sync_interval, log=self.folder / (name + ".log")).start()
+        self.readers[name] = r
+        if wait_sync:
+            wait_for(lambda: self.synced(r), timeout=60, what="%s's first sync" % name, every=0.2)
+        return r
+
+    def versions(self):
+        db = dbmod.connect(self.path)
+        try:
+            return dbmod.meta_int(db, "rules_version"), dbmod.meta_int(db, "directory_version")
+        finally:
+            db.conn.close()
+
+    def synced(self, r):
+        s = r.status()
+        return (s["rules"], s["directory"]) == self.versions() and s["pending"] == 0 and s["sync_error"] == "" and s
+
+    def db_rows(self, sql, params=()):
+        db = dbmod.connect(self.path)
+        try:
+            return db.execute(sql, list(params)).fetchall()
+        finally:
+            db.conn.close()
+
+    def change(self, fn, *args, **kw):
+        """Run a head office function (backend.headoffice) on the live database."""
+        db = dbmod.connect(self.path)
+        try:
+            return fn(db, *args, **kw)
+        finally:
+            db.conn.close()
+
+    def dashboard(self):
+        return Dashboard(self.backend.url).login(*MANAGER)
+
+    def state_of(self, name):
+        for store in self.dashboard().json("/stores.json")["stores"]:
+            for r in store["readers"]:
+                if r["id"] == name:
+                    return r["state"]
+        raise KeyError(name)
+
+    @staticmethod
+    def shop(r, receipt, card=sampleshop.card_number(10), lines=None):
+        """One shopper at `r`'s till: basket, card, commit; returns (quote, committed)."""
+        lines = lines or [{"sku": "1001", "cat": "latticini", "qty": 2, "price": 149},
+                          {"sku": "8001", "cat": "caffe", "qty": 1, "price": 429}]
+        r.till.send({"type": "basket", "receipt": receipt, "lines": lines})
+        r.till.expect("ready")
+        r.cards.tap(card)
+        q = r.till.expect("quote")
+        r.till.send({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]})
+        return q, r.till.expect("committed")
+
+    def check_exactly_once(self, name, committed):
+        """Every committed receipt of `name` is stored once, as committed; the chain is whole.
+
+        committed: {seq: receipt id} as the till was told. Returns the number checked."""
+        rows = self.db_rows("SELECT seq, receipt, hash, record FROM receipts WHERE reader_id=? ORDER BY seq", [name])
+        seqs = [row[0] for row in rows]
+        assert seqs == list(range(1, len(seqs) + 1)), "stored seqs are not 1..n: %r" % seqs[:20]
+        stored = {row[0]: row[1] for row in rows}
+        for seq, receipt in committed.items():
+            assert stored.get(seq) == receipt, "seq %d: stored %r, committed %r" % (seq, stored.get(seq), receipt)
+        import json
+
+        prev = "0" * 64
+        for seq, _, h, record in rows:
+            assert json.loads(record)["prev"] == prev, "chain broken at %d" % seq
+            prev = h
+        totals = self.db_rows("SELECT COALESCE(SUM(receipts), 0), COALESCE(SUM(gross), 0), COALESCE(SUM(discount), 0)"
+                              " FROM day_totals")[0]
+        sums = self.db_rows("SELECT COALESCE(SUM(kind='sale'), 0), COALESCE(SUM(gross), 0), COALESCE(SUM(discount), 0)"
+                            " FROM receipts")[0]
+        assert tuple(totals) == tuple(sums), "day totals %r differ from the receipts %r" % (totals, sums)
+        return len(committed)
+
+    def stop(self):
+        for r in self.readers.values():
+            r.stop()
+        for link in self.links.values():
+            link.stop()
+        self.backend.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

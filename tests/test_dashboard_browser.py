@@ -1,0 +1,67 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, against the
+backend on a real WSGI server, with a reader running the real firmware.
+
+A store manager logs in, sees the reader turn "lagging" while its network is cut (the
+page refreshes itself: nobody reloads it), and sees it turn "in sync" once it has synced.
+"""
+
+import pytest
+
+from chain import MANAGER, Chain, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+# the flags Chromium needs as root on a machine with no network beyond loopback
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_manager_sees_a_lagging_reader_turn_in_sync(tmp_path, browser):
+    config = {"LAGGING_AFTER": 4, "OFFLINE_AFTER": 600, "REFRESH_SECONDS": 1}
+    with Chain(tmp_path, readers=["R1", "R2"], config=config) as chain:
+        r1 = chain.reader("R1")
+        chain.reader("R2")
+        page = browser.new_page()
+        page.goto(chain.backend.url + "/stores")
+        assert "/login" in page.url  # not logged in: the login form first
+        page.fill("#username", MANAGER[0])
+        page.fill("#password", "wrong password")
+        page.click("button[type=submit]")
+        assert page.locator("[data-login-error]").is_visible()
+        page.fill("#username", MANAGER[0])
+        page.fill("#password", MANAGER[1])
+        page.click("button[type=submit]")
+        page.wait_for_url("**/stores")
+        row = page.locator('tr[data-reader="R1"]')
+        row.wait_for()
+        wait_for(lambda: row.get_attribute("data-state") == "in_sync", timeout=20, what="R1 in sync at first")
+
+        chain.links["R1"].cut()
+        for i in range(3):  # sales go on offline: they wait on the reader
+            chain.shop(r1, "OFF-%d" % i)
+        page.wait_for_selector('tr[data-reader="R1"][data-state="lagging"]', timeout=30000)
+        assert "lagging" in row.inner_text().lower()  # in words, not only in colour
+        assert page.locator('tr[data-reader="R2"][data-state="in_sync"]').count() == 1
+        url = page.url
+
+        chain.links["R1"].restore()
+        wait_for(lambda: chain.synced(r1), timeout=60, what="R1 to sync after the cut")
+        page.wait_for_selector('tr[data-reader="R1"][data-state="in_sync"]', timeout=30000)
+        assert "in sync" in row.inner_text().lower()
+        assert page.url == url  # the page updated itself
+        stored = chain.db_rows("SELECT count(*) FROM receipts WHERE reader_id='R1' AND receipt LIKE 'OFF-%'")
+        assert stored[0][0] == 3
+
+        page.click('tr[data-reader="R1"] a')
+        page.wait_for_url("**/readers/R1")
+        assert page.locator('[data-reader="R1"][data-state="in_sync"]').count() == 1
+        assert page.locator('[data-chart]').count() == 1
