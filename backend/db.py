@@ -114,7 +114,15 @@ def _v1(db):
         db["meta"].insert({"key": key, "value": "0"})
 
 
-MIGRATIONS = [_v1]  # step n brings the schema from version n-1 to n; append, never edit
+def _v2(db):
+    # a refusal of a request whose signature did not verify is written down, but it may
+    # come from anybody: it must not change the reader's state on the dashboard
+    db["refusals"].add_column("verified", int)
+    # full loads page through the cards in numeric order: (length, text)
+    db.execute("CREATE INDEX IF NOT EXISTS cards_by_number ON cards(length(card), card)")
+
+
+MIGRATIONS = [_v1, _v2]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

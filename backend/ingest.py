@@ -263,27 +263,29 @@ def nonce_seen(db, reader_id, nonce):
 
 def record_refusal(db, reader_id, known, endpoint, error, now, remote=None, nonce=None,
                    body_bytes=None, contact=False, clock_offset=None):
-    """Write a refusal: a refusals row; for a known reader its last_refusal_at/code, and for
-    a refused batch a batches row (outcome 'refused'). `nonce` (of a verified request) is
-    remembered so the same request is refused as a replay; `contact`: the request was the
-    reader's own (verified, not stale, not replayed), so it counts as contact. Nothing else."""
+    """Write a refusal: a refusals row (verified or not), and when `contact` (the request
+    was the reader's own: verified, not stale, not replayed) the reader's
+    last_refusal_at/code, its contact, and for a refused batch a batches row (outcome
+    'refused'). A request that did not verify may come from anybody on the network: it
+    is written down for the reader's page, but must not make the reader look refused.
+    `nonce` (of a verified request) is remembered so the same request is refused as a
+    replay. Nothing else."""
     status = http_status(error.code)
     detail = (error.detail or "")[:300]
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("INSERT INTO refusals(reader_id, t, endpoint, http_status, code, field, detail, remote) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                   [(reader_id or "")[:MAX_TEXT], now, endpoint, status, error.code, error.field, detail, remote])
+        db.execute("INSERT INTO refusals(reader_id, t, endpoint, http_status, code, field, detail, remote, verified) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(reader_id or "")[:MAX_TEXT], now, endpoint, status, error.code, error.field, detail, remote,
+                    1 if nonce is not None else 0])
         acked = 0
         if known:
-            db.execute("UPDATE readers SET last_refusal_at=?, last_refusal_code=? WHERE id=?",
-                       [now, error.code, reader_id])
             if contact:
-                db.execute("UPDATE readers SET last_contact=?, clock_offset=? WHERE id=?",
-                           [now, clock_offset, reader_id])
+                db.execute("UPDATE readers SET last_refusal_at=?, last_refusal_code=?, last_contact=?, "
+                           "clock_offset=? WHERE id=?", [now, error.code, now, clock_offset, reader_id])
             row = db.execute("SELECT acked_seq FROM readers WHERE id=?", [reader_id]).fetchone()
             acked = row[0] or 0
-            if endpoint == "batch":
+            if endpoint == "batch" and contact:
                 db.execute("INSERT INTO batches(reader_id, t, outcome, http_status, code, field, detail, ack, bytes) "
                            "VALUES(?, ?, 'refused', ?, ?, ?, ?, ?, ?)",
                            [reader_id, now, status, error.code, error.field, detail, acked, body_bytes])

@@ -154,7 +154,7 @@ def batches_sql(reader_id, limit=BATCHES_SHOWN):
 
 
 def refusals_sql(reader_id, limit=REFUSALS_SHOWN):
-    return ("SELECT id, t, endpoint, http_status, code, field, detail, remote FROM refusals "
+    return ("SELECT id, t, endpoint, http_status, code, field, detail, remote, verified FROM refusals "
             "WHERE reader_id = ? ORDER BY t DESC, id DESC LIMIT ?", [reader_id, limit])
 
 

@@ -29,7 +29,10 @@ def build_server(host="127.0.0.1", port=8000, threads=8, database=None, config=N
         db.conn.close()
     # waitress's defaults fit: a request body is buffered before the app sees it, so a
     # slow reader's upload does not hold a thread; the app caps what it will read
-    return waitress.create_server(app, host=host, port=port, threads=threads, ident="loyalty")
+    # a body is refused past MAX_BATCH_BYTES by the app; waitress stops buffering one at
+    # twice that (its default would take 1 GB into memory or a temporary file first)
+    return waitress.create_server(app, host=host, port=port, threads=threads, ident="loyalty",
+                                  max_request_body_size=2 * app.config["MAX_BATCH_BYTES"])
 
 
 def main(argv=None):

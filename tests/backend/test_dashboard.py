@@ -168,9 +168,9 @@ def test_refusals_with_their_reasons(shop, dash_client):
     shop["refusals"].insert_all([
         {"reader_id": "R1", "t": NOW - 500, "endpoint": "POST /api/v1/sync/batch",
          "http_status": 401, "code": "batch.signature", "field": "X-Signature",
-         "detail": "does not verify", "remote": "10.0.0.9"},
+         "detail": "does not verify", "remote": "10.0.0.9", "verified": 0},
         {"reader_id": "R1", "t": NOW - 100, "endpoint": "POST /api/v1/sync/batch",
-         "http_status": 400, "code": "batch.totals", "field": "totals.gross", "detail": "1000 != 990"},
+         "http_status": 400, "code": "batch.totals", "field": "totals.gross", "detail": "1000 != 990", "verified": 1},
         {"reader_id": "R1", "t": NOW - 50, "endpoint": "GET /api/v1/sync/rules",
          "http_status": 400, "code": "odd.code", "field": "", "detail": ""},
         {"reader_id": "R2", "t": NOW, "endpoint": "x", "http_status": 400, "code": "batch.gap"}])
@@ -180,8 +180,11 @@ def test_refusals_with_their_reasons(shop, dash_client):
         ("odd.code", "odd.code"), ("batch.totals", "Wrong batch totals"),
         ("batch.signature", "Bad batch signature")]
     page = html(dash_client, "/readers/R1")
-    row = re.search(r'<tr data-refusal="\d+" data-code="batch.totals">.*?</tr>', page, re.S).group(0)
+    row = re.search(r'<tr data-refusal="\d+" data-code="batch.totals" data-verified="1">.*?</tr>', page, re.S).group(0)
     assert "Wrong batch totals" in row and "1000 != 990" in row and "totals.gross" in row
+    assert "not signed by this reader" not in row
+    forged = re.search(r'<tr data-refusal="\d+" data-code="batch.signature" data-verified="0">.*?</tr>', page, re.S)
+    assert "not signed by this reader" in forged.group(0)
 
 
 def test_discount_mismatches(shop, dash_client):

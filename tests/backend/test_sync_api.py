@@ -162,10 +162,12 @@ def test_forged_signature(db, started):
     assert "X-Signature" not in resp.headers  # an unverified request gets no signed answer
     assert_nothing_stored(db, before)
     assert refusals(db) == [("R1", "batch", 401, "batch.signature", "X-Signature")]
+    # written down with the reader's id, but anybody could have sent it: the reader's
+    # state and its batches stay as they were
+    assert db.execute("SELECT verified FROM refusals").fetchall() == [(0,)]
     row = reader_row(db)
-    assert row["last_refusal_code"] == "batch.signature" and row["last_refusal_at"]
-    assert db.execute("SELECT outcome, code FROM batches ORDER BY id DESC LIMIT 1").fetchone() == \
-        ("refused", "batch.signature")
+    assert row["last_refusal_code"] is None and row["last_refusal_at"] is None
+    assert db.execute("SELECT count(*) FROM batches WHERE outcome='refused'").fetchone()[0] == 0
 
 
 def test_a_body_changed_after_signing(db, started):
@@ -340,11 +342,17 @@ def test_an_accepted_batch_after_a_refusal(db, started):
     r, rules = started
     sale = r.sale(rules)
     body = batch_body("R1", [sale], {})
-    r.post(body, key=b"\x02" * 32)
+    # an old request, signed by the reader, sent again (by anybody): not the reader's state
+    assert r.post(body, t=int(time.time()) - 3600).status_code == 400
+    assert reader_row(db)["last_refusal_code"] is None
+    totals = decode(body)["totals"]
+    wrong = body.replace(encode(totals), encode(dict(totals, count=totals["count"] + 1)))
+    assert r.post(wrong).status_code == 400  # the reader's own, verified: its state
+    assert reader_row(db)["last_refusal_code"] == "batch.totals"
     resp, _ = r.send([sale])
     assert resp.status_code == 200 and decode(resp.data)["ack"] == 3
     row = reader_row(db)
-    assert row["last_refusal_code"] == "batch.signature" and row["last_batch"] >= row["last_refusal_at"]
+    assert row["last_refusal_code"] == "batch.totals" and row["last_batch"] >= row["last_refusal_at"]
 
 
 # -- rules and directory down ------------------------------------------------------------
