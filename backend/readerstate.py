@@ -15,7 +15,9 @@ refused     the reader's last batch was refused: a refusal at or after its last 
             batch counts as the later one (the next sync settles it), except batch.stale:
             the protocol has the reader send the batch again within a second of that
             refusal with its clock set, so the accepted batch is the later one.
-            (Every refusal of a known reader sets last_refusal_at, a refused GET too.)
+            (Only the reader's own requests set last_refusal_at: verified, not stale, not
+            a replay, a refused GET too. A request that did not verify may come from
+            anybody; it is listed on the reader's page but does not change its state.)
 lagging     any of:
             - no verified contact for more than lagging_after;
             - receipts still on the reader whose oldest is older than lagging_after;

@@ -1,7 +1,9 @@
 """A minimal reference server for the reader's sync protocol (docs/protocol.md).
 
-The other end of the firmware's sync client for the firmware tests and `make demo`,
-until the Flask backend (its own issue) takes over: it checks signatures, timestamps
+The other end of the firmware's sync client in the firmware's own fault tests, which
+make it misbehave on purpose (forged, spoiled or hanging answers: tests/test_sync_faults.py);
+the real backend is the Flask app in backend/, which the end-to-end tests and `make demo`
+use. In a few hundred lines, in memory: it checks signatures, timestamps
 and replays, checks every batch with protocol.batchcheck, stores each record once by
 (reader, seq) in memory, and serves rules and directory pages. Real HTTP on loopback.
 Every answer to a known reader, refusals included, is signed with that reader's key
