@@ -10,22 +10,14 @@ import re
 import pytest
 
 from backend import auth, dashboard
-from backend.app import create_app
-from backend.db import connect, migrate
+from backend.db import connect
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def dash_app(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOYALTY_INSTANCE", str(tmp_path / "instance"))
-    path = tmp_path / "loyalty.db"
-    app = create_app({"DATABASE": str(path), "SECRET_KEY": "test", "TESTING": True})
-    db = connect(path)
-    try:
-        migrate(db)
-    finally:
-        db.conn.close()
+def dash_app(app):
+    """conftest.py's app: a migrated database of its own, nothing in it."""
     return app
 
 
