@@ -43,9 +43,18 @@ def _secret_key(instance):
     """The session secret: made once, kept in the instance folder, readable by us only."""
     path = Path(instance) / "secret_key"
     if not path.exists():
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written whole under another name, then linked in place: two processes starting
+        # on a new instance at once end up with the same secret, never an empty one
+        tmp = Path(instance) / ("secret_key.%d" % os.getpid())
+        fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # the other process was first: its secret stands
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
@@ -55,7 +64,8 @@ def create_app(test_config=None):
     instance = os.environ.get("LOYALTY_INSTANCE")
     if instance:
         app.instance_path = os.path.abspath(instance)
-    os.makedirs(app.instance_path, exist_ok=True)
+    # the database (readers' keys) and the session secret: ours only
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     # the instance's config.py (read by path: Config's root was fixed before the
     # instance folder moved to LOYALTY_INSTANCE)
     app.config.from_pyfile(os.path.join(app.instance_path, "config.py"), silent=True)

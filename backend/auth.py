@@ -29,6 +29,7 @@ bp = Blueprint("auth", __name__)
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MIN_PASSWORD = 10
 LOGIN_FAILED = "Unknown username or wrong password."
+TOO_MANY = "Too many failed logins: wait five minutes, then try again."
 
 
 class ManagerError(Exception):
@@ -136,12 +137,55 @@ def login_required(view):
 
 # -- the views ----------------------------------------------------------------------------
 
+# a path on this site, and nothing a browser could read otherwise: browsers drop tabs and
+# newlines from URLs, so "/\t/evil.example" would become "//evil.example"
+_LOCAL_PATH = re.compile(r"/(?!/)[A-Za-z0-9/._~%-]*(\?[A-Za-z0-9._~%&=+/-]*)?")
+
+
 def _safe_next(target):
-    """Only a path on this site: never '//host' or 'http://…' (an open redirect)."""
-    if (not target or not target.startswith("/") or target.startswith("//")
-            or "\\" in target or target.startswith("/login")):
+    """Only a path on this site: never '//host', 'http://…' or anything with spaces or
+    control characters (an open redirect); else the stores overview."""
+    if not target or not _LOCAL_PATH.fullmatch(target) or target.startswith("/login"):
         return url_for("dashboard.stores")
     return target
+
+
+class Throttle:
+    """Failed logins per username and per address: after MAX_FAILURES within WINDOW
+    seconds, further attempts are refused until the window has passed, so a password
+    cannot be guessed at the speed of the server (and each guess costs a hash)."""
+
+    MAX_FAILURES = 5
+    WINDOW = 300
+
+    def __init__(self):
+        self.failures = {}  # key -> [times]
+
+    def _recent(self, key, now):
+        times = [t for t in self.failures.get(key, ()) if now - t < self.WINDOW]
+        if times:
+            self.failures[key] = times
+        else:
+            self.failures.pop(key, None)
+        return times
+
+    def blocked(self, keys, now):
+        return any(len(self._recent(k, now)) >= self.MAX_FAILURES for k in keys)
+
+    def failed(self, keys, now):
+        if len(self.failures) > 10000:  # bounded: forget what is old
+            for k in list(self.failures):
+                self._recent(k, now)
+        for k in keys:
+            self.failures.setdefault(k, []).append(now)
+
+    def succeeded(self, keys):
+        for k in keys:
+            self.failures.pop(k, None)
+
+
+def _throttle():
+    return current_app.extensions.setdefault("loyalty.login_throttle", Throttle())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -153,13 +197,20 @@ def login():
         return render_template("login.html", next=next_page,
                                error="The form expired: please log in again."), 400
     from backend.app import get_db
-    manager = check_login(get_db(), request.form.get("username", ""),
-                          request.form.get("password", ""))
+    username = request.form.get("username", "")[:64]
+    keys = ("user:" + username.lower(), "addr:%s" % request.remote_addr)
+    now = time.monotonic()
+    if _throttle().blocked(keys, now):
+        current_app.logger.warning("login refused for %r from %s: too many failures", username,
+                                   request.remote_addr)
+        return render_template("login.html", next=next_page, error=TOO_MANY, username=username), 429
+    manager = check_login(get_db(), username, request.form.get("password", ""))
     if manager is None:
-        current_app.logger.info("failed login for %r from %s",
-                                request.form.get("username", "")[:64], request.remote_addr)
+        _throttle().failed(keys, now)
+        current_app.logger.info("failed login for %r from %s", username, request.remote_addr)
         return render_template("login.html", next=next_page, error=LOGIN_FAILED,
-                               username=request.form.get("username", "")), 401
+                               username=username), 401
+    _throttle().succeeded(keys[:1])
     session.clear()  # a fresh session (and CSRF token) after login: no session fixation
     session["manager"] = manager["username"]
     return redirect(_safe_next(next_page))

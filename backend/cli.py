@@ -15,6 +15,7 @@ import csv
 import datetime
 import json
 import os
+import re
 
 import click
 from flask import current_app
@@ -57,7 +58,7 @@ def _when(value, option):
     """Epoch seconds, or an ISO 8601 date/time (UTC unless it carries an offset)."""
     if value is None:
         return None
-    if value.isdigit():
+    if re.fullmatch("[0-9]{1,12}", value):  # not str.isdigit: it takes "²" too
         return int(value)
     try:
         moment = datetime.datetime.fromisoformat(value)
@@ -129,17 +130,21 @@ def import_cards(csv_file):
     status: 0 or active, 1 or blocked, 2 or removed (empty: active, or as it is).
     Every line is checked before anything is written."""
     reader = csv.reader(csv_file)
-    header = [h.strip().lower() for h in next(reader, [])]
-    if header not in (["card", "tier"], ["card", "tier", "status"]):
-        raise _Failed("line 1: the header must be card,tier or card,tier,status (got %s)" % ",".join(header))
     rows, lines = [], []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise _Failed("line %d: %d fields, the header has %d" % (reader.line_num, len(row), len(header)))
-        rows.append(tuple(cell.strip() for cell in row))
-        lines.append(reader.line_num)
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        if header not in (["card", "tier"], ["card", "tier", "status"]):
+            raise _Failed("line 1: the header must be card,tier or card,tier,status (got %s)" % ",".join(header))
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise _Failed("line %d: %d fields, the header has %d" % (reader.line_num, len(row), len(header)))
+            rows.append(tuple(cell.strip() for cell in row))
+            lines.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise _Failed("line %d: not UTF-8 text: save the file as UTF-8 CSV; nothing was imported"
+                      % (reader.line_num + 1))
     try:
         changed, version = headoffice.import_cards(_db(), rows)
     except headoffice.HeadOfficeError as e:

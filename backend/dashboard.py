@@ -58,10 +58,10 @@ def stores_json():
 
 def _reader_data(reader_id):
     data = overview.reader_detail(get_db(), reader_id, clock(), current_app.config)
-    if data is None:
-        abort(404, description="No reader %s." % reader_id)
-    if not may_see_store(g.manager, data["store"]["id"]):
-        abort(403, description="Reader %s belongs to another store." % reader_id)
+    # another store's reader is as unknown as one that does not exist: a store manager
+    # cannot probe which reader ids the other stores have
+    if data is None or not may_see_store(g.manager, data["store"]["id"]):
+        abort(404, description="No reader %s in your stores." % reader_id)
     return data
 
 
@@ -78,10 +78,9 @@ def reader_json(reader_id):
     return jsonify(_reader_data(reader_id))
 
 
-@bp.errorhandler(403)
 @bp.errorhandler(404)
 def _error(e):
-    # this blueprint's own 403/404 only: the sync API answers its readers in its own way
+    # this blueprint's own 404 only: the sync API answers its readers in its own way
     if request.path.endswith(".json"):
         return jsonify({"error": e.name.lower(), "detail": e.description}), e.code
     return render_template("error.html", status=e.code, title=e.name,

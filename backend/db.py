@@ -22,6 +22,7 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   rules_versions every rules object readers were ever given, by version (for the audit)
   managers       dashboard logins; store_id NULL = head office (sees every store)
 """
+import os
 import sqlite3
 
 import sqlite_utils
@@ -40,11 +41,19 @@ def connect(path):
     check_same_thread is off because the WSGI server's threads take connections from
     Flask's request context one at a time; a connection is never shared at once.
     """
-    conn = sqlite3.connect(str(path), timeout=BUSY_MS / 1000, check_same_thread=False,
+    path = str(path)
+    if path != ":memory:" and not os.path.exists(path):
+        # readers' keys live in here: readable by the backend's user only (SQLite gives
+        # the -wal and -shm files the database file's mode)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, timeout=BUSY_MS / 1000, check_same_thread=False,
                            isolation_level=None)
     db = sqlite_utils.Database(conn)
     db.enable_wal()
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a killed process
+    # FULL: a commit is on the disk before the answer leaves. The answer's ack makes the
+    # reader delete its only copy of those receipts, so a power cut after it must not
+    # take them back (WAL with NORMAL survives a killed process, not a power cut).
+    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=%d" % BUSY_MS)
     return db

@@ -78,6 +78,9 @@ def _now():
 def _need_id(value, field):
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidValue(field, "must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    if value.lower().endswith(".json"):
+        # /readers/<id>.json is the JSON twin of /readers/<id>: an id cannot end so
+        raise InvalidValue(field, "must not end in .json")
     return value
 
 
@@ -268,8 +271,17 @@ def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None
     _need_text(id, 1, 32, "id")
     if kind not in KINDS:
         raise InvalidValue("kind", "must be one of " + ", ".join(KINDS))
+    # the engine judges the rules as a whole; these only keep what SQLite stores in range
+    for name, value in (("min_cents", min_cents), ("bp", bp), ("cents", cents)):
+        if value is not None:
+            _need_int(value, 0, 10 ** 12, name)
+    for name, value in (("from", from_t), ("to", to_t)):
+        if value is not None:
+            _need_int(value, 0, 2 ** 40, name)
     if tiers is not None:
         tiers = [_need_int(t, 0, 255, "tiers") for t in tiers]
+        if not tiers:
+            raise InvalidValue("tiers", "an empty list would give the promotion to nobody: leave it out for every tier")
     row = {"id": id, "kind": kind, "sku": sku, "category": category, "min_cents": min_cents,
            "bp": bp, "cents": cents, "tiers": None if tiers is None else json.dumps(tiers),
            "from_t": from_t, "to_t": to_t, "active": 1}

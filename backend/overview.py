@@ -37,7 +37,7 @@ READER_COLUMNS = ("id", "store_id", "name", "last_contact", "last_batch", "acked
                   "last_error", "last_refusal_at", "last_refusal_code")
 OVERVIEW_COLUMNS = ("id", "store_id", "name", "last_contact", "last_batch", "pending", "oldest_t",
                     "journal", "used", "capacity", "rules_version", "directory_version",
-                    "last_refusal_at", "last_refusal_code")
+                    "last_error", "last_refusal_at", "last_refusal_code")
 
 
 # -- formatting --------------------------------------------------------------------------

@@ -12,15 +12,15 @@ offline     no verified contact for more than offline_after.
 refused     the reader's last batch was refused: a refusal at or after its last accepted
             batch (or a refusal and no accepted batch ever). Its receipts are not coming
             in until it sends one that passes. A refusal in the same second as an accepted
-            batch counts as the later one (the next sync settles it), except batch.stale:
-            the protocol has the reader send the batch again within a second of that
-            refusal with its clock set, so the accepted batch is the later one.
+            batch counts as the later one (the next sync settles it).
             (Only the reader's own requests set last_refusal_at: verified, not stale, not
             a replay, a refused GET too. A request that did not verify may come from
             anybody; it is listed on the reader's page but does not change its state.)
 lagging     any of:
             - no verified contact for more than lagging_after;
             - receipts still on the reader whose oldest is older than lagging_after;
+            - the reader's own status reports a failed sync (last_error sync.*: the
+              network, a lost or spoiled answer); its next good sync clears it;
             - its journal is nearly full or full;
             - it reported a rules or directory version behind ours although ours was
               published more than lagging_after before its last contact. A reader
@@ -115,8 +115,7 @@ def state(reader, now, lagging_after, offline_after, rules_version, directory_ve
     refused_at = reader.get("last_refusal_at")
     last_batch = reader.get("last_batch")
     code = reader.get("last_refusal_code")
-    if refused_at is not None and (last_batch is None or refused_at > last_batch or (
-            refused_at == last_batch and code != "batch.stale")):
+    if refused_at is not None and (last_batch is None or refused_at >= last_batch):
         return "refused", "Last sync refused %s ago: %s (%s)." % (
             duration(now - refused_at), _refusal_text(code), code or "-")
 
@@ -128,6 +127,11 @@ def state(reader, now, lagging_after, offline_after, rules_version, directory_ve
     if pending and oldest is not None and now - oldest > lagging_after:
         lagging.append("%d receipt%s waiting, the oldest for %s"
                        % (pending, "" if pending == 1 else "s", duration(now - oldest)))
+    error = reader.get("last_error") or ""
+    if error.startswith("sync."):
+        # its own word: the reader's last sync before this report failed (network, a
+        # lost or spoiled answer); until a report says otherwise, it is not in step
+        lagging.append("the reader reports a failed sync: %s (%s)" % (_refusal_text(error), error))
     journal = reader.get("journal")
     if journal in FULL_JOURNAL:
         lagging.append("journal %s" % journal.replace("_", " "))

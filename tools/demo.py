@@ -21,6 +21,7 @@ import csv
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +53,13 @@ CATALOGUE = [  # sku, category, unit price in cents
 CONFIG = {"LAGGING_AFTER": 20, "OFFLINE_AFTER": 600, "SAMPLE_EVERY": 10, "REFRESH_SECONDS": 3}
 
 
+def use_folder(folder):
+    global DATA, INSTANCE, DATABASE
+    DATA = Path(folder).resolve()
+    INSTANCE = DATA / "instance"
+    DATABASE = INSTANCE / "loyalty.db"
+
+
 def flask(*args):
     """One operator command, as a shell would run it."""
     env = dict(os.environ, LOYALTY_INSTANCE=str(INSTANCE))
@@ -65,11 +73,16 @@ def flask(*args):
 
 def set_up(port):
     """The chain on first run, through the operator's commands; later runs keep it."""
+    done = DATA / "setup-done"
+    if not done.exists():
+        # a first run stopped half-way leaves a half-made chain: start it again whole
+        for path in (INSTANCE, DATA / "provisioning"):
+            if path.exists():
+                shutil.rmtree(path)
     INSTANCE.mkdir(parents=True, exist_ok=True)
     (INSTANCE / "config.py").write_text("".join("%s = %r\n" % kv for kv in CONFIG.items()))
-    first = not DATABASE.exists()
     print("schema:", flask("init-db"))
-    if not first:
+    if done.exists():
         return
     print("setting up the chain in %s:" % DATA)
     flask("add-store", STORE[0], STORE[1], "--tz", "Europe/Rome")
@@ -99,6 +112,7 @@ def set_up(port):
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(12) + "\n")
     flask("create-manager", "manager", "--password-file", str(password))
+    done.write_text("the chain is set up; delete data/demo to start afresh\n")
     print("  store %s, %d readers, 200 cards, rules and a manager's login: done" % (STORE[0], len(READERS)))
 
 
@@ -162,7 +176,9 @@ def main():
     ap.add_argument("--shoppers", type=int, default=30, help="shoppers per till in the scripted part")
     ap.add_argument("--pause", type=float, default=0.3, help="seconds between shoppers")
     ap.add_argument("--once", action="store_true", help="stop after the scripted part (no Ctrl-C wait)")
+    ap.add_argument("--data", type=Path, default=DATA, help="the demo's folder (default data/demo)")
     args = ap.parse_args()
+    use_folder(args.data)
     set_up(args.port)
     password = (DATA / "manager.txt").read_text().strip()
     backend = Backend(DATABASE, INSTANCE, port=args.port, log=DATA / "backend.log")
@@ -181,8 +197,10 @@ def main():
                                      log=DATA / (name + ".log")).start())
         dash = Dashboard(url).login("manager", password)
         for r in readers:  # a reader in a shop has synced once before its first shopper
-            wait_for(lambda: r.status()["rules"] > 0 and r.status()["directory"] > 0, 60, every=0.3,
+            wait_for(lambda: stop or (r.status()["rules"] > 0 and r.status()["directory"] > 0), 60, every=0.3,
                      what="%s's first sync (see %s)" % (r.reader, DATA / (r.reader + ".log")))
+        if stop:
+            return
         print("\ndashboard: %s/stores   login: manager / %s\n" % (url, password))
         rng = random.Random()
         run = int(time.time()) % 100000

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from backend import auth
-from test_dash_fixtures import (PASSWORD, add_manager, add_reader, add_store, csrf_from,  # noqa: F401
+from dashrows import (PASSWORD, add_manager, add_reader, add_store, csrf_from,  # noqa: F401
                                 dash_app, dash_client, dash_db, login)
 
 
@@ -90,10 +90,39 @@ def test_login_without_next_goes_to_the_stores(dash_client, dash_db):
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example",
-                                    "stores", "/login"])
+                                    "stores", "/login", "/\t/evil.example", "/\n/x", "/ /evil.example",
+                                    "/%09/evil.example?x=1\r\n"])
 def test_next_never_leaves_the_site(dash_client, dash_db, target):
     add_manager(dash_db)
     assert login(dash_client, next_page=target).headers["Location"] == "/stores"
+
+
+def test_next_may_be_a_page_of_the_site(dash_client, dash_db):
+    add_manager(dash_db)
+    assert login(dash_client, next_page="/readers/R1?x=1").headers["Location"] == "/readers/R1?x=1"
+
+
+def test_failed_logins_are_throttled(dash_client, dash_db):
+    add_manager(dash_db)
+    for _ in range(auth.Throttle.MAX_FAILURES):
+        assert login(dash_client, password="guess guess guess").status_code == 401
+    # now even the right password waits: a guesser cannot tell it was right
+    r = login(dash_client)
+    assert r.status_code == 429 and auth.TOO_MANY in r.get_data(as_text=True)
+    assert dash_client.get("/stores.json").status_code == 401
+
+
+def test_throttle_forgets_after_its_window():
+    t = auth.Throttle()
+    keys = ("user:giulia", "addr:10.0.0.1")
+    for i in range(t.MAX_FAILURES):
+        t.failed(keys, 100 + i)
+    assert t.blocked(keys, 110)
+    assert t.blocked(("addr:10.0.0.1",), 110)  # another username from the same address too
+    assert not t.blocked(keys, 100 + t.WINDOW + t.MAX_FAILURES)
+    t.failed(keys, 1000)
+    t.succeeded(keys)
+    assert not t.blocked(keys, 1001)
 
 
 def test_session_cookie_is_httponly_and_samesite_lax(dash_client, dash_db):
@@ -181,13 +210,15 @@ def test_store_manager_sees_only_their_store(dash_client, two_stores):
     assert 'data-reader="R1"' in html and 'data-reader="R2"' not in html
 
 
-def test_store_manager_gets_403_for_another_stores_reader(dash_client, two_stores):
+def test_another_stores_reader_is_as_unknown_as_a_missing_one(dash_client, two_stores):
     login(dash_client, "anna")
     assert dash_client.get("/readers/R1.json").status_code == 200
-    r = dash_client.get("/readers/R2.json")
-    assert r.status_code == 403 and r.get_json()["error"] == "forbidden"
+    other, missing = dash_client.get("/readers/R2.json"), dash_client.get("/readers/R404.json")
+    assert other.status_code == missing.status_code == 404
+    assert other.get_json()["error"] == "not found"
     r = dash_client.get("/readers/R2")
-    assert r.status_code == 403 and 'data-error="403"' in r.get_data(as_text=True)
+    assert r.status_code == 404 and 'data-error="404"' in r.get_data(as_text=True)
+    assert "R2" in r.get_data(as_text=True) and "another store" not in r.get_data(as_text=True)
 
 
 def test_head_office_sees_every_store(dash_client, two_stores):

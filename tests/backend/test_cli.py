@@ -166,3 +166,32 @@ def test_create_manager(runner, db, store, tmp_path):
     # the confirmation differs every time: no account
     failed(runner, "create-manager", "luca", input="one long password\nanother one!!\n" * 3)
     assert db.execute("SELECT count(*) FROM managers").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--from", "99999999999999999999"], "--from"),
+    (["--from", "\u00b2"], "--from"),
+    (["--cents", "99999999999999999999"], "cents"),
+    (["--tiers", " "], "tiers"),
+])
+def test_bad_promotion_options_are_named_and_change_nothing(runner, db, args, says):
+    ok(runner, "add-tier", "0", "base", "200")
+    before = db.execute("SELECT value FROM meta WHERE key='rules_version'").fetchone()
+    out = failed(runner, "add-promotion", "P1", "--kind", "sku", "--sku", "8001", *(args + (
+        ["--bp", "100"] if "--cents" not in args else [])))
+    assert says in out and "Traceback" not in out
+    assert db.execute("SELECT value FROM meta WHERE key='rules_version'").fetchone() == before
+    assert db.execute("SELECT count(*) FROM promotions").fetchone()[0] == 0
+
+
+def test_a_csv_that_is_not_utf8_is_refused_whole(runner, db, tmp_path):
+    f = tmp_path / "cards.csv"
+    f.write_bytes(b"card,tier\n6001000000000042,2\n60010000000000\xe917,1\n")
+    out = failed(runner, "import-cards", str(f))
+    assert "not UTF-8" in out and "nothing was imported" in out
+    assert db.execute("SELECT count(*) FROM cards").fetchone()[0] == 0
+
+
+def test_an_id_cannot_end_in_json(runner, db):
+    ok(runner, "add-store", "S1", "Centro")
+    assert ".json" in failed(runner, "add-reader", "R1.json", "--store", "S1")

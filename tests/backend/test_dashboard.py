@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from backend import readerstate
-from test_dash_fixtures import (add_manager, add_reader, add_store, dash_app,  # noqa: F401
+from dashrows import (add_manager, add_reader, add_store, dash_app,  # noqa: F401
                                 dash_client, dash_db, fix_clock, login)
 
 NOW = int(datetime(2025, 3, 1, 23, 30, tzinfo=timezone.utc).timestamp())  # 00:30 CET in Rome
@@ -237,6 +237,20 @@ def test_a_reader_never_seen(shop, dash_client):
 
 def test_unknown_reader_is_404(shop, dash_client):
     page = html(dash_client, "/readers/R404", 404)
-    assert 'data-error="404"' in page and "No reader R404." in page
+    assert 'data-error="404"' in page and "No reader R404 in your stores." in page
     assert json(dash_client, "/readers/R404.json", 404) == {"error": "not found",
-                                                            "detail": "No reader R404."}
+                                                            "detail": "No reader R404 in your stores."}
+
+
+@pytest.mark.parametrize("state", [
+    dict(last_error="sync.network"), dict(last_error="sync.signature", pending=0),
+    dict(last_refusal_at=NOW - 20, last_refusal_code="batch.gap"), dict(journal="full"),
+    dict(pending=3, oldest_t=NOW - 4000), dict(last_contact=NOW - 7200), dict(last_contact=None),
+])
+def test_the_overview_and_the_reader_page_tell_the_same_state(shop, dash_client, state):
+    add_reader(shop, "R3", "S1", **dict({"last_contact": NOW - 10, "last_batch": NOW - 30, "pending": 0,
+                                         "journal": "ok"}, **state))
+    row = [r for r in json(dash_client, "/stores.json")["stores"][0]["readers"] if r["id"] == "R3"][0]
+    page = json(dash_client, "/readers/R3.json")["reader"]
+    assert row["state"] != "in_sync"
+    assert (row["state"], row["reason"]) == (page["state"], page["reason"])

@@ -56,10 +56,16 @@ def test_refused_in_the_same_second_as_the_last_batch():
     assert st(reader(last_refusal_at=NOW - 60, last_refusal_code="batch.gap"))[0] == "refused"
 
 
-def test_a_stale_refusal_in_the_same_second_is_followed_by_the_accepted_batch():
-    # the reader sets its clock from the stale refusal and sends again at once
-    assert st(reader(last_refusal_at=NOW - 60, last_refusal_code="batch.stale"))[0] == "in_sync"
-    assert st(reader(last_refusal_at=NOW - 59, last_refusal_code="batch.stale"))[0] == "refused"
+def test_a_refusal_in_the_same_second_as_a_batch_counts_as_the_later():
+    assert st(reader(last_refusal_at=NOW - 60, last_refusal_code="batch.gap"))[0] == "refused"
+    assert st(reader(last_refusal_at=NOW - 61, last_refusal_code="batch.gap"))[0] == "in_sync"
+
+
+def test_a_failed_sync_the_reader_reports_is_lagging():
+    state, why = st(reader(last_error="sync.network"))
+    assert state == "lagging" and "sync.network" in why
+    assert st(reader(last_error="flash.io"))[0] == "in_sync"  # not a sync matter
+    assert st(reader(last_error=""))[0] == "in_sync"
 
 
 def test_refusal_before_an_accepted_batch_is_over():

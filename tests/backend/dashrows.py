@@ -3,7 +3,7 @@
 The dashboard's tests build their data by inserting rows into the schema's tables
 directly, so they depend on backend/db.py only, not on the sync API's code:
 
-    from test_dash_fixtures import dash_app, dash_db, dash_client, add_store, add_reader, login
+    from dashrows import dash_app, dash_db, dash_client, add_store, add_reader, login
 """
 import re
 
