@@ -18,6 +18,7 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   nonces         (reader_id, nonce) seen within the timestamp window: replays refused
   reader_samples pending receipts per reader over time (the reader page's chart)
   cards          the card directory; every change takes the next directory version
+  card_history   every state each card was in (card, version, tier, status, t)
   tiers, promotions, limits   head office's rules; each change publishes rules_versions
   rules_versions every rules object readers were ever given, by version (for the audit)
   managers       dashboard logins; store_id NULL = head office (sees every store)
@@ -131,7 +132,16 @@ def _v2(db):
     db.execute("CREATE INDEX IF NOT EXISTS cards_by_number ON cards(length(card), card)")
 
 
-MIGRATIONS = [_v1, _v2]  # step n brings the schema from version n-1 to n; append, never edit
+def _v3(db):
+    # each change of a card (cards keeps only the last): a reader's directory may be a
+    # few versions behind, so the audit must know every tier a card has had, and when
+    db["card_history"].create({"card": str, "version": int, "tier": int, "status": int, "t": int},
+                              pk=("card", "version"))
+    db.execute("INSERT INTO card_history(card, version, tier, status, t) "
+               "SELECT card, version, tier, status, updated FROM cards")
+
+
+MIGRATIONS = [_v1, _v2, _v3]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

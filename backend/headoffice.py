@@ -359,6 +359,9 @@ def _write_changes(db, changes, now):
         "INSERT INTO cards(card, tier, status, version, updated) VALUES(?, ?, ?, ?, ?) "
         "ON CONFLICT(card) DO UPDATE SET tier=excluded.tier, status=excluded.status, "
         "version=excluded.version, updated=excluded.updated", rows)
+    # every state a card was ever in, with when: the audit asks which tier a reader's
+    # directory could have given a card at the time of a sale
+    db.conn.executemany("INSERT INTO card_history(card, tier, status, version, t) VALUES(?, ?, ?, ?, ?)", rows)
     set_meta(db, "directory_version", version)
     return version
 

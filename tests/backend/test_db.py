@@ -20,6 +20,9 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):
         dbmod.require_schema(db)
         assert db.execute("SELECT reader_id, code, verified FROM refusals").fetchall() == [("R1", "batch.signature", None)]
         assert db.execute("SELECT card, tier FROM cards").fetchall() == [("6001000000000042", 2)]
+        # the card's history starts with the state it had
+        assert db.execute("SELECT card, version, tier, status, t FROM card_history").fetchall() == [
+            ("6001000000000042", 1, 2, 0, 5)]
         plan = " ".join(str(r) for r in db.execute(
             "EXPLAIN QUERY PLAN SELECT card FROM cards WHERE card > '6' AND length(card) = 16 ORDER BY card").fetchall())
         assert "cards_by_number" in plan

@@ -117,6 +117,11 @@ def test_cards_take_directory_versions(db):
     with pytest.raises(ho.NotFound):
         ho.set_card(db, "6", status=1)
     assert meta_int(db, "directory_version") == 6
+    # every state each card was in stays, with its version
+    assert db.execute("SELECT version, tier, status FROM card_history WHERE card='17' ORDER BY version"
+                      ).fetchall() == [(2, 1, 1), (5, 1, 0)]
+    assert db.execute("SELECT version, tier FROM card_history WHERE card='6001000000000042' ORDER BY version"
+                      ).fetchall() == [(1, 2), (4, 1)]
 
 
 def test_a_bad_row_imports_nothing(db):
