@@ -154,8 +154,13 @@ def batches_sql(reader_id, limit=BATCHES_SHOWN):
 
 
 def refusals_sql(reader_id, limit=REFUSALS_SHOWN):
-    return ("SELECT id, t, endpoint, http_status, code, field, detail, remote, verified FROM refusals "
-            "WHERE reader_id = ? ORDER BY t DESC, id DESC LIMIT ?", [reader_id, limit])
+    """The latest refusals of the reader's own (verified) requests and, apart, the latest
+    of requests that only claimed its id: a flood of forged requests (anybody can send
+    them) must not push the reader's real refusals off its page."""
+    one = ("SELECT * FROM (SELECT id, t, endpoint, http_status, code, field, detail, remote, verified "
+           "FROM refusals WHERE reader_id = ? AND %s ORDER BY t DESC, id DESC LIMIT ?)")
+    return ("%s UNION ALL %s ORDER BY t DESC, id DESC" % (one % "verified = 1", one % "coalesce(verified, 0) = 0"),
+            [reader_id, limit, reader_id, limit // 2])
 
 
 def mismatches_sql(reader_id, limit=MISMATCHES_SHOWN):

@@ -254,3 +254,14 @@ def test_the_overview_and_the_reader_page_tell_the_same_state(shop, dash_client,
     page = json(dash_client, "/readers/R3.json")["reader"]
     assert row["state"] != "in_sync"
     assert (row["state"], row["reason"]) == (page["state"], page["reason"])
+
+
+def test_forged_requests_cannot_push_the_readers_own_refusals_off_its_page(shop, dash_client):
+    shop["refusals"].insert({"reader_id": "R1", "t": NOW - 900, "endpoint": "batch", "http_status": 409,
+                             "code": "batch.gap", "field": "records[0].seq", "detail": "expected 42", "verified": 1})
+    shop["refusals"].insert_all([{"reader_id": "R1", "t": NOW - 10 + i % 5, "endpoint": "batch", "http_status": 401,
+                                  "code": "batch.signature", "verified": 0} for i in range(100)])
+    data = json(dash_client, "/readers/R1.json")
+    codes = [x["code"] for x in data["refusals"]]
+    assert "batch.gap" in codes and codes.count("batch.signature") == 10
+    assert data["refusals_total"] == 101
