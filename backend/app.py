@@ -25,6 +25,7 @@ DEFAULTS = {
     "SAMPLE_EVERY": 300,          # seconds between pending-receipt samples for the chart
     "REFRESH_SECONDS": 10,        # the dashboard reloads itself this often
     "SESSION_COOKIE_SAMESITE": "Lax",  # the managers' session cookie (HttpOnly is Flask's default)
+    "KEEP_DB_CONNECTIONS": False,  # sync requests reuse one connection per server thread (backend/serve.py)
 }
 
 

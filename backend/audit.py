@@ -1,7 +1,8 @@
 """The audit: every discount a reader granted, recomputed with the shared engine.
 
-Runs at ingestion, for the fresh records of a batch (oldest first), and says for each
-'ok' or 'mismatch' with a sentence (expected vs granted). No trust in the reader:
+Runs in the auditor (backend/auditor.py), after ingestion stored and acknowledged a
+batch: for the batch's fresh records (oldest first) it says for each 'ok' or 'mismatch'
+with a sentence (expected vs granted). No trust in the reader:
 
   * a sale is quoted again with protocol.engine.quote under the rules version it names.
     The reader's context is not in the record, so the audit accepts exactly what the

@@ -10,6 +10,7 @@ and a message that says what went wrong and what to do.
     flask --app backend.app add-tier 0 base 200
     flask --app backend.app import-cards cards.csv
     flask --app backend.app set-card 6001000000000042 --block
+    flask --app backend.app audit
 """
 import csv
 import datetime
@@ -280,8 +281,20 @@ def create_manager(username, store_id, password_file):
     click.echo("manager %s created%s" % (username, " for store %s" % store_id if store_id else " (head office)"))
 
 
+@click.command("audit")
+@with_appcontext
+def audit():
+    """Audit the receipts awaiting audit now; prints how many, and how many mismatches.
+
+    The server's auditor (backend/auditor.py, started by backend.serve) does this on its
+    own; this is for a database no server runs on, or to catch up at once."""
+    from backend import auditor
+
+    click.echo(auditor.summary(auditor.audit_all(_db())))
+
+
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
-            end_promotion, set_limits, show_rules, create_manager)
+            end_promotion, set_limits, show_rules, create_manager, audit)
 
 
 def register(app):

@@ -5,38 +5,50 @@ once a request's signature, timestamp and nonce have been checked.
 
     reader = load_reader(db, "R1")            # None for an unknown reader
     outcome = accept_batch(db, reader, body, nonce="9f..", now=now, clock_offset=2,
-                           sample_every=300, book=audit.RulesBook())
+                           sample_every=300)
     outcome["answer"]                          # {"ack", "directory", "refused", "rules", "time"}
 
-The batch is checked (protocol.batchcheck.check_batch) and audited outside the write
-lock, then `BEGIN IMMEDIATE`: if the reader's acknowledged seq moved meanwhile (the
-same batch arriving twice at once, from two threads or two processes), it is checked
-again inside the lock; the request's nonce is inserted (a primary-key conflict is a
-replay); the fresh receipts, the day totals, the reader's state, a batches row and now
-and then a pending-receipts sample are written; commit. A refused batch raises
-ProtocolError and writes nothing: the caller records the refusal (record_refusal).
+The batch is checked (protocol.batchcheck.check_batch) outside the write lock, then
+`BEGIN IMMEDIATE`: if the reader's acknowledged seq moved meanwhile (the same batch
+arriving twice at once, from two threads or two processes), it is checked again inside
+the lock; the request's nonce is inserted (a primary-key conflict is a replay); the
+fresh receipts, the day totals, the reader's state, a batches row and now and then a
+pending-receipts sample are written; commit. A refused batch raises ProtocolError and
+writes nothing: the caller records the refusal (record_refusal).
+
+The receipts are stored awaiting audit (audit NULL): backend/auditor.py recomputes their
+discounts afterwards, in another process, so the reader's acknowledgement never waits
+for the engine (a mismatch is flagged for a person, never a reason to refuse a batch).
 """
 import datetime
 import sqlite3
+import threading
 import zoneinfo
 
 from backend import fastjson
-from backend.audit import Auditor
-from backend.db import GENESIS, meta_int
-from protocol import canonical
+from backend.db import GENESIS
 from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
 
 GAP_CODES = ("batch.gap", "batch.chain")
 MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)
 
+# audit and audit_detail stay NULL: the receipt awaits the audit (backend/auditor.py)
 _RECEIPT_COLUMNS = ("reader_id", "seq", "store_id", "kind", "t", "day", "receipt", "card", "tier",
-                    "gross", "discount", "rules", "hash", "batch_id", "record", "audit", "audit_detail")
+                    "gross", "discount", "rules", "hash", "batch_id", "record")
+_BATCH_ID = _RECEIPT_COLUMNS.index("batch_id")
 _INSERT_RECEIPT = "INSERT INTO receipts(%s) VALUES(%s)" % (", ".join(_RECEIPT_COLUMNS),
                                                            ", ".join("?" * len(_RECEIPT_COLUMNS)))
 _ADD_DAY = ("INSERT INTO day_totals(store_id, day, receipts, gross, discount) VALUES(?, ?, ?, ?, ?) "
             "ON CONFLICT(store_id, day) DO UPDATE SET receipts=receipts+excluded.receipts, "
             "gross=gross+excluded.gross, discount=discount+excluded.discount")
+
+
+# This process's threads take turns for SQLite's write lock here: a thread that finds it
+# taken by another of our threads waits on this lock and gets it the moment it is free,
+# instead of polling through SQLite's busy handler (which sleeps 1, 2, 5, 10... ms between
+# tries). Other processes still meet the busy handler.
+WRITE_TURN = threading.Lock()
 
 
 def http_status(code):
@@ -62,8 +74,9 @@ def load_reader(db, reader_id):
 
 def answer(db, acked_seq, now, refused=None):
     """The answer object every sync POST gets (docs/protocol.md)."""
-    return {"ack": acked_seq, "directory": meta_int(db, "directory_version"), "refused": refused,
-            "rules": meta_int(db, "rules_version"), "time": now}
+    versions = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('directory_version', 'rules_version')"))
+    return {"ack": acked_seq, "directory": int(versions.get("directory_version", 0)), "refused": refused,
+            "rules": int(versions.get("rules_version", 0)), "time": now}
 
 
 class LocalDays:
@@ -125,8 +138,8 @@ def reader_status(status, records):
     else:
         oldest = _int_or_none(status.get("oldest_t"), 1)
     try:
-        status_json = canonical.encode(status).decode()
-    except ProtocolError:
+        status_json = fastjson.encode(status).decode()
+    except (ProtocolError, UnicodeError):
         status_json = None
     return {"pending": pending, "oldest_t": oldest,
             "journal": _text_or_none(status.get("journal")),
@@ -141,47 +154,44 @@ def reader_status(status, records):
 
 
 class _Checked:
-    """A batch that passed check_batch against one acknowledged state, audited."""
+    """A batch that passed check_batch against one acknowledged state, and its receipt rows."""
 
-    def __init__(self, db, reader, body, acked_seq, acked_hash, book):
+    def __init__(self, db, reader, body, acked_seq, acked_hash):
         codec = fastjson.RecordCodec()
+        rid = reader["id"]
 
         def known(seq):
-            row = db.execute("SELECT hash FROM receipts WHERE reader_id=? AND seq=?",
-                             [reader["id"], seq]).fetchone()
+            row = db.execute("SELECT hash FROM receipts WHERE reader_id=? AND seq=?", [rid, seq]).fetchone()
             return row[0] if row else None
 
         self.acked_seq = acked_seq
-        self.fresh, self.status = check_batch(body, reader["id"], acked_seq, acked_hash, known,
+        self.fresh, self.status = check_batch(body, rid, acked_seq, acked_hash, known,
                                               decode=codec.decode, encode=codec.encode)
         self.batch = codec.value  # the whole batch: its records fresh or not, its totals
-        stored_t = None
-        if acked_seq:
-            row = db.execute("SELECT t FROM receipts WHERE reader_id=? AND seq=?",
-                             [reader["id"], acked_seq]).fetchone()
-            stored_t = row[0] if row else None
-        cards = {rec["card"] for _, rec, _ in self.fresh if rec["kind"] == "sale" and rec["discount"]}
-        auditor = Auditor(db, reader["id"], book, acked_seq, stored_t, cards)
-        self.rows = []
-        store, tz, rid = reader["store_id"], reader["tz"], reader["id"]
+        store, tz = reader["store_id"], reader["tz"]
+        day_of = LOCAL_DAYS.day
+        text_of = codec.text_of
+        rows = self.rows = []
         days = {}
         for seq, rec, h in self.fresh:
-            verdict, detail = auditor.check(rec)
             t = rec["t"]
-            day = LOCAL_DAYS.day(tz, t)
-            self.rows.append((rid, seq, store, rec["kind"], t, day, rec["receipt"], rec["card"], rec["tier"],
-                              rec["gross"], rec["discount"], rec["rules"], h, None,
-                              codec.bytes_of(rec).decode(), verdict, detail))
-            sums = days.setdefault(day, [0, 0, 0])
-            sums[0] += rec["kind"] == "sale"
+            day = day_of(tz, t)
+            kind = rec["kind"]
+            rows.append([rid, seq, store, kind, t, day, rec["receipt"], rec["card"], rec["tier"],
+                         rec["gross"], rec["discount"], rec["rules"], h, None, text_of(rec)])
+            sums = days.get(day)
+            if sums is None:
+                sums = days[day] = [0, 0, 0]
+            sums[0] += kind == "sale"
             sums[1] += rec["gross"]
             sums[2] += rec["discount"]
         self.day_totals = [(store, d, s[0], s[1], s[2]) for d, s in days.items()]
         self.last = self.fresh[-1] if self.fresh else None
+        self.state = reader_status(self.status, self.batch["records"])
 
 
-def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, book, prune_before=None):
-    """Check, audit and store a batch; returns {"answer", "fresh", "batch_id"}.
+def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, prune_before=None):
+    """Check and store a batch (its receipts awaiting audit); returns {"answer", "fresh", "batch_id"}.
 
     prune_before: nonces stored before this time are forgotten in the same transaction
     (a replay that old is refused as stale anyway).
@@ -189,7 +199,14 @@ def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, book,
     Raises ProtocolError for a refused batch (batch.record, .gap, .chain, .totals,
     .replay) with nothing written.
     """
-    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"], book)
+    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"])
+    with WRITE_TURN:
+        stored = _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before)
+    stored["answer"] = answer(db, stored.pop("acked_seq"), now)
+    return stored
+
+
+def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before):
     rid = reader["id"]
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -198,7 +215,7 @@ def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, book,
         if acked_seq != checked.acked_seq:
             # another request stored records of this reader since we looked: judge again
             # against what is stored now (the same batch twice stores nothing the second time)
-            checked = _Checked(db, reader, body, acked_seq, acked_hash, book)
+            checked = _Checked(db, reader, body, acked_seq, acked_hash)
         try:
             db.execute("INSERT INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)", [rid, nonce, now])
         except sqlite3.IntegrityError:
@@ -216,9 +233,11 @@ def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, book,
              len(records), len(checked.fresh), totals["gross"], totals["discount"], acked_seq, len(body)])
         batch_id = cur.lastrowid
         if checked.rows:
-            db.conn.executemany(_INSERT_RECEIPT, [r[:13] + (batch_id,) + r[14:] for r in checked.rows])
+            for r in checked.rows:
+                r[_BATCH_ID] = batch_id
+            db.conn.executemany(_INSERT_RECEIPT, checked.rows)
             db.conn.executemany(_ADD_DAY, checked.day_totals)
-        state = reader_status(checked.status, records)
+        state = dict(checked.state)
         state.update({"acked_seq": acked_seq, "acked_hash": acked_hash, "last_contact": now,
                       "last_batch": now, "clock_offset": clock_offset})
         db.execute("UPDATE readers SET %s WHERE id=?" % ", ".join("%s=?" % k for k in state),
@@ -227,12 +246,12 @@ def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, book,
         if last is None or now - last >= sample_every:
             db.execute("INSERT OR REPLACE INTO reader_samples(reader_id, t, pending) VALUES(?, ?, ?)",
                        [rid, now, state["pending"]])
-        ans = answer(db, acked_seq, now)
         db.conn.commit()
     except BaseException:
         db.conn.rollback()
         raise
-    return {"answer": ans, "fresh": len(checked.fresh), "batch_id": batch_id}
+    # the answer (the versions the reader is told about) is read after the commit, outside the lock
+    return {"acked_seq": acked_seq, "fresh": len(checked.fresh), "batch_id": batch_id}
 
 
 def prune_nonces(db, before):
@@ -244,6 +263,11 @@ def touch_reader(db, reader_id, nonce, now, clock_offset):
     """A verified GET: its nonce is remembered (a replay is refused) and the contact noted.
 
     Raises ProtocolError('batch.replay') when the nonce was seen."""
+    with WRITE_TURN:
+        _touch(db, reader_id, nonce, now, clock_offset)
+
+
+def _touch(db, reader_id, nonce, now, clock_offset):
     db.execute("BEGIN IMMEDIATE")
     try:
         try:
@@ -270,6 +294,12 @@ def record_refusal(db, reader_id, known, endpoint, error, now, remote=None, nonc
     is written down for the reader's page, but must not make the reader look refused.
     `nonce` (of a verified request) is remembered so the same request is refused as a
     replay. Nothing else."""
+    with WRITE_TURN:
+        return _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, body_bytes, contact,
+                              clock_offset)
+
+
+def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, body_bytes, contact, clock_offset):
     status = http_status(error.code)
     detail = (error.detail or "")[:300]
     db.execute("BEGIN IMMEDIATE")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from backend import readerstate
+from backend import auditor, readerstate
 from backend.app import DEFAULTS  # also puts shared/ on sys.path for `protocol`
 from backend.db import meta_int
 from protocol import errors
@@ -365,7 +365,8 @@ def reader_detail(db, reader_id, now, cfg):
     Returns {"reader": {...columns, "state", "state_text", "reason", *_text},
     "store": {"id", "name", "tz"}, "backend": {"rules_version", "directory_version"},
     "batches": [...], "refusals": [...], "refusals_total", "mismatches": [...],
-    "mismatches_total", "samples": [[t, pending]], "chart": {...}, "legend": [...]}.
+    "mismatches_total", "awaiting_audit" (receipts stored, not yet audited: their
+    mismatches are not known yet), "samples": [[t, pending]], "chart": {...}, "legend": [...]}.
     """
     found = _rows(db, readers_sql(READER_COLUMNS, reader_id=reader_id))
     if not found:
@@ -410,6 +411,7 @@ def reader_detail(db, reader_id, now, cfg):
         "refusals_total": _rows(db, count_sql("refusals", reader_id))[0]["n"],
         "mismatches": [_mismatch(m, tz) for m in _rows(db, mismatches_sql(reader_id))],
         "mismatches_total": _rows(db, count_sql("receipts", reader_id, " AND audit = 'mismatch'"))[0]["n"],
+        "awaiting_audit": auditor.awaiting(db, reader_id),
         "samples": [list(s) for s in samples],
         "chart": pending_chart(samples, now, tz),
         "legend": legend(cfg),

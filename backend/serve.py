@@ -1,24 +1,47 @@
-"""The backend on a real WSGI server (waitress: pure Python, multi-threaded).
+"""The backend on a real WSGI server (waitress: pure Python, multi-threaded), with its auditor.
 
-    python -m backend.serve --port 8000 [--host 127.0.0.1] [--threads 8] [--db PATH]
+    python -m backend.serve --port 8000 [--host 127.0.0.1] [--threads 8] [--processes 1]
+                            [--db PATH] [--no-auditor]
 
 Prints one line `serving on http://HOST:PORT` once the socket is bound (with --port 0
 the system picks a free port: tests read it from that line). SIGTERM and Ctrl-C stop it;
 SQLite's WAL keeps every committed batch even when the process is killed outright.
+
+Beside the server runs the auditor (backend/auditor.py), a process of its own: ingestion
+stores receipts awaiting audit and acknowledges at once, and the auditor recomputes their
+discounts on another core. It takes only CPU time nothing else wants (Linux SCHED_IDLE)
+and lets a burst of batches pass first (up to 5 s), so an acknowledgement never waits for
+an audit. It ends with the server: stopped on SIGTERM, told by the kernel when the server
+dies even by SIGKILL (Linux), and in any case it notices within half a second.
+
+--processes N forks N-1 more server processes once the socket is bound; they all accept
+on it, so N cores parse and check batches while SQLite serialises the writes. For
+throughput give each process one thread (`--processes 2 --threads 1` on two cores, as
+bench/backend_bench.py runs it): the threads of one process take turns for Python's
+interpreter lock, and one that holds SQLite's write lock then waits for it between rows.
 """
 import argparse
 import os
 import signal
+import socket
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import waitress
 
 from backend import db as dbmod
 from backend.app import create_app
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def build_server(host="127.0.0.1", port=8000, threads=8, database=None, config=None):
-    cfg = dict(config or {})
+
+def make_app(database=None, config=None):
+    """The app, its database checked (SchemaError when init-db is needed)."""
+    cfg = {"KEEP_DB_CONNECTIONS": True}  # server threads live as long as the server
+    cfg.update(config or {})
     if database:
         cfg["DATABASE"] = os.path.abspath(database)
     app = create_app(cfg)
@@ -27,23 +50,156 @@ def build_server(host="127.0.0.1", port=8000, threads=8, database=None, config=N
         dbmod.require_schema(db)
     finally:
         db.conn.close()
+    return app
+
+
+def listen(host, port, backlog=1024):
+    """The bound, listening socket every server process accepts on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def build_server(host="127.0.0.1", port=8000, threads=8, database=None, config=None, sock=None, app=None):
+    """A waitress server for the app, on `sock` if given (else it binds host:port)."""
+    app = app or make_app(database, config)
     # waitress's defaults fit: a request body is buffered before the app sees it, so a
-    # slow reader's upload does not hold a thread; the app caps what it will read
-    # a body is refused past MAX_BATCH_BYTES by the app; waitress stops buffering one at
-    # twice that (its default would take 1 GB into memory or a temporary file first)
-    return waitress.create_server(app, host=host, port=port, threads=threads, ident="loyalty",
-                                  max_request_body_size=2 * app.config["MAX_BATCH_BYTES"])
+    # slow reader's upload does not hold a thread. A body is refused past MAX_BATCH_BYTES
+    # by the app; waitress stops buffering one at twice that (its default would take 1 GB
+    # into memory or a temporary file first). recv_bytes: a 200-receipt batch (~180 KB)
+    # in a few reads, not twenty-odd of 8 KB.
+    kw = dict(threads=threads, ident="loyalty", max_request_body_size=2 * app.config["MAX_BATCH_BYTES"],
+              recv_bytes=65536)
+    if sock is not None:
+        return waitress.create_server(app, sockets=[sock], **kw)
+    return waitress.create_server(app, host=host, port=port, **kw)
+
+
+def start_auditor(database, parent=None):
+    """`python -m backend.auditor --idle` for `database`, ending when `parent` (a pid) does."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    cmd = [sys.executable, "-m", "backend.auditor", "--db", str(database), "--idle"]
+    if parent is not None:
+        cmd += ["--parent", str(parent)]
+    return subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+class _Auditor:
+    """The auditor process, started again if it ever ends while the server runs."""
+
+    def __init__(self, database):
+        self.database = database
+        self.proc = start_auditor(database, parent=os.getpid())
+        self.stopping = threading.Event()
+        self.watch = threading.Thread(target=self._watch, daemon=True)
+        self.watch.start()
+
+    def _watch(self):
+        while not self.stopping.wait(2):
+            if self.proc.poll() is not None and not self.stopping.is_set():
+                print("auditor ended (status %s): starting it again" % self.proc.returncode,
+                      file=sys.stderr, flush=True)
+                self.proc = start_auditor(self.database, parent=os.getpid())
+
+    def stop(self):
+        self.stopping.set()
+        self.watch.join()
+        _end(self.proc.pid, lambda: self.proc.poll() is not None)
+        self.proc.wait()
+
+
+def _end(pid, ended, timeout=10):
+    """SIGTERM `pid`, then SIGKILL if it has not ended within `timeout` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.time() + timeout
+    while not ended() and time.time() < end:
+        time.sleep(0.02)
+    if not ended():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _worker(app, sock, threads, parent):
+    """A forked server process: serves on the shared socket until SIGTERM or its parent's end."""
+    from backend.auditor import die_with_parent
+
+    status = 0
+    try:
+        if die_with_parent(parent):
+            server = build_server(threads=threads, sock=sock, app=app)
+            try:
+                server.run()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                server.close()
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _fork_workers(n, app, sock, threads):
+    parent = os.getpid()
+    pids = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            _worker(app, sock, threads, parent)  # never returns
+        pids.append(pid)
+    return pids
+
+
+def _stop_workers(pids):
+    done = set()
+
+    def reaped(pid):
+        if pid in done:
+            return True
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                done.add(pid)
+        except ChildProcessError:
+            done.add(pid)
+        return pid in done
+
+    for pid in pids:
+        _end(pid, lambda: reaped(pid))
+    for pid in pids:
+        if pid not in done:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=8, help="request threads per server process")
+    ap.add_argument("--processes", type=int, default=1, help="server processes sharing the socket")
     ap.add_argument("--db", help="SQLite file (default: the instance folder's loyalty.db)")
+    ap.add_argument("--no-auditor", dest="auditor", action="store_false",
+                    help="do not start the auditor (receipts wait for `flask audit` or another auditor)")
     args = ap.parse_args(argv)
     try:
-        server = build_server(args.host, args.port, args.threads, args.db)
+        app = make_app(args.db)
+        sock = listen(args.host, args.port)
     except dbmod.SchemaError as e:
         raise SystemExit("cannot start: %s" % e)
     except OSError as e:
@@ -53,13 +209,32 @@ def main(argv=None):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print("serving on http://%s:%s" % (args.host, server.effective_port), flush=True)
+    workers, auditor, server = [], None, None
     try:
-        server.run()
+        # fork before any thread starts (the auditor's watch, waitress's own)
+        workers = _fork_workers(max(0, args.processes - 1), app, sock, args.threads)
+        if args.auditor:
+            auditor = _Auditor(app.config["DATABASE"])
+        # a connection held open for the server's life: otherwise each request's connection
+        # is the last one when it closes, and SQLite then checkpoints the whole WAL into the
+        # database file (and fsyncs) inside that request
+        keeper = dbmod.connect(app.config["DATABASE"])
+        try:
+            server = build_server(threads=args.threads, sock=sock, app=app)
+            print("serving on http://%s:%s" % (args.host, sock.getsockname()[1]), flush=True)
+            server.run()
+        finally:
+            keeper.conn.close()
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the shutdown short
+        if server is not None:
+            server.close()
+        _stop_workers(workers)
+        if auditor is not None:
+            auditor.stop()
+        sock.close()
     return 0
 
 

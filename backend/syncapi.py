@@ -18,14 +18,16 @@ Every refusal is written down (refusals; batches for a refused batch).
     curl -X POST http://127.0.0.1:8000/api/v1/sync/batch -H 'X-Reader: R1' ...
 """
 import hmac
+import os
 import re
+import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
 
+from backend import db as dbmod
 from backend import fastjson, headoffice, ingest
 from backend.app import get_db
-from backend.audit import RulesBook
 from protocol.errors import ProtocolError
 from protocol.records import body_digest, sign, sign_answer
 
@@ -37,9 +39,25 @@ MAX_PAGE = 1000  # directory entries per page at most, whatever a reader asks
 DEFAULT_PAGE = 100
 
 
-def _book():
-    # one rules cache per app (one database): published versions never change
-    return current_app.extensions.setdefault("loyalty.rules_book", RulesBook())
+_held = threading.local()  # this server thread's connection, when the app keeps them
+
+
+def _sync_db():
+    """The connection a sync request works on. With KEEP_DB_CONNECTIONS (backend/serve.py
+    sets it) each server thread keeps one open: opening a connection and setting it up
+    costs as much as a small batch's own SQL. Otherwise the request's (get_db)."""
+    cfg = current_app.config
+    if not cfg.get("KEEP_DB_CONNECTIONS"):
+        return get_db()
+    key = (cfg["DATABASE"], os.getpid())
+    held = getattr(_held, "db", None)
+    if held is None or held[0] != key:
+        if held is not None and held[0][1] == os.getpid():
+            held[1].conn.close()
+        held = _held.db = (key, dbmod.connect(cfg["DATABASE"]))
+    if held[1].conn.in_transaction:
+        held[1].conn.rollback()  # never expected: whatever failed half-way is not carried over
+    return held[1]
 
 
 def _target():
@@ -84,7 +102,7 @@ def _guarded(endpoint, work):
     (status, body bytes), and answer; a ProtocolError becomes a recorded, answered refusal."""
     now = int(time.time())
     cfg = current_app.config
-    db = get_db()
+    db = _sync_db()
     headers = request.headers
     reader_id = headers.get("X-Reader", "")
     nonce = headers.get("X-Nonce", "")
@@ -134,7 +152,7 @@ def batch():
     """A batch of journal records with the reader's status: stored once, acknowledged."""
     def work(db, reader, body, nonce, now, offset):
         cfg = current_app.config
-        outcome = ingest.accept_batch(db, reader, body, nonce, now, offset, cfg["SAMPLE_EVERY"], _book(),
+        outcome = ingest.accept_batch(db, reader, body, nonce, now, offset, cfg["SAMPLE_EVERY"],
                                       prune_before=now - 2 * cfg["TIMESTAMP_WINDOW"])
         return 200, fastjson.encode(outcome["answer"])
     return _guarded("batch", work)

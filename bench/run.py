@@ -1,5 +1,6 @@
-"""`make bench`: the reader's benchmarks on the MicroPython unix port, with ratios against
-baselines measured in the same run, and the issue's targets.
+"""`make bench`: the reader's benchmarks on the MicroPython unix port, then the backend's
+(bench/backend_bench.py: ingestion through the real HTTP server, the stores overview), with
+ratios against baselines measured in the same run, and the issues' targets.
 
 Targets (per 30-line receipt: identify from the directory, discount, journal append):
 at most 2 ms and 8 KB allocated; the directory object at most 8 KB of RAM for 100,000
@@ -66,3 +67,8 @@ def main():
 
 if __name__ == "__main__":
     main()
+    print()
+    sys.path.insert(0, str(ROOT / "bench"))
+    import backend_bench  # noqa: E402
+
+    backend_bench.main([])

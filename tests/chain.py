@@ -6,6 +6,7 @@ the real firmware on the MicroPython unix port, each behind a link the test can 
         r = c.reader("R1")                 # SimReader, started, synced once
         c.shop(r, "T-1")                   # one shopper: basket, card, commit
         c.db_rows("SELECT ...")            # read the backend's database
+        c.wait_audited("R1")               # the server's auditor has audited every stored receipt
         c.dashboard().json("/stores.json")
 """
 import sys
@@ -78,6 +79,14 @@ class Chain:
             return db.execute(sql, list(params)).fetchall()
         finally:
             db.conn.close()
+
+    def wait_audited(self, name, timeout=30):
+        """Wait until the server's auditor has audited every receipt of `name` stored so far
+        (ingestion stores them awaiting audit and acknowledges at once)."""
+        def done():
+            n = self.db_rows("SELECT count(*) FROM receipts WHERE reader_id=? AND audit IS NULL", [name])[0][0]
+            return n == 0
+        wait_for(done, timeout=timeout, what="%s's receipts to be audited" % name, every=0.1)
 
     def change(self, fn, *args, **kw):
         """Run a head office function (backend.headoffice) on the live database."""

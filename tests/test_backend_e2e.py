@@ -27,6 +27,7 @@ def test_receipts_go_up_once_audited_and_counted(chain):
         discounts[c["seq"]] = c["discount"]
     wait_for(lambda: chain.synced(r), timeout=30, what="the receipts to be acknowledged")
     assert chain.check_exactly_once("R1", committed) == 6
+    chain.wait_audited("R1")  # by the auditor beside the server, after the acknowledgement
     rows = chain.db_rows("SELECT seq, discount, audit, audit_detail, store_id FROM receipts WHERE reader_id='R1'")
     assert {row[0]: row[1] for row in rows} == discounts
     assert [row[2] for row in rows] == ["ok"] * 6, [row[3] for row in rows]
@@ -55,6 +56,7 @@ def test_head_office_changes_reach_the_reader(chain):
     q, c = chain.shop(r, "blocked", card=card)
     assert q["note"] == "card.blocked" and c["discount"] == 0
     wait_for(lambda: chain.synced(r), timeout=30, what="the last receipts acknowledged")
+    chain.wait_audited("R1")
     audits = chain.db_rows("SELECT audit FROM receipts WHERE reader_id='R1'")
     assert [a for (a,) in audits] == ["ok"] * 4
 

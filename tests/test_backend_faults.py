@@ -132,5 +132,7 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
         assert flood_rows[0] == flood_rows[2] == flood_rows[3] and flood_rows[1] == 1  # 1..n, none twice
         for name in committed:
             assert wait_for(lambda: chain.state_of(name) == "in_sync", what="%s in sync" % name)
+        for name in ("R1", "R2", "R9"):  # stored before a kill, awaiting audit: audited after the restart
+            chain.wait_audited(name, timeout=120)
         print("3 SIGKILLs: %d till receipts and %d flood receipts checked, each stored once; %d posts failed"
               % (checked, flood_rows[0], posted["errors"]))

@@ -6,11 +6,15 @@
         b.start()                                # again, on the same port and database
     dash = Dashboard(b.url); dash.login("manager", "password"); dash.json("/stores.json")
 
+The server runs in a session (process group) of its own with its auditor and any extra
+server processes (backend/serve.py), so kill() takes them all down at once, as a power
+cut would, and Ctrl-C in a terminal reaches only the caller (the demo stops it cleanly).
 The database must exist and be migrated (backend.db.migrate) before start().
 """
 import http.cookiejar
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,11 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Backend:
-    def __init__(self, database, instance, port=0, threads=8, env=None, log=None):
+    def __init__(self, database, instance, port=0, threads=8, env=None, log=None, processes=1, auditor=True):
         self.database = str(database)
         self.instance = str(instance)
         self.port = port
         self.threads = threads
+        self.processes = processes
+        self.auditor = auditor
         self.env = env or {}
         self.log = log
         self.proc = None
@@ -40,11 +46,13 @@ class Backend:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")] +
                                             ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         cmd = [sys.executable, "-m", "backend.serve", "--port", str(self.port),
-               "--threads", str(self.threads), "--db", self.database]
+               "--threads", str(self.threads), "--processes", str(self.processes), "--db", self.database]
+        if not self.auditor:
+            cmd.append("--no-auditor")
         err = open(self.log, "ab") if self.log else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
-                                         stderr=err)
+                                         stderr=err, start_new_session=True)
         finally:
             if self.log:
                 err.close()
@@ -62,23 +70,46 @@ class Backend:
         raise RuntimeError("the backend did not start: %r (see %s)" % (line, self.log))
 
     def kill(self):
-        """SIGKILL: no clean shutdown, no flush; what SQLite committed must survive."""
-        self.proc.kill()
+        """SIGKILL to the server and everything it started: no clean shutdown, no flush;
+        what SQLite committed must survive. Returns once none of them runs any more."""
+        self._kill_group()
         self.proc.wait()
+        self._wait_group_gone()
         self.proc.stdout.close()
 
     def stop(self):
+        """SIGTERM: the server stops its auditor and its other processes, then ends."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        if self.proc.poll() is None or group_members(self.proc.pid):
+            self._kill_group()  # whatever is left of the group (nothing, after a clean stop)
+        self.proc.wait()
+        self._wait_group_gone()
         self.proc.stdout.close()
         self.proc = None
+
+    def _kill_group(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the session leader's pid is the group's id
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _wait_group_gone(self, timeout=10):
+        """Wait until no live process is left in the server's group (a killed server process
+        still holding the listening socket would keep a restart off its port)."""
+        end = time.time() + timeout
+        while time.time() < end and group_members(self.proc.pid):
+            time.sleep(0.02)
+
+    def pids(self):
+        """The live processes of the server's group (the server, its auditor, its workers)."""
+        return group_members(self.proc.pid) if self.proc is not None else []
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -88,6 +119,23 @@ class Backend:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def group_members(pgid):
+    """Pids of the live (not zombie) processes in process group `pgid` (Linux /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            found.append(int(name))
+    return found
 
 
 class Dashboard:

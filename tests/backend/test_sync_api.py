@@ -49,7 +49,8 @@ def test_a_batch_is_stored_acknowledged_and_signed(db, signed_reader, shop_rules
                         "ORDER BY seq").fetchall()
     assert [s[0] for s in stored] == [1, 2, 3]
     assert [s[1] for s in stored] == ["sale", "sale", "void"]
-    assert all(s[2] == "S1" and s[7] == "ok" for s in stored)
+    # stored awaiting audit: the acknowledgement does not wait for the engine (backend/auditor.py)
+    assert all(s[2] == "S1" and s[7] is None for s in stored)
     assert [s[6].encode() for s in stored] == records  # the canonical bytes as the reader sent them
     sales = [decode(x) for x in records[:2]]
     day = db.execute("SELECT receipts, gross, discount FROM day_totals").fetchall()
@@ -484,3 +485,24 @@ def test_contact_is_noted_for_the_readers_own_requests_only(db, started):
     r.sale(rules)
     r.send([r.sale(rules)])  # the reader's own, refused for a gap: it is alive all the same
     assert reader_row(db)["last_contact"] > 1
+
+
+def test_a_server_thread_keeps_its_connection(app, db, signed_reader, shop_rules):
+    """backend/serve.py sets KEEP_DB_CONNECTIONS: a thread's sync requests share one
+    connection, and nothing a failed request left open is carried into the next."""
+    from backend import syncapi
+
+    app.config["KEEP_DB_CONNECTIONS"] = True
+    r = signed_reader()
+    rules = headoffice.rules_at(db, shop_rules)
+    try:
+        resp, _ = r.send([r.sale(rules)])
+        assert resp.status_code == 200
+        kept = syncapi._held.db[1]
+        kept.execute("BEGIN")  # as if a request had failed inside a transaction
+        resp, _ = r.send([r.sale(rules)])
+        assert resp.status_code == 200 and decode(resp.data)["ack"] == 2
+        assert syncapi._held.db[1] is kept and not kept.conn.in_transaction
+    finally:
+        syncapi._held.db[1].conn.close()
+        del syncapi._held.db

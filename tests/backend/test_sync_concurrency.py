@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from backend import headoffice
-from backend.audit import RulesBook
 from backend.ingest import accept_batch, load_reader
 from backend.db import connect
 from protocol.canonical import decode
@@ -55,14 +54,13 @@ def test_accept_batch_rechecks_inside_the_lock(app, db, signed_reader, shop_rule
     rules = headoffice.rules_at(db, shop_rules)
     body = batch_body("R1", [r.sale(rules) for _ in range(3)], {})
     reader = load_reader(db, "R1")  # read before either copy is stored
-    book = RulesBook()
-    first = accept_batch(db, load_reader(db, "R1"), body, "n1", 1, 0, 300, book)
-    second = accept_batch(db, reader, body, "n2", 2, 0, 300, book)
+    first = accept_batch(db, load_reader(db, "R1"), body, "n1", 1, 0, 300)
+    second = accept_batch(db, reader, body, "n2", 2, 0, 300)
     assert (first["fresh"], second["fresh"]) == (3, 0)
     assert second["answer"]["ack"] == 3
     assert db.execute("SELECT count(*) FROM receipts").fetchone()[0] == 3
     with pytest.raises(ProtocolError) as e:  # and a nonce seen before is a replay, inside the lock
-        accept_batch(db, load_reader(db, "R1"), body, "n2", 3, 0, 300, book)
+        accept_batch(db, load_reader(db, "R1"), body, "n2", 3, 0, 300)
     assert e.value.code == "batch.replay"
 
 
