@@ -125,7 +125,8 @@ def reader_status(status, records):
 
     The reader measured `pending` before this batch was acknowledged: the records in the
     batch are no longer pending once it is. The oldest still pending is newer than the
-    batch's last record, whose time is so a lower bound of its age.
+    batch's last record, whose time is so an upper bound of its age (the dashboard may
+    show it older than it is until the next report, never younger).
     """
     if not isinstance(status, dict):
         status = {}
@@ -286,20 +287,22 @@ def nonce_seen(db, reader_id, nonce):
 
 
 def record_refusal(db, reader_id, known, endpoint, error, now, remote=None, nonce=None,
-                   body_bytes=None, contact=False, clock_offset=None):
+                   body_bytes=None, contact=False, clock_offset=None, status=None):
     """Write a refusal: a refusals row (verified or not), and when `contact` (the request
     was the reader's own: verified, not stale, not replayed) the reader's
-    last_refusal_at/code, its contact, and for a refused batch a batches row (outcome
-    'refused'). A request that did not verify may come from anybody on the network: it
-    is written down for the reader's page, but must not make the reader look refused.
-    `nonce` (of a verified request) is remembered so the same request is refused as a
-    replay. Nothing else."""
+    last_refusal_at/code, its contact, the `status` its refused batch carried (pending
+    receipts and their age: nothing was acknowledged), and for a refused batch a batches
+    row (outcome 'refused'). A request that did not verify may come from anybody on the
+    network: it is written down for the reader's page, but must not make the reader look
+    refused, and its answer tells nothing (ack and versions 0). `nonce` (of a verified
+    request) is remembered so the same request is refused as a replay. Nothing else."""
     with WRITE_TURN:
         return _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, body_bytes, contact,
-                              clock_offset)
+                              clock_offset, reported=status)
 
 
-def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, body_bytes, contact, clock_offset):
+def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, body_bytes, contact, clock_offset,
+                   reported):
     status = http_status(error.code)
     detail = (error.detail or "")[:300]
     db.execute("BEGIN IMMEDIATE")
@@ -313,6 +316,10 @@ def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, bo
             if contact:
                 db.execute("UPDATE readers SET last_refusal_at=?, last_refusal_code=?, last_contact=?, "
                            "clock_offset=? WHERE id=?", [now, error.code, now, clock_offset, reader_id])
+                if reported is not None:
+                    state = reader_status(reported, [])
+                    db.execute("UPDATE readers SET %s WHERE id=?" % ", ".join("%s=?" % k for k in state),
+                               list(state.values()) + [reader_id])
             row = db.execute("SELECT acked_seq FROM readers WHERE id=?", [reader_id]).fetchone()
             acked = row[0] or 0
             if endpoint == "batch" and contact:
@@ -322,7 +329,9 @@ def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, bo
             if nonce is not None:
                 db.execute("INSERT OR IGNORE INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)",
                            [reader_id, nonce, now])
-        ans = answer(db, acked, now, error.as_dict()) if known else \
+        # only the reader itself learns its ack and our versions (a stranger could
+        # otherwise count a till's receipts)
+        ans = answer(db, acked, now, error.as_dict()) if known and nonce is not None else \
             {"ack": 0, "directory": 0, "refused": error.as_dict(), "rules": 0, "time": now}
         db.conn.commit()
     except BaseException:

@@ -18,6 +18,7 @@ Every refusal is written down (refusals; batches for a refused batch).
     curl -X POST http://127.0.0.1:8000/api/v1/sync/batch -H 'X-Reader: R1' ...
 """
 import hmac
+import json
 import os
 import re
 import threading
@@ -142,9 +143,19 @@ def _guarded(endpoint, work):
         ans = ingest.record_refusal(
             db, reader_id, reader is not None, endpoint, e, now, remote=request.remote_addr,
             nonce=nonce if verified else None, body_bytes=len(body) or request.content_length,
-            contact=contact, clock_offset=offset)
+            contact=contact, clock_offset=offset, status=_status_of(body) if contact else None)
         return _send(ingest.http_status(e.code), fastjson.encode(ans),
                      reader["key"] if verified else None, nonce)
+
+
+def _status_of(body):
+    """The reader's status from a refused batch's body, if it can be read at all: a
+    refused batch still says how many receipts wait on the reader, and since when."""
+    try:
+        status = json.loads(body).get("status")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return status if isinstance(status, dict) else None
 
 
 @bp.post("/batch")

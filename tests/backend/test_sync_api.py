@@ -161,6 +161,9 @@ def test_forged_signature(db, started):
     assert resp.status_code == 401
     assert decode(resp.data)["refused"]["code"] == "batch.signature"
     assert "X-Signature" not in resp.headers  # an unverified request gets no signed answer
+    # and it tells a stranger nothing: not the reader's ack (2 here), not our versions
+    assert {k: v for k, v in decode(resp.data).items() if k in ("ack", "rules", "directory")} == \
+        {"ack": 0, "rules": 0, "directory": 0}
     assert_nothing_stored(db, before)
     assert refusals(db) == [("R1", "batch", 401, "batch.signature", "X-Signature")]
     # written down with the reader's id, but anybody could have sent it: the reader's
@@ -294,7 +297,7 @@ def test_a_gap(db, started):
     r, rules = started
     before = counts(db)
     r.sale(rules)  # seq 3 stays on the reader
-    resp, nonce = r.send([r.sale(rules)])
+    resp, nonce = r.send([r.sale(rules)], status={"pending": 250, "oldest_t": int(time.time()) - 7200})
     assert resp.status_code == 409
     refused = decode(resp.data)["refused"]
     assert (refused["code"], refused["field"]) == ("batch.gap", "records[0].seq")
@@ -304,6 +307,8 @@ def test_a_gap(db, started):
         ("refused", 409, "batch.gap")
     row = reader_row(db)
     assert row["last_refusal_code"] == "batch.gap"
+    # nothing was acknowledged: what the refused batch says waits on the reader is kept
+    assert row["pending"] == 250 and int(time.time()) - row["oldest_t"] >= 7200, dict(row)
 
 
 def test_a_chain_broken_across_batches(db, started):
