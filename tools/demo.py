@@ -237,15 +237,24 @@ def main():
         except AssertionError:
             pass
         status_table(readers, dash)
-        stored = dbmod.connect(DATABASE)
-        try:
-            total, mismatches = stored.execute("SELECT count(*), coalesce(sum(audit='mismatch'), 0) FROM receipts").fetchone()
-        finally:
-            stored.conn.close()
+
+        def audit_counts():
+            stored = dbmod.connect(DATABASE)
+            try:
+                return stored.execute("SELECT count(*), coalesce(sum(audit='mismatch'), 0),"
+                                      " coalesce(sum(audit IS NULL), 0) FROM receipts").fetchone()
+            finally:
+                stored.conn.close()
+
+        try:  # the backend's auditor checks every discount a moment after it is stored
+            wait_for(lambda: stop or audit_counts()[2] == 0, 30, every=0.5)
+        except AssertionError:
+            pass
+        total, mismatches, waiting = audit_counts()
         states = dashboard_states(dash)
         if all(s == "in_sync" for s, _ in states.values()):
-            print("every reader in sync: %d receipts at the backend, each once; %d discount mismatches"
-                  % (total, mismatches))
+            print("every reader in sync: %d receipts at the backend, each once; %d audited again with the"
+                  " engine, %d discount mismatches" % (total, total - waiting, mismatches))
         else:
             print("%d receipts at the backend; not in sync yet: %s" % (
                 total, ", ".join("%s %s" % (k, s) for k, (s, _) in states.items() if s != "in_sync")))
