@@ -87,7 +87,8 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
         client.key = chain.change(headoffice.add_reader, "R9", "S9")
         committed = {"R1": {}, "R2": {}}
         stop = threading.Event()
-        posted = {"batches": 0, "errors": 0}
+        in_flight = threading.Event()  # set while a flood batch is on its way or being stored
+        posted = {"batches": 0, "errors": 0, "started": 0, "cut": set()}
 
         def flood():
             # a reader with a long backlog: batches of 200, one after another, so the kill
@@ -97,12 +98,17 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
             while not stop.is_set():
                 if not pending:
                     pending = client.make_sales(200, t0=t0)
+                posted["started"] += 1
+                in_flight.set()
                 try:
                     status, answer = client.post_batch(client.batch_body(pending))
-                except OSError:
+                except OSError:  # the server died under this batch, or was down
+                    posted["cut"].add(posted["started"])
                     posted["errors"] += 1
                     time.sleep(0.05)
                     continue
+                finally:
+                    in_flight.clear()
                 posted["batches"] += 1
                 if status == 200:
                     pending = [p for p in pending if int(p.split(b'"seq":')[1].split(b",")[0]) > answer["ack"]]
@@ -110,13 +116,22 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
         flooder = threading.Thread(target=flood)
         flooder.start()
         rng = random.Random(11)
+        mid_batch = kills = 0
         try:
-            for kill in range(3):
+            for kill in range(8):
+                if mid_batch == 3:
+                    break
                 for r in readers:
                     shop_many(chain, r, 4, "K%d%s" % (kill, r.reader), committed[r.reader])
                 wait_for(lambda: posted["batches"] > 2 * (kill + 1), timeout=60, what="batches in flight")
-                time.sleep(rng.uniform(0.05, 0.4))
+                in_flight.wait(10)
+                time.sleep(rng.uniform(0.0, 0.005))  # a 200-receipt batch takes the server longer
+                post = posted["started"]
                 chain.backend.kill()
+                kills += 1
+                wait_for(lambda: posted["started"] > post or post in posted["cut"], timeout=30,
+                         what="the flood batch in flight at kill %d to end" % kill)
+                mid_batch += post in posted["cut"]  # it died with the server: cut in the middle
                 for r in readers:  # the readers keep selling while the backend is down
                     shop_many(chain, r, 2, "D%d%s" % (kill, r.reader), committed[r.reader])
                 chain.backend.start()
@@ -126,13 +141,18 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
         for r in readers:
             wait_for(lambda: chain.synced(r), timeout=90, what="%s to catch up after the kills" % r.reader)
         checked = sum(chain.check_exactly_once(name, committed[name]) for name in committed)
-        assert checked == 36
+        assert mid_batch == 3, "only %d kills landed inside a batch" % mid_batch
         flood_rows = chain.db_rows("SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM receipts"
                                    " WHERE reader_id='R9'")[0]
         assert flood_rows[0] == flood_rows[2] == flood_rows[3] and flood_rows[1] == 1  # 1..n, none twice
+        # every batch taken is stored whole: as many receipts carry its id as it had fresh
+        torn = chain.db_rows("SELECT b.id, b.fresh, count(r.seq) FROM batches b LEFT JOIN receipts r"
+                             " ON r.batch_id = b.id WHERE b.outcome = 'accepted' GROUP BY b.id"
+                             " HAVING b.fresh != count(r.seq)")
+        assert torn == []
         for name in committed:
             assert wait_for(lambda: chain.state_of(name) == "in_sync", what="%s in sync" % name)
         for name in ("R1", "R2", "R9"):  # stored before a kill, awaiting audit: audited after the restart
             chain.wait_audited(name, timeout=120)
-        print("3 SIGKILLs: %d till receipts and %d flood receipts checked, each stored once; %d posts failed"
-              % (checked, flood_rows[0], posted["errors"]))
+        print("%d SIGKILLs, 3 inside a batch: %d till receipts and %d flood receipts checked, each stored once;"
+              " %d posts failed" % (kills, checked, flood_rows[0], posted["errors"]))
