@@ -12,26 +12,36 @@ with a sentence (expected vs granted). No trust in the reader:
       - a card's day usage at least what this reader already granted that card that
         day (firmware/daytotals.py: UTC days, rolled forward only, sales only), or more
         (the reader counts conservatively), so the day limit may have cut more;
+      - the rules as they were when the card was tapped: the reader quotes at the tap and
+        records the commit time, so for each promotion that started or ended within
+        QUOTE_SLACK before the record's time, the engine's result just before that
+        instant (tried only when the record's own time does not match);
       - nothing at all (discount 0: blocked card, no rules, journal full, ...).
     Anything else is a mismatch, in particular any discount above what the engine allows.
+    A discount is granted at the record's tier only if a reader's directory could have
+    given the card that tier (backend/cardstates.py: a state the card had up to the sale,
+    or the default tier); a forged higher tier is a mismatch even when the cents add up.
   * a return or a voided sale is reversed again with engine.reverse / engine.void
     against the STORED sale it names (`ref`), with the quantities returned before as
     this reader's stored returns of that sale say (the record's `returned` must match).
   * a cancelled quote (a void without `ref`) must move no money.
 
     book = RulesBook()
-    auditor = Auditor(db, "R1", book, stored_seq=0, stored_t=None)
-    auditor.check(record)     # -> ("ok", None) or ("mismatch", "granted 450 cents, ...")
+    auditor = Auditor(db, "R1", book, stored_seq=0, stored_t=None,
+                      cards=["6001000000000042"], states=CardStates(db))
+    auditor.check(record)     # -> ("ok", None) or ("mismatch", "granted 4.50, ...")
 """
 import json
 
 from backend import fastjson
+from backend.cardstates import CardStates
 from protocol import engine
 from protocol.errors import ProtocolError
 
 OK = "ok"
 MISMATCH = "mismatch"
 DAY = 86400  # the reader's day totals count UTC days (firmware/daytotals.py)
+QUOTE_SLACK = 1800  # seconds a quote may wait at the till for its commit
 
 
 class RulesBook:
@@ -77,6 +87,18 @@ def _lines_text(disc):
                      for d in disc[:6]) + (", ..." if len(disc) > 6 else "")
 
 
+def _boundaries(rules, t):
+    """[(instant, note)]: just before each start or end of a promotion within QUOTE_SLACK
+    before t, when a quote committed at t may have been made, oldest first."""
+    found = {}
+    for p in rules["promotions"]:
+        for key, word in (("from", "started"), ("to", "ended")):
+            edge = p.get(key)
+            if edge is not None and t - QUOTE_SLACK < edge <= t:
+                found.setdefault(edge - 1, []).append("quoted before promotion %s %s" % (p["id"], word))
+    return [(now, ", ".join(notes)) for now, notes in sorted(found.items())]
+
+
 def _same(a, b):
     """Equal as canonical JSON: as Python values, true == 1 and a forged true would pass."""
     try:
@@ -89,12 +111,16 @@ class Auditor:
     """Audits the fresh records of one reader's batch, in seq order.
 
     stored_seq: the highest seq stored before the batch; stored_t: that record's time
-    (None for a new reader), from which the reader's day is known.
+    (None for a new reader), from which the reader's day is known. cards: the cards of
+    the batch's sales (their day totals and tier histories come in one query); states: a
+    CardStates to share between auditors (one per chunk of receipts), else one of its own.
     """
 
-    def __init__(self, db, reader, book, stored_seq, stored_t, cards=()):
+    def __init__(self, db, reader, book, stored_seq, stored_t, cards=(), states=None):
         self.db = db
         self.cards = list(cards)  # the cards of the batch's sales: their day totals come in one query
+        self.states = CardStates(db) if states is None else states
+        self._states_loaded = False
         self.reader = reader
         self.book = book
         self.stored_seq = stored_seq
@@ -171,23 +197,54 @@ class Auditor:
             return MISMATCH, "granted %s under rules version %d, which was never published" % (
                 _money(rec["discount"]), rec["rules"])
         used = self._used(rec["card"], day)
+        verdict = self._amounts(rules, rec, used)
+        if verdict[0] == OK:
+            refused = self._tier_refused(rules, rec)
+            if refused:
+                return MISMATCH, refused
+        return verdict
+
+    def _amounts(self, rules, rec, used):
+        """The discount against the engine in every context the reader may have had."""
         first = None
         for stale in (False, True):
             verdict = self._against(rules, rec, used, stale)
             if verdict[0] == OK:
                 return verdict
             first = first or verdict
+        # quoted at the tap, before a promotion started or ended: only now, when the plain
+        # check failed, so the common case costs nothing more
+        for now, why in _boundaries(rules, rec["t"]):
+            verdict = self._against(rules, rec, used, False, now)
+            if verdict[0] == OK:
+                return OK, "; ".join(n for n in (verdict[1], why) if n)
         return first
 
-    def _quote(self, rules, rec, used, stale):
-        t = rec["t"]
+    def _tier_refused(self, rules, rec):
+        """None, or why the record's tier was not the card's to have at the sale."""
+        tier = rec["tier"]
+        if tier == rules["default_tier"]:
+            return None  # any card may be applied the default tier (not in the directory)
+        if not self._states_loaded:
+            # the history of all the batch's cards at once, not a query per sale
+            self.states.load(self.cards + [rec["card"]])
+            self._states_loaded = True
+        allowed = self.states.tiers_allowed(rec["card"], rec["t"], rules)
+        if tier in allowed:
+            return None
+        return "tier %d was never card %s's tier before the sale; allowed: %s" % (
+            tier, rec["card"], ", ".join(str(a) for a in sorted(allowed)))
+
+    def _quote(self, rules, rec, used, stale, now=None):
+        t = rec["t"] if now is None else now
         ctx = {"now": t, "last_sync": None if stale else t, "card_day_used": used}
         return engine.quote(rules, rec["lines"], rec["tier"], ctx)
 
-    def _against(self, rules, rec, used, stale):
-        """The record against the engine in one mode (fresh or stale rules)."""
+    def _against(self, rules, rec, used, stale, now=None):
+        """The record against the engine in one mode (fresh or stale rules), at the
+        record's time or, quoted before a promotion's boundary, at `now`."""
         mode = "stale rules" if stale else "rules v%d" % rules["version"]
-        q = self._quote(rules, rec, used, stale)  # checks the lines too
+        q = self._quote(rules, rec, used, stale, now)  # checks the lines too
         if rec["gross"] != q["gross"]:
             return MISMATCH, "gross %s, the lines add up to %s" % (_money(rec["gross"]), _money(q["gross"]))
         if q["tier"] != rec["tier"]:
@@ -201,7 +258,7 @@ class Auditor:
             # a reader that counted more of the card's day than we know cut more: the
             # engine's own trimming at that cap must give exactly the lines granted
             cap = rules["offline"]["card_day_max_cents"] - granted
-            q = self._quote(rules, rec, cap, stale)
+            q = self._quote(rules, rec, cap, stale, now)
             note = "cut to %s by the card's day limit on the reader" % _money(granted) + (
                 " (stale rules)" if stale else "")
         if not _same_disc(rec["disc"], q["disc"]):

@@ -6,7 +6,8 @@ its own process, so it has a core of its own), with exactly the verdicts backend
 gives: the receipts are taken oldest first, and each batch's receipts are audited
 together, in seq order, against what was stored before that batch (the stored sales and
 their returns, the card's day usage from the stored receipts before it, the rules by
-version). A receipt's verdict depends only on receipts stored before it, which never
+version, the tiers each card had: backend/cardstates.py, read once per chunk for all
+its cards). A receipt's verdict depends only on receipts stored before it, which never
 change, so an audit interrupted by a crash is done again after a restart with the same
 verdicts, and two auditors at once write each verdict once (UPDATE ... WHERE audit IS NULL).
 
@@ -31,6 +32,7 @@ import threading
 
 from backend import db as dbmod
 from backend.audit import MISMATCH, OK, Auditor, RulesBook
+from backend.cardstates import CardStates
 
 CHUNK = 500  # receipts per transaction: a chunk's UPDATEs hold the write lock for a few ms
 
@@ -82,10 +84,11 @@ def _runs(rows):
         yield run
 
 
-def _audit_run(db, book, run):
+def _audit_run(db, book, run, states=None):
     """Verdicts [(verdict, detail, reader, seq)] for one run of a reader's batch, audited as
     ingestion audited the batch: an Auditor over what was stored before the batch, fed the
-    batch's receipts from its first one (those already audited only rebuild its state)."""
+    batch's receipts from its first one (those already audited only rebuild its state).
+    states: the chunk's CardStates (the cards' tier histories, shared by its runs)."""
     reader, first_pending, batch_id = run[0][1], run[0][2], run[0][3]
     first = _first_fresh(db, batch_id, first_pending)
     earlier = []
@@ -100,7 +103,7 @@ def _audit_run(db, book, run):
         stored_t = row[0] if row else None
     cards = {rec.get("card") for rec in earlier + records
              if isinstance(rec, dict) and rec.get("kind") == "sale" and rec.get("discount")}
-    auditor = Auditor(db, reader, book, first - 1, stored_t, cards)
+    auditor = Auditor(db, reader, book, first - 1, stored_t, cards, states)
     for rec in earlier:
         _check(auditor, rec)
     return [_check(auditor, rec) + (row[1], row[2]) for row, rec in zip(run, records)]
@@ -135,8 +138,9 @@ def audit_pending(db, book, limit=CHUNK, verdicts=None):
     if not rows:
         return 0
     results = []
+    states = CardStates(db)  # a card's tier history is read once a chunk, whatever its runs
     for run in _runs(rows):
-        results.extend(_audit_run(db, book, run))
+        results.extend(_audit_run(db, book, run, states))
     written = {}
     with _full_priority():
         db.execute("BEGIN IMMEDIATE")

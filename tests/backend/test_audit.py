@@ -14,11 +14,22 @@ from protocol import engine
 from protocol.canonical import decode
 
 DAY = 86400
+LONG_AGO = 1600000000
+OTHER_GOLD = "6001000000000067"  # a second gold card
 
 
 @pytest.fixture(autouse=True, params=[auditor.CHUNK, 1], ids=["chunk500", "chunk1"])
 def chunk(request):
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def directory(db):
+    """The sample shop's cards in the directory since long before the tests' sales (GOLD at
+    tier 2, SILVER at 1): the audit allows a tier only if the card had it at the sale."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(headoffice, "_now", lambda: LONG_AGO)
+        headoffice.import_cards(db, shop.CARDS + [(OTHER_GOLD, 2, 0)])
 
 
 @pytest.fixture
@@ -137,7 +148,7 @@ def test_the_card_day_limit(db, signed_reader, chunk):
     assert decode(honest)["discount"] == 31
     # another card, whose day the reader counted higher than its sales here (a shared
     # counter after a hash collision): it may cut more, never less
-    cautious = r.sale(rules, lines, card=shop.SILVER, t=t + 120, used=190)
+    cautious = r.sale(rules, lines, card=OTHER_GOLD, t=t + 120, used=190)
     assert decode(cautious)["discount"] == 10
     greedy = r.sale(rules, lines, t=t + 180)  # as if the card's day had started again
     next_day = r.sale(rules, lines, t=t + DAY)

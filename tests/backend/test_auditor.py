@@ -21,6 +21,8 @@ from protocol.canonical import decode
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400
 LINE = [{"sku": "1", "cat": "x", "qty": 1, "price": 338}]  # gold (50 %) takes 1.69 of it
+LONG_AGO = 1600000000
+OTHER_GOLD = "6001000000000067"  # a second gold card
 
 
 def audit_everything(db, limit=auditor.CHUNK):
@@ -70,6 +72,15 @@ def reversal(r, kind, sale, returning, returned, **override):
     return r.record(kind, **fields)
 
 
+@pytest.fixture(autouse=True)
+def directory(db):
+    """The gold cards in the directory since long before the tests' sales: the audit allows
+    a tier only if the card had it at the sale."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(headoffice, "_now", lambda: LONG_AGO)
+        headoffice.import_cards(db, [(shop.GOLD, 2), (OTHER_GOLD, 2)])
+
+
 @pytest.fixture
 def day_rules(db):
     """Gold 50 %, a card's day limit of 2.00 on a reader."""
@@ -84,7 +95,7 @@ def day_batches(r, rules):
     """Three batches whose verdicts depend on where one batch ends and the next begins."""
     d = (int(time.time()) // DAY - 3) * DAY
     sale = r.sale(rules, LINE, t=d + 3600)                                      # day d: 1.69 of 2.00
-    first = [sale, r.sale(rules, LINE, card=shop.SILVER, t=d + 3660),
+    first = [sale, r.sale(rules, LINE, card=OTHER_GOLD, t=d + 3660),
              reversal(r, "return", sale, [1], [0], t=d + DAY + 600)]           # a return stamped day d+1
     # the reader's day is rolled by sales, not returns: this batch is audited from the
     # last stored receipt's day (d+1), where the card has used nothing yet
