@@ -9,9 +9,10 @@ import pytest
 
 import shop
 from backend import auditor, headoffice
-from backend.audit import RulesBook
 from protocol import engine
 from protocol.canonical import decode
+from auditrows import audits, send
+
 
 DAY = 86400
 LONG_AGO = 1600000000
@@ -37,20 +38,6 @@ def reader(db, signed_reader, shop_rules):
     r = signed_reader()
     r.rules = headoffice.rules_at(db, shop_rules)
     return r
-
-
-def audits(db, chunk):
-    """Every receipt's (seq, verdict, detail), once the auditor has audited what awaits."""
-    book = RulesBook()
-    while auditor.audit_pending(db, book, limit=chunk):
-        pass
-    return db.execute("SELECT seq, audit, audit_detail FROM receipts ORDER BY seq").fetchall()
-
-
-def send(r, records):
-    resp, _ = r.send(records)
-    assert resp.status_code == 200, resp.data  # a mismatch is flagged, never refused
-    return resp
 
 
 def test_engine_results_pass(db, reader, chunk):

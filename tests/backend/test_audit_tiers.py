@@ -10,8 +10,15 @@ import pytest
 
 import shop
 from backend import auditor, cardstates, headoffice
-from backend.audit import QUOTE_SLACK, RulesBook
+from backend.audit import QUOTE_SLACK
 from protocol import engine
+from auditrows import send
+from auditrows import audits as _audits
+
+
+def audits(db, chunk):
+    return [tuple(r) for r in _audits(db, chunk, "audit, audit_detail")]
+
 
 DAY = 86400
 LONG_AGO = 1600000000
@@ -38,19 +45,6 @@ def reader(db, signed_reader, shop_rules, clock):
     r = signed_reader()
     r.rules = headoffice.rules_at(db, shop_rules)
     return r
-
-
-def audits(db, chunk):
-    """[(verdict, detail)] of every receipt, in seq order, once the auditor is done."""
-    book = RulesBook()
-    while auditor.audit_pending(db, book, limit=chunk):
-        pass
-    return [tuple(r) for r in db.execute("SELECT audit, audit_detail FROM receipts ORDER BY seq")]
-
-
-def send(r, records):
-    resp, _ = r.send(records)
-    assert resp.status_code == 200, resp.data  # a mismatch is flagged, never refused
 
 
 def tapped(r, rules, quoted, committed, tier=2, card=shop.GOLD, lines=None, **override):
