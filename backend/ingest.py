@@ -227,12 +227,17 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
         totals = checked.batch["totals"]
         if checked.last is not None:
             acked_seq, acked_hash = checked.last[0], checked.last[2]
-        cur = db.execute(
-            "INSERT INTO batches(reader_id, t, outcome, http_status, first_seq, last_seq, count, fresh, "
-            "gross, discount, ack, bytes) VALUES(?, ?, 'accepted', 200, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [rid, now, records[0]["seq"] if records else None, records[-1]["seq"] if records else None,
-             len(records), len(checked.fresh), totals["gross"], totals["discount"], acked_seq, len(body)])
-        batch_id = cur.lastrowid
+        batch_id = None
+        if records:
+            # a report with no records (a reader with nothing pending, every sync interval)
+            # updates the reader's row and the chart's samples, not the batch history:
+            # 2,000 readers every 30 s would write six million rows a day
+            cur = db.execute(
+                "INSERT INTO batches(reader_id, t, outcome, http_status, first_seq, last_seq, count, fresh, "
+                "gross, discount, ack, bytes) VALUES(?, ?, 'accepted', 200, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [rid, now, records[0]["seq"], records[-1]["seq"], len(records), len(checked.fresh),
+                 totals["gross"], totals["discount"], acked_seq, len(body)])
+            batch_id = cur.lastrowid
         if checked.rows:
             for r in checked.rows:
                 r[_BATCH_ID] = batch_id

@@ -73,10 +73,11 @@ def legend(lagging_after, offline_after):
     """[(state, word, colour, rule)] for the dashboard's legend, in the order of STATES."""
     lag, off = duration(lagging_after), duration(offline_after)
     rules = {
-        "in_sync": "In contact within %s, no receipt waiting over %s, journal not full." % (lag, lag),
-        "lagging": ("No contact for over %s, or receipts waiting over %s, or the journal "
-                    "nearly full, or rules/directory not fetched %s after publication."
-                    % (lag, lag, lag)),
+        "in_sync": ("In contact within %s, no receipt waiting over %s, its last sync went through, "
+                    "journal not full." % (lag, lag)),
+        "lagging": ("No contact for over %s, or receipts waiting over %s, or the reader reports a "
+                    "failed sync, or the journal nearly full, or rules/directory not fetched %s "
+                    "after publication." % (lag, lag, lag)),
         "refused": "Its last sync was refused: its receipts are not coming in (see the reason).",
         "offline": "No contact for over %s." % off,
         "never_seen": "Never contacted the backend.",

@@ -96,6 +96,8 @@ def test_a_status_only_batch_keeps_the_reported_oldest(db, signed_reader):
     row = reader_row(db)
     assert (row["pending"], row["oldest_t"]) == (4, 1700000000)
     assert counts(db)["receipts"] == 0
+    # a report without records is contact, not history: no batches row
+    assert row["last_batch"] and db.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
 
 
 def test_the_same_batch_twice_stores_once(db, signed_reader, shop_rules):
