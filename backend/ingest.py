@@ -31,6 +31,7 @@ from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
 
 GAP_CODES = ("batch.gap", "batch.chain")
+SAMPLES_KEPT = 7 * 86400  # seconds of pending-receipt samples kept per reader
 MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)
 
 # audit and audit_detail stay NULL: the receipt awaits the audit (backend/auditor.py)
@@ -252,6 +253,8 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
         if last is None or now - last >= sample_every:
             db.execute("INSERT OR REPLACE INTO reader_samples(reader_id, t, pending) VALUES(?, ?, ?)",
                        [rid, now, state["pending"]])
+            # the chart shows a day; a week is kept, the rest would only grow
+            db.execute("DELETE FROM reader_samples WHERE reader_id=? AND t < ?", [rid, now - SAMPLES_KEPT])
         db.conn.commit()
     except BaseException:
         db.conn.rollback()

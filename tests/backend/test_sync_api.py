@@ -137,6 +137,13 @@ def test_samples_are_taken_at_most_every_sample_every(app, db, signed_reader, sh
     db.execute("DELETE FROM reader_samples")
     assert r.send([r.sale(rules)], {"pending": 3})[0].status_code == 200
     assert db.execute("SELECT pending FROM reader_samples").fetchall() == [(2,)]
+    # a week of samples is kept: older ones go when the next is taken
+    now = int(time.time())
+    db.execute("INSERT INTO reader_samples(reader_id, t, pending) VALUES('R1', ?, 9), ('R1', ?, 8)",
+               [now - 8 * 86400, now - 6 * 86400])
+    assert r.send([r.sale(rules)], {"pending": 1})[0].status_code == 200
+    kept = [p for (p,) in db.execute("SELECT pending FROM reader_samples ORDER BY t")]
+    assert kept[0] == 8 and 9 not in kept and kept[-1] == 0
 
 
 # -- refused ---------------------------------------------------------------------------------
