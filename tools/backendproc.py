@@ -14,6 +14,7 @@ The database must exist and be migrated (backend.db.migrate) before start().
 import http.cookiejar
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -59,6 +60,10 @@ class Backend:
         end = time.time() + timeout
         line = b""
         while time.time() < end:
+            # a server stuck before its first line must not hang the caller past `timeout`
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, end - time.time()))
+            if not ready:
+                break
             line = self.proc.stdout.readline()
             if line.startswith(b"serving on "):
                 self.url = line.split()[-1].decode()
