@@ -10,7 +10,6 @@ import re
 import pytest
 
 from backend import auth, dashboard
-from backend.db import connect
 
 PASSWORD = "correct horse battery"
 
@@ -22,15 +21,14 @@ def dash_app(app):
 
 
 @pytest.fixture
-def dash_db(dash_app):
-    db = connect(dash_app.config["DATABASE"])
-    yield db
-    db.conn.close()
+def dash_db(db):
+    """conftest.py's db: a connection to that app's database."""
+    return db
 
 
 @pytest.fixture
-def dash_client(dash_app):
-    return dash_app.test_client()
+def dash_client(client):
+    return client
 
 
 def fix_clock(monkeypatch, now):
