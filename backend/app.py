@@ -29,17 +29,6 @@ DEFAULTS = {
 }
 
 
-def _shared_path():
-    # `protocol` is the shared package (shared/protocol); the backend imports it as is
-    import sys
-    shared = str(Path(__file__).resolve().parent.parent / "shared")
-    if shared not in sys.path:
-        sys.path.insert(0, shared)
-
-
-_shared_path()
-
-
 def _secret_key(instance):
     """The session secret: made once, kept in the instance folder, readable by us only."""
     path = Path(instance) / "secret_key"

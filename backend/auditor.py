@@ -143,17 +143,12 @@ def audit_pending(db, book, limit=CHUNK, verdicts=None):
         results.extend(_audit_run(db, book, run, states))
     written = {}
     with _full_priority():
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with dbmod.transaction(db):
             for verdict in (OK, MISMATCH):
                 cur = db.conn.executemany(
                     "UPDATE receipts SET audit=?, audit_detail=? WHERE reader_id=? AND seq=? AND audit IS NULL",
                     [r for r in results if r[0] == verdict])
                 written[verdict] = max(cur.rowcount, 0)
-            db.conn.commit()
-        except BaseException:
-            db.conn.rollback()
-            raise
     if verdicts is not None:
         for verdict, n in written.items():
             verdicts[verdict] = verdicts.get(verdict, 0) + n

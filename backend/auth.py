@@ -24,6 +24,8 @@ from flask import (Blueprint, current_app, g, jsonify, redirect, render_template
                    session, url_for)
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from backend.db import transaction
+
 bp = Blueprint("auth", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -44,8 +46,7 @@ def create_manager(db, username, password, store_id=None, now=None):
         raise ManagerError("password: at least %d characters" % MIN_PASSWORD)
     row = {"username": username, "password_hash": generate_password_hash(password),
            "store_id": store_id, "created": int(time.time() if now is None else now)}
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         if store_id is not None and db.execute("SELECT 1 FROM stores WHERE id = ?",
                                                [store_id]).fetchone() is None:
             raise ManagerError("store_id: no store %r" % store_id)
@@ -53,10 +54,6 @@ def create_manager(db, username, password, store_id=None, now=None):
             raise ManagerError("username: %r already exists" % username)
         db.execute("INSERT INTO managers(username, password_hash, store_id, created) "
                    "VALUES (:username, :password_hash, :store_id, :created)", row)
-        db.conn.commit()
-    except BaseException:
-        db.conn.rollback()
-        raise
     return username
 
 

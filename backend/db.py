@@ -23,12 +23,14 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   rules_versions every rules object readers were ever given, by version (for the audit)
   managers       dashboard logins; store_id NULL = head office (sees every store)
 """
+import contextlib
 import os
 import sqlite3
 
 import sqlite_utils
 
-GENESIS = "0" * 64
+from protocol.records import GENESIS  # the chain's start: the acked hash of a new reader
+
 BUSY_MS = 10000  # a writer waits this long for another's transaction (batches are short)
 
 
@@ -157,8 +159,7 @@ def migrate(db):
     if have > len(MIGRATIONS):
         raise SchemaError("database schema %d is newer than this code (%d)" % (have, len(MIGRATIONS)))
     for n in range(have, len(MIGRATIONS)):
-        with db.conn:
-            db.execute("BEGIN IMMEDIATE")
+        with transaction(db):
             MIGRATIONS[n](db)
             db["meta"].upsert({"key": "schema_version", "value": str(n + 1)}, pk="key")
     return len(MIGRATIONS)
@@ -170,6 +171,23 @@ def require_schema(db):
     if have != len(MIGRATIONS):
         raise SchemaError("database schema is %d, this code needs %d: run `flask --app backend.app init-db`"
                           % (have, len(MIGRATIONS)))
+
+
+@contextlib.contextmanager
+def transaction(db):
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is in
+    autocommit mode): what must be written together is, or nothing is.
+
+        with transaction(db):
+            db.execute("INSERT ...")
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
 
 
 def meta_int(db, key):

@@ -23,7 +23,7 @@ import re
 import time
 import zoneinfo
 
-from backend.db import meta_int, set_meta
+from backend.db import meta_int, set_meta, transaction
 from protocol import delta, engine
 from protocol.errors import DeltaError, RulesError
 
@@ -96,24 +96,6 @@ def _need_text(value, lo, hi, field):
     return value
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is in autocommit)."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.db.conn.commit()
-        else:
-            self.db.conn.rollback()
-        return False
-
-
 # ------------------------------------------------------------------ stores and readers
 
 
@@ -125,7 +107,7 @@ def add_store(db, id, name, tz="Europe/Rome"):
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise InvalidValue("tz", "%r is not a known time zone (e.g. Europe/Rome)" % (tz,))
-    with _Transaction(db):
+    with transaction(db):
         if db.execute("SELECT 1 FROM stores WHERE id=?", [id]).fetchone():
             raise AlreadyExists("id", "store %s exists already" % id)
         db.execute("INSERT INTO stores(id, name, tz) VALUES(?, ?, ?)", [id, name, tz])
@@ -139,7 +121,7 @@ def add_reader(db, id, store_id, name=""):
     _need_id(id, "id")
     _need_text(name, 0, 100, "name")
     key = os.urandom(32)
-    with _Transaction(db):
+    with transaction(db):
         if not db.execute("SELECT 1 FROM stores WHERE id=?", [store_id]).fetchone():
             raise NotFound("store", "no store %r: add it first" % (store_id,))
         if db.execute("SELECT 1 FROM readers WHERE id=?", [id]).fetchone():
@@ -237,7 +219,7 @@ def add_tier(db, id, code, bp, name=""):
     _need_text(code, 1, 32, "code")
     _need_int(bp, 0, 10000, "bp")
     _need_text(name, 0, 100, "name")
-    with _Transaction(db):
+    with transaction(db):
         if db.execute("SELECT 1 FROM tiers WHERE id=?", [id]).fetchone():
             raise AlreadyExists("id", "tier %d exists already: change it with set_tier" % id)
         db.execute("INSERT INTO tiers(id, code, name, bp) VALUES(?, ?, ?, ?)", [id, code, name, bp])
@@ -256,7 +238,7 @@ def set_tier(db, id, code=None, bp=None, name=None):
         changes["name"] = _need_text(name, 0, 100, "name")
     if not changes:
         raise InvalidValue("", "nothing to change: give a code, a rate (bp) or a name")
-    with _Transaction(db):
+    with transaction(db):
         if not db.execute("SELECT 1 FROM tiers WHERE id=?", [id]).fetchone():
             raise NotFound("id", "no tier %d" % id)
         sets = ", ".join("%s=?" % k for k in changes)
@@ -285,7 +267,7 @@ def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None
     row = {"id": id, "kind": kind, "sku": sku, "category": category, "min_cents": min_cents,
            "bp": bp, "cents": cents, "tiers": None if tiers is None else json.dumps(tiers),
            "from_t": from_t, "to_t": to_t, "active": 1}
-    with _Transaction(db):
+    with transaction(db):
         if db.execute("SELECT 1 FROM promotions WHERE id=?", [id]).fetchone():
             raise AlreadyExists("id", "promotion %s exists already (ended ones keep their id)" % id)
         names = list(row)
@@ -297,7 +279,7 @@ def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None
 
 def end_promotion(db, id):
     """Withdraw a promotion from the rules (its row stays, for the history); returns the version."""
-    with _Transaction(db):
+    with transaction(db):
         row = db.execute("SELECT active FROM promotions WHERE id=?", [id]).fetchone()
         if row is None:
             raise NotFound("id", "no promotion %r" % (id,))
@@ -317,7 +299,7 @@ def set_limits(db, **values):
         raise InvalidValue("", "nothing to change: give at least one limit")
     for key, value in values.items():
         _need_int(value, 0, 10 ** 9, key)
-    with _Transaction(db):
+    with transaction(db):
         for key, value in values.items():
             db.execute("INSERT INTO limits(key, value) VALUES(?, ?) "
                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", [key, value])
@@ -383,7 +365,7 @@ def import_cards(db, rows):
         status = _status(row[2], where + ".status") if len(row) == 3 and row[2] not in (None, "") else None
         wanted.pop(card, None)  # a card twice: the last row counts, in its place
         wanted[card] = (tier, status)
-    with _Transaction(db):
+    with transaction(db):
         have = {}
         cards = list(wanted)
         for k in range(0, len(cards), _CHUNK):
@@ -415,7 +397,7 @@ def set_card(db, card, tier=None, status=None):
         status = _status(status, "status")
     if tier is None and status is None:
         raise InvalidValue("", "nothing to change: give a tier or a status")
-    with _Transaction(db):
+    with transaction(db):
         old = db.execute("SELECT tier, status FROM cards WHERE card=?", [card]).fetchone()
         if old is None and tier is None:
             raise NotFound("card", "card %s is not in the directory: give its tier to add it" % card)

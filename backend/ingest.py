@@ -26,7 +26,7 @@ import threading
 import zoneinfo
 
 from backend import fastjson
-from backend.db import GENESIS
+from backend.db import GENESIS, transaction
 from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
 
@@ -210,8 +210,7 @@ def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, prune
 
 def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before):
     rid = reader["id"]
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         row = db.execute("SELECT acked_seq, acked_hash FROM readers WHERE id=?", [rid]).fetchone()
         acked_seq, acked_hash = row[0] or 0, row[1] or GENESIS
         if acked_seq != checked.acked_seq:
@@ -255,10 +254,6 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
                        [rid, now, state["pending"]])
             # the chart shows a day; a week is kept, the rest would only grow
             db.execute("DELETE FROM reader_samples WHERE reader_id=? AND t < ?", [rid, now - SAMPLES_KEPT])
-        db.conn.commit()
-    except BaseException:
-        db.conn.rollback()
-        raise
     # the answer (the versions the reader is told about) is read after the commit, outside the lock
     return {"acked_seq": acked_seq, "fresh": len(checked.fresh), "batch_id": batch_id}
 
@@ -277,17 +272,12 @@ def touch_reader(db, reader_id, nonce, now, clock_offset):
 
 
 def _touch(db, reader_id, nonce, now, clock_offset):
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         try:
             db.execute("INSERT INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)", [reader_id, nonce, now])
         except sqlite3.IntegrityError:
             raise ProtocolError("batch.replay", "X-Nonce", "request already seen")
         db.execute("UPDATE readers SET last_contact=?, clock_offset=? WHERE id=?", [now, clock_offset, reader_id])
-        db.conn.commit()
-    except BaseException:
-        db.conn.rollback()
-        raise
 
 
 def nonce_seen(db, reader_id, nonce):
@@ -313,8 +303,7 @@ def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, bo
                    reported):
     status = http_status(error.code)
     detail = (error.detail or "")[:300]
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         db.execute("INSERT INTO refusals(reader_id, t, endpoint, http_status, code, field, detail, remote, verified) "
                    "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(reader_id or "")[:MAX_TEXT], now, endpoint, status, error.code, error.field, detail, remote,
@@ -341,8 +330,4 @@ def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, bo
         # otherwise count a till's receipts)
         ans = answer(db, acked, now, error.as_dict()) if known and nonce is not None else \
             {"ack": 0, "directory": 0, "refused": error.as_dict(), "rules": 0, "time": now}
-        db.conn.commit()
-    except BaseException:
-        db.conn.rollback()
-        raise
     return ans

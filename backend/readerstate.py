@@ -34,6 +34,8 @@ in_sync     otherwise.
 Colours (CSS classes state-<name>): in sync green, lagging amber, offline red, refused
 purple, never seen grey. The dashboard always prints the word next to the colour.
 """
+from protocol import errors
+
 
 STATES = ("in_sync", "lagging", "refused", "offline", "never_seen")
 
@@ -86,7 +88,6 @@ def legend(lagging_after, offline_after):
 
 
 def _refusal_text(code):
-    from protocol import errors  # the shared package; importable once backend.app is
     return errors.text(code, "en") if code else "no reason recorded"
 
 

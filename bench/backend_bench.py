@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools"), str(ROOT / "bench")]
 
-import backend.app  # noqa: E402,F401  (puts shared/ on the path)
+import backend.app  # noqa: E402
 from backend import auditor, auth, headoffice, ingest, overview  # noqa: E402
 from backend import db as dbmod  # noqa: E402
 from backendproc import Backend  # noqa: E402

@@ -17,7 +17,6 @@ for p in (str(ROOT), str(ROOT / "tools"), str(ROOT / "shared")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import backend.app  # noqa: E402,F401  (puts shared/ on the path as the backend does)
 from backend import auth, db as dbmod  # noqa: E402
 from backendproc import Backend, Dashboard  # noqa: E402
 from netcut import Link  # noqa: E402

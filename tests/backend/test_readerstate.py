@@ -1,7 +1,6 @@
 """readerstate.state(): each state, the boundaries of its thresholds, and the order of the rules."""
 import doctest
 
-import backend.app  # noqa: F401  (puts shared/ on sys.path for `protocol`)
 import pytest
 
 from backend import readerstate
