@@ -30,14 +30,15 @@ REFUSALS_SHOWN = 20
 MISMATCHES_SHOWN = 50
 CHART_SPAN = 24 * 3600
 
+def _with_state(columns):
+    """`columns` and every column the reader's state is judged from (readerstate.COLUMNS)."""
+    return columns + tuple(c for c in readerstate.COLUMNS if c not in columns)
+
+
 # Every column the dashboard shows; never key_hex (the reader's secret).
-READER_COLUMNS = ("id", "store_id", "name", "last_contact", "last_batch", "acked_seq", "pending",
-                  "oldest_t", "journal", "used", "capacity", "free_flash", "firmware",
-                  "rules_version", "directory_version", "clock_offset", "clock_drift",
-                  "last_error", "last_refusal_at", "last_refusal_code")
-OVERVIEW_COLUMNS = ("id", "store_id", "name", "last_contact", "last_batch", "pending", "oldest_t",
-                    "journal", "used", "capacity", "rules_version", "directory_version",
-                    "last_error", "last_refusal_at", "last_refusal_code")
+READER_COLUMNS = _with_state(("id", "store_id", "name", "acked_seq", "used", "capacity", "free_flash",
+                              "firmware", "clock_offset", "clock_drift"))
+OVERVIEW_COLUMNS = _with_state(("id", "store_id", "name", "used", "capacity"))
 
 
 # -- formatting --------------------------------------------------------------------------

@@ -39,6 +39,11 @@ from protocol import errors
 
 STATES = ("in_sync", "lagging", "refused", "offline", "never_seen")
 
+# the readers columns state() reads: every page that shows a state selects them all, so
+# two pages never judge one reader from different facts
+COLUMNS = ("last_contact", "last_batch", "last_refusal_at", "last_refusal_code", "pending", "oldest_t",
+           "last_error", "journal", "rules_version", "directory_version")
+
 WORDS = {
     "in_sync": "in sync",
     "lagging": "lagging",

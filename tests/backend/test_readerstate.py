@@ -166,3 +166,26 @@ def test_duration(seconds, text):
 def test_the_docstring_example_holds():
     result = doctest.testmod(readerstate)
     assert result.attempted >= 1 and result.failed == 0
+
+
+class _Only(dict):
+    """A reader row that fails on any column outside readerstate.COLUMNS."""
+
+    def _check(self, key):
+        assert key in readerstate.COLUMNS, "state() reads %r, missing from readerstate.COLUMNS" % key
+
+    def get(self, key, default=None):
+        self._check(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self._check(key)
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("over", [{}, {"last_error": "sync.network"}, {"last_refusal_at": NOW - 10,
+                                  "last_refusal_code": "batch.gap"}, {"pending": 4, "oldest_t": NOW - 4000},
+                                  {"rules_version": 1}, {"journal": "full"}])
+def test_state_reads_only_the_columns_it_declares(over):
+    row = _Only(reader(**over))
+    state(row, NOW, LAG, OFF, 4, 9, rules_since=NOW - 5000, directory_since=NOW - 5000)
