@@ -9,6 +9,7 @@ and a message that says what went wrong and what to do.
     flask --app backend.app add-reader R1 --store S1 --backend http://10.0.0.5:8000
     flask --app backend.app add-tier 0 base 200
     flask --app backend.app import-cards cards.csv
+    flask --app backend.app new-card-epoch
     flask --app backend.app set-card 6001000000000042 --block
     flask --app backend.app audit
 """
@@ -241,11 +242,15 @@ def end_promotion(promotion_id):
 @click.option("--card-day-max-cents", type=click.IntRange(0), help="Maximum per card per day on one reader.")
 @click.option("--stale-hours", type=click.IntRange(0), help="Hours without sync after which only tier rates apply.")
 @click.option("--default-tier", type=click.IntRange(0, 255), help="The tier of cards the directory does not know.")
+@click.option("--ntag-signature/--no-ntag-signature", default=None,
+              help="Whether NTAG cards must carry NXP's originality signature.")
 @with_appcontext
 def set_limits(**limits):
     """Set the offline limits and the default tier (the others stay as they are)."""
     if all(v is None for v in limits.values()):
         raise click.UsageError("give at least one limit, e.g. --card-day-max-cents 10000")
+    if limits["ntag_signature"] is not None:
+        limits["ntag_signature"] = int(limits["ntag_signature"])
     version = _run(headoffice.set_limits, _db(), **limits)
     click.echo("limits set; rules version %d" % version)
 
@@ -293,8 +298,19 @@ def audit():
     click.echo(auditor.summary(auditor.audit_all(_db())))
 
 
+@click.command("new-card-epoch")
+@with_appcontext
+def new_card_epoch():
+    """Start a new card key epoch (a fresh issuer key; the key is never printed).
+
+    New cards are issued in it; readers fetch it at their next sync and keep the old
+    ones. Start one before issuing the first card, and when a reader goes missing."""
+    epoch = _run(headoffice.new_card_epoch, _db())
+    click.echo("card key epoch %d started; readers fetch it at their next sync" % epoch)
+
+
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
-            end_promotion, set_limits, show_rules, create_manager, audit)
+            end_promotion, set_limits, show_rules, create_manager, new_card_epoch, audit)
 
 
 def register(app):

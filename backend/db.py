@@ -8,7 +8,8 @@ brought forward and a new one built with the same steps.
     migrate(db)                             # -> the schema version now in force
 
 Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-DD):
-  meta           key -> value: schema_version, rules_version, directory_version
+  meta           key -> value: schema_version, rules_version, directory_version,
+                 card_keys_version
   stores         id, name, tz (IANA zone: days and the dashboard's times are local)
   readers        id, store_id, key_hex, and what the reader last told us (sync state)
   receipts       one row per journal record, exactly once by (reader_id, seq)
@@ -21,6 +22,7 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   card_history   every state each card was in (card, version, tier, status, t)
   tiers, promotions, limits   head office's rules; each change publishes rules_versions
   rules_versions every rules object readers were ever given, by version (for the audit)
+  card_epochs    the issuer key of each card key epoch (docs/cards.md)
   managers       dashboard logins; store_id NULL = head office (sees every store)
 """
 import contextlib
@@ -143,7 +145,14 @@ def _v3(db):
                "SELECT card, version, tier, status, updated FROM cards")
 
 
-MIGRATIONS = [_v1, _v2, _v3]  # step n brings the schema from version n-1 to n; append, never edit
+def _v4(db):
+    # card keys: one issuer key per epoch (docs/cards.md); readers get them wrapped in
+    # their own key, and fetch them again when card_keys_version moves
+    db["card_epochs"].create({"epoch": int, "key_hex": str, "created": int}, pk="epoch")
+    db["meta"].insert({"key": "card_keys_version", "value": "0"})
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

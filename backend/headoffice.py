@@ -24,7 +24,7 @@ import time
 import zoneinfo
 
 from backend.db import meta_int, set_meta, transaction
-from protocol import delta, engine
+from protocol import delta, engine, loyaltycard
 from protocol.errors import DeltaError, RulesError
 
 DEFAULT_LIMITS = {
@@ -33,7 +33,7 @@ DEFAULT_LIMITS = {
     "card_day_max_cents": 10000,        # per card per day on one reader
     "stale_hours": 48,                  # after this long without a sync: base rate only
 }
-LIMIT_KEYS = tuple(DEFAULT_LIMITS) + ("default_tier",)
+LIMIT_KEYS = tuple(DEFAULT_LIMITS) + ("default_tier", "ntag_signature")
 ACTIVE, BLOCKED, REMOVED = delta.ACTIVE, delta.BLOCKED, delta.REMOVED
 STATUS_WORDS = {"active": ACTIVE, "blocked": BLOCKED, "removed": REMOVED}
 KINDS = ("sku", "category", "threshold")
@@ -178,12 +178,16 @@ def build_rules(db, version):
         if tiers_json is not None:
             p["tiers"] = json.loads(tiers_json)
         promotions.append(p)
-    return {"version": version, "tiers": tiers, "default_tier": default_tier,
-            "promotions": promotions,
-            "limits": {"receipt_max_cents": limits["receipt_max_cents"]},
-            "offline": {"receipt_max_cents": limits["offline_receipt_max_cents"],
-                        "card_day_max_cents": limits["card_day_max_cents"],
-                        "stale_hours": limits["stale_hours"]}}
+    rules = {"version": version, "tiers": tiers, "default_tier": default_tier,
+             "promotions": promotions,
+             "limits": {"receipt_max_cents": limits["receipt_max_cents"]},
+             "offline": {"receipt_max_cents": limits["offline_receipt_max_cents"],
+                         "card_day_max_cents": limits["card_day_max_cents"],
+                         "stale_hours": limits["stale_hours"]}}
+    if limits.get("ntag_signature"):
+        # only when asked for: the rules of a chain that does not check stay as they were
+        rules["cards"] = {"ntag_signature": True}
+    return rules
 
 
 def _publish(db):
@@ -298,12 +302,59 @@ def set_limits(db, **values):
     if not values:
         raise InvalidValue("", "nothing to change: give at least one limit")
     for key, value in values.items():
-        _need_int(value, 0, 10 ** 9, key)
+        _need_int(value, 0, 1 if key == "ntag_signature" else 10 ** 9, key)
     with transaction(db):
         for key, value in values.items():
             db.execute("INSERT INTO limits(key, value) VALUES(?, ?) "
                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", [key, value])
         return _publish(db)
+
+
+# ------------------------------------------------------------------ card keys
+
+
+def new_card_epoch(db):
+    """Start the next card key epoch with a fresh random issuer key; returns the epoch.
+
+    Cards issued from now on carry it; readers fetch the new key at their next sync
+    and keep the older ones, so cards of every epoch still read.
+    """
+    with transaction(db):
+        last = db.execute("SELECT max(epoch) FROM card_epochs").fetchone()[0] or 0
+        if last >= 255:
+            raise InvalidValue("epoch", "all 255 card key epochs are used")
+        db.execute("INSERT INTO card_epochs(epoch, key_hex, created) VALUES(?, ?, ?)",
+                   [last + 1, os.urandom(32).hex(), _now()])
+        set_meta(db, "card_keys_version", meta_int(db, "card_keys_version") + 1)
+    return last + 1
+
+
+def current_epoch(db):
+    """The epoch new cards are issued in (the newest), or None before the first."""
+    return db.execute("SELECT max(epoch) FROM card_epochs").fetchone()[0]
+
+
+def issuer_key(db, epoch):
+    """The issuer key (32 bytes) of `epoch`; NotFound if there is no such epoch."""
+    row = db.execute("SELECT key_hex FROM card_epochs WHERE epoch=?", [epoch]).fetchone()
+    if row is None:
+        raise NotFound("epoch", "no card key epoch %r: start one with new-card-epoch" % (epoch,))
+    return bytes.fromhex(row[0])
+
+
+def card_keys_for(db, reader_key):
+    """(version, [[epoch, wrapped hex], ...]): every issuer key, wrapped for one reader."""
+    rows = db.execute("SELECT epoch, key_hex FROM card_epochs ORDER BY epoch").fetchall()
+    keys = [[e, loyaltycard.wrap_issuer_key(reader_key, e, bytes.fromhex(k)).hex()] for e, k in rows]
+    return meta_int(db, "card_keys_version"), keys
+
+
+def issue_card_key(db, card):
+    """(epoch, card key) for personalising a new card of the current epoch."""
+    epoch = current_epoch(db)
+    if epoch is None:
+        raise NotFound("epoch", "no card key epoch yet: start one with new-card-epoch")
+    return epoch, loyaltycard.card_key(issuer_key(db, epoch), _card_text(card, "card"))
 
 
 # ------------------------------------------------------------------ cards

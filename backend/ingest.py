@@ -75,8 +75,10 @@ def load_reader(db, reader_id):
 
 def answer(db, acked_seq, now, refused=None):
     """The answer object every sync POST gets (docs/protocol.md)."""
-    versions = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('directory_version', 'rules_version')"))
-    return {"ack": acked_seq, "directory": int(versions.get("directory_version", 0)), "refused": refused,
+    versions = dict(db.execute("SELECT key, value FROM meta WHERE key IN "
+                               "('directory_version', 'rules_version', 'card_keys_version')"))
+    return {"ack": acked_seq, "directory": int(versions.get("directory_version", 0)),
+            "keys": int(versions.get("card_keys_version", 0)), "refused": refused,
             "rules": int(versions.get("rules_version", 0)), "time": now}
 
 
@@ -329,5 +331,5 @@ def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, bo
         # only the reader itself learns its ack and our versions (a stranger could
         # otherwise count a till's receipts)
         ans = answer(db, acked, now, error.as_dict()) if known and nonce is not None else \
-            {"ack": 0, "directory": 0, "refused": error.as_dict(), "rules": 0, "time": now}
+            {"ack": 0, "directory": 0, "keys": 0, "refused": error.as_dict(), "rules": 0, "time": now}
     return ans

@@ -3,6 +3,7 @@
     POST /api/v1/sync/batch                       a signed batch of journal records
     GET  /api/v1/sync/rules?since=V               the rules in force
     GET  /api/v1/sync/directory?since=V&limit=N[&after=C]   a directory page
+    GET  /api/v1/sync/keys?since=V                the card key epochs, wrapped for the reader
 
 Every request carries X-Reader, X-Timestamp, X-Nonce and X-Signature. They are checked
 in this order, as tools/syncserver.py (the reference) does: a body over MAX_BATCH_BYTES
@@ -192,3 +193,14 @@ def directory():
         ingest.touch_reader(db, reader["id"], nonce, now, offset)
         return 200, headoffice.directory_page(db, since, limit, after)
     return _guarded("directory", work)
+
+
+@bp.get("/keys")
+def keys():
+    """Every card key epoch's issuer key, wrapped in the reader's own key (docs/cards.md)."""
+    def work(db, reader, body, nonce, now, offset):
+        _query_int("since", 0, 0, 2 ** 53)
+        ingest.touch_reader(db, reader["id"], nonce, now, offset)
+        version, wrapped = headoffice.card_keys_for(db, reader["key"])
+        return 200, fastjson.encode({"keys": wrapped, "version": version})
+    return _guarded("keys", work)

@@ -248,6 +248,9 @@ class Checkout:
         ctx = {"now": now, "last_sync": self.rules.last_sync, "card_day_used": self.days.used(card, now)}
         if rules is None:
             result, note = self._nothing(lines), "disc.no_rules"
+        elif found is None and identity.get("kind") == "uid":
+            # a UID proves nothing (anyone can clone one): only the directory vouches for it
+            result, note = self._nothing(lines), "card.not_registered"
         elif found is not None and found[1] == _BLOCKED:
             result, note = self._nothing(lines), "card.blocked"
         else:
@@ -276,7 +279,7 @@ class Checkout:
         if result["discount"]:
             self.signals.append("ok")
         else:
-            self.signals.append("warn" if note != "card.blocked" else "error")
+            self.signals.append("error" if note in ("card.blocked", "card.not_registered") else "warn")
         return [{"type": "quote", "quote": qid, "receipt": self.basket["receipt"], "card": masked(card),
                  "tier": tier, "gross": result["gross"], "discount": result["discount"],
                  "disc": result["disc"], "capped": result.get("capped", []), "note": note}]

@@ -23,12 +23,14 @@ import gc  # noqa: E402
 import os  # noqa: E402
 
 from protocol import till
+from protocol.compat import unhexlify
 from protocol.errors import DeltaError, JournalError, ProtocolError, TillError
 
 import board as boardmod
 from app import Checkout
 import cardcache  # noqa: E402
 from cardcache import CardCache
+from cardkeys import CardKeys
 from daytotals import DayTotals
 from display import Screen
 from drivers.feedback import Feedback
@@ -95,11 +97,12 @@ class Reader:
             cardcache.erase(board.path("cards"))
             self.cards = CardCache(board.path("cards"))
         self.days = DayTotals(board.path("days.json"))
+        self.keys = CardKeys(board.path("keys.json"), unhexlify(cfg["key"]))
         self._recount_days()
         self.screen = Screen(board.lang)
         self.checkout = Checkout(board.reader, self.journal, self.cards, self.rules, self.days, self.screen)
         self.sync = SyncClient(cfg, self.journal, self.rules, self.cards, self.days, boardmod.now,
-                               interval=cfg.get("sync_interval", 30), flash_root=board.root)
+                               interval=cfg.get("sync_interval", 30), flash_root=board.root, keys=self.keys)
         self.checkout.sync = self.sync
         self.feedback = Feedback(board.green, board.red, board.buzzer)
         self.till_writer = None

@@ -1,11 +1,11 @@
-"""The sync client: journal records up in signed batches, rules and directory down.
+"""The sync client: journal records up in signed batches; rules, directory and card keys down.
 
 Runs as its own asyncio task, so the till never waits for the network. Each round:
   1. POST a batch of the oldest pending records (possibly none: then it is only the
      reader's status), signed with the reader's key (docs/protocol.md, "Sync");
   2. on an acknowledgement, release journal records up to the acknowledged seq (after
      saving the day totals that were counted from them);
-  3. fetch new rules and directory pages when the answer says newer versions exist,
+  3. fetch new rules, directory pages and card keys when the answer says newer versions exist,
      also after a refusal or an acknowledgement it could not use: a batch problem must
      not keep a reader on old rules and an old blocklist.
 Every answer must carry the backend's signature over the request's nonce, its status
@@ -58,11 +58,12 @@ class Backoff:
 
 
 class SyncClient:
-    def __init__(self, cfg, journal, rules, cards, days, clock, interval=30, flash_root="/"):
+    def __init__(self, cfg, journal, rules, cards, days, clock, interval=30, flash_root="/", keys=None):
         self.reader = cfg["reader"]
         self.key = unhexlify(cfg["key"])
         self.host, self.port, self.prefix = httpclient.split_url(cfg["backend"])
         self.journal, self.rules, self.cards, self.days = journal, rules, cards, days
+        self.keys = keys  # CardKeys, or None on a reader that verifies no cards
         self.clock = clock
         self.interval = interval
         self.flash_root = flash_root
@@ -174,6 +175,13 @@ class SyncClient:
                 answer["rules"].get("version"), answer["version"], self.rules.version))
         self.rules.replace(answer["rules"], self.clock())
 
+    async def fetch_keys(self):
+        body = await self._get("/api/v1/sync/keys?since=%d" % self.keys.version, syncmsg.MAX_ANSWER)
+        version, keys = syncmsg.parse_keys_answer(body)
+        if version <= self.keys.version:
+            raise SyncError("sync.response", "version", "keys v%d, the reader has v%d" % (version, self.keys.version))
+        self.keys.replace(version, keys)
+
     async def fetch_directory(self, want):
         # protocol.delta (12 KB of heap) is loaded for the fetch and dropped after it:
         # directory changes come a few times a day, receipts all day long. Collected
@@ -253,6 +261,11 @@ class SyncClient:
         if ack["directory"] > self.cards.version:
             try:
                 await self.fetch_directory(ack["directory"])
+            except ProtocolError as e:
+                problem = problem or e
+        if self.keys is not None and ack["keys"] > self.keys.version:
+            try:
+                await self.fetch_keys()
             except ProtocolError as e:
                 problem = problem or e
         if ack["rules"] > self.rules.version:

@@ -35,7 +35,7 @@ _MAX_BIG = 2 ** 40  # epoch seconds, versions, day totals; not a const: above th
 _KINDS = ("sku", "category", "threshold")
 _KIND_KEY = ("sku", "category", "min_cents")  # what each kind matches on
 _PROMO_KEYS = ("id", "kind", "sku", "category", "min_cents", "bp", "cents", "tiers", "from", "to")
-_RULES_KEYS = ("version", "tiers", "default_tier", "promotions", "limits", "offline")
+_RULES_KEYS = ("version", "tiers", "default_tier", "promotions", "limits", "offline", "cards")
 _OFFLINE_KEYS = ("receipt_max_cents", "card_day_max_cents", "stale_hours")
 
 
@@ -198,6 +198,11 @@ def check_rules(rules):
     _rules_int(offline, "receipt_max_cents", 0, _MAX_MONEY, "offline.")
     _rules_int(offline, "card_day_max_cents", 0, _MAX_MONEY, "offline.")
     _rules_int(offline, "stale_hours", 0, _MAX_STALE_HOURS, "offline.")
+    if "cards" in rules:  # optional: how cards are checked (docs/cards.md)
+        cards = rules["cards"]
+        _only_keys(cards, ("ntag_signature",), "cards.")
+        if not isinstance(cards.get("ntag_signature"), bool):
+            raise RulesError("rules.format", "cards.ntag_signature", "must be true or false")
     return rules
 
 

@@ -67,13 +67,32 @@ delta.too_long|Aggiornamento troppo lungo|Update page too long
 directory.corrupt|Elenco carte danneggiato|Card directory file corrupt
 rules.format|Regole non valide|Malformed rules
 """
+# The card readers' codes, in a string of their own: one string of over 4 KB would need
+# a block of that size in one piece when the module is imported, which a fragmented
+# 96 KB heap does not always have.
+_CARD_TABLE = """
+card.forged|Carta contraffatta|Card forged: MAC mismatch
+card.no_applet|Non e' una carta fedelta'|Not a loyalty card
+card.key|Chiave carta mancante: sync|No key for this card yet: sync
+card.not_registered|Carta non registrata|Card not registered
+card.removed|Carta allontanata: riprova|Card removed: tap again
+card.two|Una carta alla volta|Two cards in the field: one at a time
+card.signature|Carta NTAG non originale|NTAG originality signature invalid
+nfc.timeout|Lettore NFC non risponde|NFC controller not answering
+nfc.error|Errore lettore NFC|NFC controller error
+pn532.checksum|Checksum NFC errato|PN532 frame checksum mismatch
+pn532.length|Lunghezza NFC errata|PN532 frame length invalid
+pn532.tfi|Risposta NFC inattesa|PN532 frame of unexpected direction
+"""
+_TABLES = (_TABLE, _CARD_TABLE)
 
 
 def _row(code):
-    i = _TABLE.find("\n" + code + "|")
-    if i < 0:
-        return None
-    return _TABLE[i + 1:_TABLE.find("\n", i + 1)].split("|")
+    for table in _TABLES:
+        i = table.find("\n" + code + "|")
+        if i >= 0:
+            return table[i + 1:table.find("\n", i + 1)].split("|")
+    return None
 
 
 def known(code):
@@ -83,7 +102,7 @@ def known(code):
 
 def codes():
     """Every (code, italiano, English), for the dashboard and the docs."""
-    return [tuple(line.split("|")) for line in _TABLE.strip().split("\n")]
+    return [tuple(line.split("|")) for table in _TABLES for line in table.strip().split("\n")]
 
 
 def text(code, lang="it"):

@@ -7,6 +7,7 @@ truncated answer, so every answer goes through here first.
     17
 """
 from protocol.canonical import decode
+from protocol.compat import unhexlify
 from protocol.errors import EncodingError, SyncError, known
 
 MAX_ANSWER = 16384  # an acknowledgement is ~100 bytes; rules ~ a few KB
@@ -51,7 +52,9 @@ def parse_ack(data, max_bytes=MAX_ANSWER):
     """The answer to a batch: ack (highest contiguous seq stored), refusal, versions, time."""
     obj = _load(data, max_bytes)
     return {"ack": _int(obj, "ack"), "refused": _refusal(obj), "rules": _int(obj, "rules"),
-            "directory": _int(obj, "directory"), "time": _int(obj, "time", 0, 2 ** 40)}
+            "directory": _int(obj, "directory"), "time": _int(obj, "time", 0, 2 ** 40),
+            # an older backend has no card keys to announce
+            "keys": _int(obj, "keys") if "keys" in obj else 0}
 
 
 def parse_rules_answer(data, max_bytes=MAX_ANSWER):
@@ -61,3 +64,26 @@ def parse_rules_answer(data, max_bytes=MAX_ANSWER):
     if not isinstance(obj.get("rules"), dict):
         raise SyncError("sync.response", "rules", "must be an object")
     return obj
+
+
+def parse_keys_answer(data, max_bytes=MAX_ANSWER):
+    """The answer to a card keys fetch: {"version": n, "keys": [[epoch, 64 hex], ...]};
+    returns (version, [(epoch, wrapped key bytes), ...])."""
+    obj = _load(data, max_bytes)
+    version = _int(obj, "version")
+    keys = obj.get("keys")
+    if not isinstance(keys, list) or len(keys) > 255:
+        raise SyncError("sync.response", "keys", "must be a list of at most 255 epochs")
+    out = []
+    for i, item in enumerate(keys):
+        ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) \
+            and not isinstance(item[0], bool) and 1 <= item[0] <= 255 and isinstance(item[1], str) \
+            and len(item[1]) == 64
+        try:
+            key = unhexlify(item[1]) if ok else None
+        except ValueError:
+            key = None
+        if key is None:
+            raise SyncError("sync.response", "keys[%d]" % i, "must be [epoch 1..255, 64 hex digits]")
+        out.append((item[0], key))
+    return version, out

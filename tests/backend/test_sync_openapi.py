@@ -21,7 +21,7 @@ def test_every_route_is_described_and_nothing_else(app):
     doc = spec()
     assert doc["openapi"].startswith("3.1")
     described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
-    assert routes == described and len(routes) == 3
+    assert routes == described and len(routes) == 4
 
 
 def test_refusal_codes_and_statuses_are_the_ones_we_answer():

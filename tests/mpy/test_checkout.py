@@ -131,6 +131,22 @@ def test_blocked_unknown_and_unreadable_cards():
         s.close()
 
 
+def test_a_uid_card_counts_only_if_the_directory_knows_it():
+    s = Shop()
+    try:
+        s.co.till(basket(5, "T1-1"), NOW)
+        q = s.co.card({"card": NEW, "kind": "uid", "verified": True}, NOW)[0]
+        eq((q["discount"], q["note"]), (0, "card.not_registered"), "unknown UID card")
+        eq(s.co.signals[-1], "error", "the cashier hears it")
+        s.co.till({"type": "void", "quote": q["quote"]}, NOW)
+        s.co.till(basket(5, "T1-2"), NOW)
+        q = s.co.card({"card": SILVER, "kind": "uid", "verified": True}, NOW)[0]
+        eq((q["tier"], q["note"]), (1, ""), "a registered UID card has its tier")
+        assert q["discount"] > 0
+    finally:
+        s.close()
+
+
 def test_return_and_void_of_a_sale_reverse_exactly():
     s = Shop()
     try:

@@ -262,3 +262,16 @@ def test_allocate_keeps_every_cent():
     eq(engine.allocate(7, [5, 0, 5]), [4, 0, 3], "tie to the lower index")
     # 2 over three equal rooms: 0 each rest 2, the two lowest indexes get a cent
     eq(engine.allocate(2, [1, 1, 1]), [1, 1, 0], "two ties")
+
+
+def test_rules_may_say_how_cards_are_checked():
+    from protocol.engine import check_rules
+    from protocol.errors import RulesError
+
+    rules = _std()
+    rules["cards"] = {"ntag_signature": True}
+    check_rules(rules)
+    for bad, field in (({"ntag_signature": 1}, "cards.ntag_signature"), ({}, "cards.ntag_signature"),
+                       ({"ntag_signature": True, "x": 1}, "cards.x"), ([], "cards")):
+        rules["cards"] = bad
+        eq(raises(RulesError, check_rules, rules).field, field, repr(bad))

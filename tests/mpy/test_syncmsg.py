@@ -7,7 +7,7 @@ refusal (sync.response, sync.too_long), never a crash and never a half-read valu
 from check import eq, raises
 from protocol.canonical import encode
 from protocol.errors import SyncError, known
-from protocol.syncmsg import MAX_ANSWER, parse_ack, parse_rules_answer
+from protocol.syncmsg import MAX_ANSWER, parse_ack, parse_keys_answer, parse_rules_answer
 
 T0 = 1790000000
 
@@ -37,13 +37,13 @@ def _refused(code, field, fn, data, *args):
 
 def test_ack_good():
     got = parse_ack(encode(_ack()))
-    eq(got, {"ack": 17, "directory": 3, "refused": None, "rules": 5, "time": T0}, "acknowledgement")
+    eq(got, {"ack": 17, "directory": 3, "keys": 0, "refused": None, "rules": 5, "time": T0}, "acknowledgement")
     eq(parse_ack(encode(_ack(ack=0, directory=0, rules=0, time=0)))["ack"], 0, "a new reader")
     # an answer need not be canonical: spaces and key order are the server's business
     eq(parse_ack(b'{ "time": 5, "rules": 1, "refused": null, "directory": 2, "ack": 3 }'),
-       {"ack": 3, "directory": 2, "refused": None, "rules": 1, "time": 5}, "any JSON object")
+       {"ack": 3, "directory": 2, "keys": 0, "refused": None, "rules": 1, "time": 5}, "any JSON object")
     # keys the reader does not know are left out of what it acts on
-    eq(sorted(parse_ack(encode(_ack(extra="x")))), ["ack", "directory", "refused", "rules", "time"],
+    eq(sorted(parse_ack(encode(_ack(extra="x")))), ["ack", "directory", "keys", "refused", "rules", "time"],
        "known keys only")
 
 
@@ -126,3 +126,28 @@ def test_rules_answer_bad():
     _refused("sync.response", "rules", parse_rules_answer, encode({"version": 4, "rules": None}))
     _refused("sync.too_long", "", parse_rules_answer, b" " * (MAX_ANSWER + 1))
     _refused("sync.too_long", "", parse_rules_answer, good, len(good) - 1)
+
+
+def test_ack_announces_card_keys_or_not():
+    eq(parse_ack(encode(_ack(keys=4)))["keys"], 4, "keys version")
+    eq(parse_ack(encode(_ack()))["keys"], 0, "an older backend announces none")
+    eq(raises(SyncError, parse_ack, encode(_ack(keys=-1))).field, "keys", "field")
+
+
+def test_keys_answer_good():
+    k1, k2 = "ab" * 32, "0f" * 32
+    version, keys = parse_keys_answer(encode({"keys": [[1, k1], [2, k2]], "version": 7}))
+    eq(version, 7, "version")
+    eq(keys, [(1, b"\xab" * 32), (2, b"\x0f" * 32)], "keys as bytes")
+    eq(parse_keys_answer(encode({"keys": [], "version": 0})), (0, []), "no epochs yet")
+
+
+def test_keys_answer_bad_names_the_item():
+    good = "ab" * 32
+    for keys, field in (([[0, good]], "keys[0]"), ([[1, good], [256, good]], "keys[1]"),
+                        ([[1, good[:-2]]], "keys[0]"), ([[1, "zz" * 32]], "keys[0]"),
+                        ([[True, good]], "keys[0]"), ([[1]], "keys[0]"), ({"1": good}, "keys"),
+                        ([1, good], "keys[0]")):
+        e = raises(SyncError, parse_keys_answer, encode({"keys": keys, "version": 1}))
+        eq((e.code, e.field), ("sync.response", field), repr(keys)[:40])
+    eq(raises(SyncError, parse_keys_answer, encode({"keys": []})).field, "version", "no version")
