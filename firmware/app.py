@@ -98,7 +98,8 @@ class Checkout:
                 "last_error": self.last_error, "time": now, "heap_free": _free(),
                 "sync_error": self.sync.last_error if self.sync else "",
                 "clock_drift": self.sync.clock_drift if self.sync else 0,
-                "refused": self.sync.last_refusal if self.sync else None}
+                "refused": self.sync.last_refusal if self.sync else None,
+                "keys": self.sync.keys.version if self.sync and self.sync.keys else 0}
 
     def _on_basket(self, msg, now):
         replies = []

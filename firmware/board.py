@@ -9,7 +9,8 @@ pins and the display print what they do.
 Config, a JSON file at /config.json on the device (READER_CONFIG on the unix port):
     {"reader": "R1", "key": "<64 hex>", "backend": "http://10.0.0.5:8000",
      "lang": "it", "board": "sim", "root": "data/R1",
-     "till": "127.0.0.1:7001", "cards": "127.0.0.1:7002"}
+     "till": "127.0.0.1:7001", "nfc": "127.0.0.1:7002"}
+("nfc": the PN532 simulator; "cards" instead: card identities as lines, see card_reader.)
 """
 import asyncio
 import os
@@ -115,13 +116,50 @@ class Board:
         stream = asyncio.StreamReader(uart)
         return stream, asyncio.StreamWriter(uart, {})
 
-    async def card_reader(self):
-        """An object with `async wait_card()`: the simulated reader until the PN532 driver lands."""
-        from drivers.simcard import SimCardReader
+    async def card_reader(self, keys, rules):
+        """An object with `async wait_card()`.
 
-        host, port = _hostport(self.cfg["cards"])
-        reader, _ = await asyncio.open_connection(host, port)
-        return SimCardReader(reader)
+        "nfc": "host:port" on the simulated board: the PN532 driver over HSU, its UART a
+        socket to tools/pn532sim.py. "nfc_bus" on the ESP32: the PN532's bus (below).
+        "cards": "host:port": identities as lines (drivers/simcard.py), for tests about
+        everything but the card."""
+        cfg = self.cfg
+        if "cards" in cfg and "nfc" not in cfg and "nfc_bus" not in cfg:
+            from drivers.simcard import SimCardReader
+
+            host, port = _hostport(cfg["cards"])
+            reader, _ = await asyncio.open_connection(host, port)
+            return SimCardReader(reader)
+        from drivers.pn532 import HSU, NfcDevice
+        from nfcreader import NfcCardReader
+
+        if "nfc" in cfg:
+            from drivers.simuart import SocketUart
+
+            transport = HSU(SocketUart(*_hostport(cfg["nfc"])))
+        else:  # pragma: no cover - needs an ESP32
+            transport = _nfc_bus(cfg["nfc_bus"])
+        return NfcCardReader(NfcDevice(transport), keys, rules)
+
+
+def _nfc_bus(bus):  # pragma: no cover - needs an ESP32
+    """The PN532's transport from the config's "nfc_bus", e.g.
+    {"kind": "hsu", "uart": 2, "tx": 17, "rx": 16}, {"kind": "i2c", "scl": 22, "sda": 21},
+    {"kind": "spi", "sck": 18, "mosi": 23, "miso": 19, "cs": 5} (pins as wired, see
+    drivers/pn532.py for the PN532's interface switches)."""
+    from machine import I2C, SPI, UART, Pin
+
+    from drivers import pn532
+
+    kind = bus.get("kind", "hsu")
+    if kind == "i2c":
+        return pn532.I2C(I2C(bus.get("id", 0), scl=Pin(bus["scl"]), sda=Pin(bus["sda"]), freq=400000))
+    if kind == "spi":
+        spi = SPI(bus.get("id", 1), baudrate=1000000, polarity=0, phase=0, firstbit=SPI.LSB,
+                  sck=Pin(bus["sck"]), mosi=Pin(bus["mosi"]), miso=Pin(bus["miso"]))
+        return pn532.SPI(spi, Pin(bus["cs"], Pin.OUT, value=1))
+    return pn532.HSU(UART(bus.get("uart", 2), baudrate=115200, tx=bus["tx"], rx=bus["rx"],
+                          timeout=0, timeout_char=2))
 
 
 def load(path=None):

@@ -150,7 +150,7 @@ class Reader:
             self.till_writer = None
 
     async def card_task(self):
-        cards = await self.board.card_reader()
+        cards = await self.board.card_reader(self.keys, self.rules)
         while True:
             try:
                 identity = await cards.wait_card()

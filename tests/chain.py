@@ -51,11 +51,12 @@ class Chain:
         self.backend.start()
         return self
 
-    def reader(self, name, wait_sync=True):
-        """Start reader `name` behind its own link to the backend; wait for its first sync."""
+    def reader(self, name, wait_sync=True, nfc=False):
+        """Start reader `name` behind its own link to the backend; wait for its first sync.
+        nfc: the reader's cards come through its PN532 driver and the simulator (r.nfc)."""
         link = self.links[name] = Link(("127.0.0.1", self.backend.port)).start()
         r = SimReader(name, self.keys[name].hex(), link.url, self.folder / name,
-                      sync_interval=self.sync_interval, log=self.folder / (name + ".log")).start()
+                      sync_interval=self.sync_interval, log=self.folder / (name + ".log"), nfc=nfc).start()
         self.readers[name] = r
         if wait_sync:
             wait_for(lambda: self.synced(r), timeout=60, what="%s's first sync" % name, every=0.2)
@@ -64,13 +65,14 @@ class Chain:
     def versions(self):
         db = dbmod.connect(self.path)
         try:
-            return dbmod.meta_int(db, "rules_version"), dbmod.meta_int(db, "directory_version")
+            return tuple(dbmod.meta_int(db, k) for k in ("rules_version", "directory_version", "card_keys_version"))
         finally:
             db.conn.close()
 
     def synced(self, r):
         s = r.status()
-        return (s["rules"], s["directory"]) == self.versions() and s["pending"] == 0 and s["sync_error"] == "" and s
+        return (s["rules"], s["directory"], s["keys"]) == self.versions() and s["pending"] == 0 \
+            and s["sync_error"] == "" and s
 
     def db_rows(self, sql, params=()):
         db = dbmod.connect(self.path)

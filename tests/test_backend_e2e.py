@@ -69,7 +69,7 @@ def test_reader_status_reaches_the_dashboard(chain):
     page = wait_for(lambda: (lambda p: p["reader"]["last_contact"] and p)(chain.dashboard().json("/readers/R1.json")),
                     what="the reader page")
     reader = page["reader"]
-    rules, directory = chain.versions()
+    rules, directory, _ = chain.versions()
     assert reader["rules_version"] == rules == s["rules"]
     assert reader["directory_version"] == directory == s["directory"]
     assert reader["firmware"] == "0.1.0"

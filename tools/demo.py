@@ -3,12 +3,13 @@ managers' dashboard on the backend.
 
 The first run sets the chain up in data/demo with the operator's own commands
 (`flask --app backend.app ...`): the database, a store, head office's tiers, promotions,
-limits and 200 cards, three readers with their provisioning files, and a manager's login
+limits, a card key epoch and 200 cards, three readers with their provisioning files, and a manager's login
 (a random password, kept in data/demo/manager.txt, readable by you only). Then:
   - the backend runs on a real WSGI server (waitress) at http://127.0.0.1:8000;
   - each reader is the real firmware on the MicroPython unix port (simulated board: the
-    till and the card reader are simulators on TCP), syncing over HTTP through a link
-    the demo can cut;
+    till and the PN532 NFC controller are simulators on TCP; the firmware's PN532 driver
+    reads the shoppers' NTAG cards, phones and legacy UID cards through it), syncing
+    over HTTP through a link the demo can cut;
   - shoppers go through the tills; one reader's network is cut for a while: it goes on
     granting discounts offline, the dashboard shows it lagging, then it catches up;
   - the dashboard's address and login are printed, and a shopper comes now and then
@@ -32,9 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]
 
 from backend import db as dbmod  # noqa: E402
+from backend import headoffice  # noqa: E402
+from cardmodels import NtagCard, PhoneCard, UidCard  # noqa: E402
 from backendproc import Backend, Dashboard  # noqa: E402
 from netcut import Link  # noqa: E402
-from protocol import errors  # noqa: E402
+from protocol import errors, loyaltycard  # noqa: E402
 from simboard import SimReader, wait_for  # noqa: E402
 import sampleshop  # noqa: E402
 
@@ -98,11 +101,13 @@ def set_up(port):
     for key, value in sampleshop.LIMITS.items():
         limits += ["--" + key.replace("_", "-"), str(value)]
     flask("set-limits", *limits)
+    print(" ", flask("new-card-epoch"))
     cards = DATA / "cards.csv"
     with open(cards, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["card", "tier", "status"])
         w.writerows(sampleshop.card_rows(200))
+        w.writerows((loyaltycard.uid_card(uid), tier, 0) for uid, tier in sampleshop.UID_CARDS)
     print(" ", flask("import-cards", str(cards)))
     for r in READERS:
         flask("add-reader", r, "--store", STORE[0], "--name", "Cassa " + r[1:],
@@ -114,6 +119,16 @@ def set_up(port):
     flask("create-manager", "manager", "--password-file", str(password))
     done.write_text("the chain is set up; delete data/demo to start afresh\n")
     print("  store %s, %d readers, 200 cards, rules and a manager's login: done" % (STORE[0], len(READERS)))
+
+
+def issuer_key():
+    """Epoch 1's issuer key, which the demo's card models are made with (the issuing desk's
+    job in a real chain: tools/issuedesk.py)."""
+    db = dbmod.connect(DATABASE)
+    try:
+        return headoffice.issuer_key(db, 1)
+    finally:
+        db.conn.close()
 
 
 def provisioning(reader):
@@ -132,23 +147,73 @@ def euro(cents):
     return "%s%d,%02d EUR" % ("-" if cents < 0 else "", abs(cents) // 100, abs(cents) % 100)
 
 
-def shop(reader, rng, receipt):
+class Wallets:
+    """The shoppers' cards, as card models the PN532 simulator presents to the readers:
+    an NTAG card or a phone per card number (the same one each time it comes back), the
+    legacy UID cards, and now and then a forged copy of an NTAG record on another tag."""
+
+    def __init__(self, issuer_key, rng):
+        self.issuer, self.rng, self.models = issuer_key, rng, {}
+
+    def _uid(self, i):
+        return bytes([0x04, 0x5E, 0xA1]) + i.to_bytes(4, "big")
+
+    def card_for(self, rng):
+        """(what the shopper taps, its kind in words)."""
+        r = rng.random()
+        if r < 0.06:
+            uid, _ = rng.choice(sampleshop.UID_CARDS)
+            return UidCard(uid), "UID card"
+        i = rng.randint(1, 200) if r < 0.9 else rng.randint(900, 999)  # 900+: issued after the last sync
+        number = sampleshop.card_number(i)
+        if number not in self.models:
+            if i % 3 == 0:
+                self.models[number] = (PhoneCard(number, 1, self.issuer), "phone")
+            else:
+                self.models[number] = (NtagCard.loyalty(number, 1, self.issuer, self._uid(i)), "NTAG")
+        return self.models[number]
+
+    def forged(self, rng):
+        """A genuine NTAG's record copied onto a blank tag of another UID."""
+        i = rng.randint(1, 200)
+        genuine = NtagCard.loyalty(sampleshop.card_number(i), 1, self.issuer, self._uid(i))
+        return NtagCard(self._uid(100000 + i), memory=genuine.user_memory())
+
+
+def tap(reader, card):
+    reader.nfc.remove()
+    time.sleep(0.12)  # the previous card has left the field before the next comes
+    reader.nfc.tap(card)
+
+
+def shop(reader, rng, receipt, wallets):
     """One shopper at this reader's till; returns a line for the log."""
     reader.till.send(basket(rng, receipt))
     reader.till.expect("ready")
-    card = sampleshop.card_number(rng.randint(1, 200)) if rng.random() < 0.9 else \
-        sampleshop.card_number(rng.randint(900, 999))  # issued after the last sync
-    reader.cards.tap(card)
-    q = reader.till.expect("quote")
+    notes = []
+    if rng.random() < 0.03:
+        tap(reader, wallets.forged(rng))
+        err = reader.till.expect("error")
+        notes.append("a copied tag first: %s" % errors.text(err["code"], "en"))
+    card, kind = wallets.card_for(rng)
+    tap(reader, card)
+    q = reader.till.recv()
+    while q["type"] == "error":  # e.g. the card left the field mid-read: the shopper taps again
+        notes.append(errors.text(q["code"], "en"))
+        tap(reader, card)
+        q = reader.till.recv()
+    reader.nfc.remove()
     if rng.random() < 0.08:
         reader.till.send({"type": "void", "quote": q["quote"]})
         reader.till.expect("voided")
-        return "%s %s card %s: quote voided at the till" % (reader.reader, receipt, q["card"])
+        return "%s %s %s %s: quote voided at the till" % (reader.reader, receipt, kind, q["card"])
     reader.till.send({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]})
     c = reader.till.expect("committed")
-    note = (" (" + errors.text(q["note"], "en") + ")") if q["note"] else ""
-    return "%s %s card %s tier %d: %s, sconto %s, seq %d%s" % (
-        reader.reader, receipt, q["card"], q["tier"], euro(q["gross"]), euro(c["discount"]), c["seq"], note)
+    if q["note"]:
+        notes.append(errors.text(q["note"], "en"))
+    note = (" (" + "; ".join(notes) + ")") if notes else ""
+    return "%s %s %s %s tier %d: %s, sconto %s, seq %d%s" % (
+        reader.reader, receipt, kind, q["card"], q["tier"], euro(q["gross"]), euro(c["discount"]), c["seq"], note)
 
 
 def dashboard_states(dash):
@@ -194,15 +259,17 @@ def main():
             p = provisioning(name)
             links[name] = Link(("127.0.0.1", backend.port)).start()
             readers.append(SimReader(name, p["key"], links[name].url, DATA / name, sync_interval=2,
-                                     log=DATA / (name + ".log")).start())
+                                     log=DATA / (name + ".log"), nfc=True).start())
         dash = Dashboard(url).login("manager", password)
         for r in readers:  # a reader in a shop has synced once before its first shopper
-            wait_for(lambda: stop or (r.status()["rules"] > 0 and r.status()["directory"] > 0), 60, every=0.3,
+            wait_for(lambda: stop or (lambda s: s["rules"] > 0 and s["directory"] > 0 and s["keys"] > 0)(r.status()),
+                     60, every=0.3,
                      what="%s's first sync (see %s)" % (r.reader, DATA / (r.reader + ".log")))
         if stop:
             return
         print("\ndashboard: %s/stores   login: manager / %s\n" % (url, password))
         rng = random.Random()
+        wallets = Wallets(issuer_key(), rng)
         run = int(time.time()) % 100000
         cut = readers[1]
         cut_at = None
@@ -221,7 +288,7 @@ def main():
                     print("*** network back for %s after %.0f s: it catches up ***\n" % (cut.reader, time.time() - cut_at))
                     cut_at = 0
             for r in readers:
-                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run, n)))
+                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run, n), wallets))
             n += 1
             if n % 10 == 0:
                 status_table(readers, dash)
@@ -263,7 +330,7 @@ def main():
             print("a shopper now and then; Ctrl-C stops everything\n")
             while not stop:
                 r = rng.choice(readers)
-                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run, n)))
+                print(shop(r, rng, "%s-%d-%04d" % (r.reader, run, n), wallets))
                 n += 1
                 for _ in range(int(rng.uniform(2, 6) * 10)):
                     if stop:

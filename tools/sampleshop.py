@@ -6,9 +6,13 @@ head office's own functions (backend/headoffice.py), as an operator's commands w
 
 Tiers base 2 %, silver 3 %, gold 5 %; a dairy promotion, a coffee promotion and a basket
 threshold; cards 6001000000000001... with every tenth gold, every third silver, and cards
-13 and 77 blocked.
+13 and 77 blocked; two legacy UID cards (UID_CARDS); card key epoch 1.
 """
 from backend import headoffice
+from protocol import loyaltycard
+
+# legacy cards with only a UID (MIFARE Classic), registered by their UID's number
+UID_CARDS = [(bytes.fromhex("5a3c9e21"), 1), (bytes.fromhex("04a2b3c4d5e6f7"), 2)]
 
 TIERS = [(0, "base", 200, "Base"), (1, "silver", 300, "Argento"), (2, "gold", 500, "Oro")]
 PROMOTIONS = [
@@ -42,7 +46,8 @@ def seed_rules(db):
 def seed(db, stores, cards=200, tz="Europe/Rome", names=None):
     """Rules, `cards` cards, and the stores with their readers; returns {reader: key}."""
     seed_rules(db)
-    headoffice.import_cards(db, card_rows(cards))
+    headoffice.new_card_epoch(db)  # the issuer key NFC and smart cards are made with
+    headoffice.import_cards(db, card_rows(cards) + [(loyaltycard.uid_card(u), t, 0) for u, t in UID_CARDS])
     keys = {}
     for store, readers in stores.items():
         headoffice.add_store(db, store, (names or {}).get(store, "Supermercato " + store), tz)

@@ -10,4 +10,9 @@ Modules:
   records    journal records, the hash chain, sync batches and their signature
   till       the till link messages and their validation
   syncmsg    sync responses and down-sync deltas, validated
+  loyaltycard  card keys, the NTAG loyalty record and the loyalty applet's APDUs
+  ndef       NDEF messages (NFC Forum NDEF 1.0), decoded in place and encoded
+  ntag       NTAG21x memory: the capability container, the TLVs, GET_VERSION
+  ntagsig    the NTAG originality signature (ECDSA on secp128r1 over the UID)
+  cardread   identify(): which card is in the field, by SAK, applet or NDEF record
 """
