@@ -309,8 +309,19 @@ def new_card_epoch():
     click.echo("card key epoch %d started; readers fetch it at their next sync" % epoch)
 
 
+@click.command("retire-card-epoch")
+@click.argument("epoch", type=click.IntRange(1, 255))
+@with_appcontext
+def retire_card_epoch(epoch):
+    """Retire a card key epoch: readers drop its key at their next sync and its cards stop
+    reading. For a reader gone missing: start a new epoch first, reissue the cards."""
+    _run(headoffice.retire_card_epoch, _db(), epoch)
+    click.echo("card key epoch %d retired; readers drop it at their next sync" % epoch)
+
+
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
-            end_promotion, set_limits, show_rules, create_manager, new_card_epoch, audit)
+            end_promotion, set_limits, show_rules, create_manager, new_card_epoch,
+            retire_card_epoch, audit)
 
 
 def register(app):

@@ -152,7 +152,13 @@ def _v4(db):
     db["meta"].insert({"key": "card_keys_version", "value": "0"})
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4]  # step n brings the schema from version n-1 to n; append, never edit
+def _v5(db):
+    # an epoch whose keys may be in a thief's hands (a reader gone missing) is retired:
+    # readers drop its key, and its cards stop reading
+    db["card_epochs"].add_column("retired", int, not_null_default=0)
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

@@ -329,9 +329,24 @@ def new_card_epoch(db):
     return last + 1
 
 
+def retire_card_epoch(db, epoch):
+    """Retire `epoch`: readers drop its issuer key at their next sync, so cards made with
+    it no longer read (card.key) and whoever holds the key can mint no more. Use it when
+    a reader (which holds every key) goes missing, after starting a new epoch and issuing
+    new cards to its shoppers."""
+    with transaction(db):
+        row = db.execute("SELECT retired FROM card_epochs WHERE epoch=?", [epoch]).fetchone()
+        if row is None:
+            raise NotFound("epoch", "no card key epoch %r" % (epoch,))
+        if row[0]:
+            raise InvalidValue("epoch", "epoch %d is retired already" % epoch)
+        db.execute("UPDATE card_epochs SET retired=1 WHERE epoch=?", [epoch])
+        set_meta(db, "card_keys_version", meta_int(db, "card_keys_version") + 1)
+
+
 def current_epoch(db):
-    """The epoch new cards are issued in (the newest), or None before the first."""
-    return db.execute("SELECT max(epoch) FROM card_epochs").fetchone()[0]
+    """The epoch new cards are issued in (the newest not retired), or None."""
+    return db.execute("SELECT max(epoch) FROM card_epochs WHERE retired=0").fetchone()[0]
 
 
 def issuer_key(db, epoch):
@@ -342,10 +357,15 @@ def issuer_key(db, epoch):
     return bytes.fromhex(row[0])
 
 
+def active_issuer_keys(db):
+    """{epoch: issuer key} of every epoch not retired: what verifies cards today."""
+    return {e: bytes.fromhex(k) for e, k in
+            db.execute("SELECT epoch, key_hex FROM card_epochs WHERE retired=0 ORDER BY epoch")}
+
+
 def card_keys_for(db, reader_key):
-    """(version, [[epoch, wrapped hex], ...]): every issuer key, wrapped for one reader."""
-    rows = db.execute("SELECT epoch, key_hex FROM card_epochs ORDER BY epoch").fetchall()
-    keys = [[e, loyaltycard.wrap_issuer_key(reader_key, e, bytes.fromhex(k)).hex()] for e, k in rows]
+    """(version, [[epoch, wrapped hex], ...]): every issuer key not retired, wrapped for one reader."""
+    keys = [[e, loyaltycard.wrap_issuer_key(reader_key, e, k).hex()] for e, k in active_issuer_keys(db).items()]
     return meta_int(db, "card_keys_version"), keys
 
 

@@ -10,8 +10,9 @@ Errors: what the cashier must hear (a forged card, a card pulled away, two cards
 once, an unknown card) is raised as the card's ProtocolError, once per tap, and the
 card task tells the till. Trouble with the controller itself (nfc.*, pn532.*: no
 answer, garbled frames) is raised once too, so the till shows that the reader is not
-reading; then the controller is initialised again every second until it answers, and
-`last_error` keeps the code for the status.
+reading (and the reader's status keeps it as its last error); then the controller is
+initialised again every second until it answers. A card whose read failed (pulled
+away, an RF error) is read again at once, not only after it has left the field.
 
     cards = NfcCardReader(NfcDevice(HSU(uart)), keys, rules)
     identity = await cards.wait_card()
@@ -22,6 +23,8 @@ import os
 from protocol import cardread, ntag
 from protocol.errors import ProtocolError
 
+_GET_VERSION = 0x60
+_NAK = b"\x00"
 POLL_PAUSE = 0.05  # seconds between polls: a tap is caught within ~60 ms, the loop stays free
 RETRY_PAUSE = 1  # seconds between attempts to bring a silent controller back
 
@@ -36,8 +39,19 @@ class _Tag:
     def __init__(self, device):
         t = device.target
         self.sak, self.uid, self.ats = t.sak, t.uid, t.ats
-        self.thru = device.thru
+        self.dev = device
         self.apdu = device.exchange
+
+    def thru(self, cmd):
+        try:
+            return self.dev.thru(cmd)
+        except ProtocolError as e:
+            # a Type 2 tag that does not know GET_VERSION (a MIFARE Ultralight) answers a
+            # 4-bit NAK, which the PN532, checking the CRC of what it receives, reports as
+            # status 02; cardread expects the NAK itself
+            if cmd[0] == _GET_VERSION and e.detail.endswith("status 02"):
+                return _NAK
+            raise
 
 
 class NfcCardReader:
@@ -87,6 +101,7 @@ class NfcCardReader:
                     self._seen[0] = 255  # shown once while both stay
                     raise
                 self._ready = False
+                self._seen[0] = 0  # whatever was on the reader may have gone meanwhile
                 self.last_error = e.code
                 if not self._down:
                     self._down = True
@@ -107,8 +122,8 @@ class NfcCardReader:
                 identity = cardread.identify(_Tag(self.dev), self.keys.get, os.urandom(16), self.buf,
                                              self._signature_wanted())
             except ProtocolError as e:
-                if e.code == "card.removed" or _chip_trouble(e.code):
-                    self._seen[0] = 0  # tap again: it is read again
+                if e.code in ("card.removed", "card.unreadable") or _chip_trouble(e.code):
+                    self._seen[0] = 0  # a failed read, not a verdict: the card is read again
                 if _chip_trouble(e.code):
                     self._ready = False
                     self.last_error = e.code
@@ -117,6 +132,9 @@ class NfcCardReader:
                 self._release()
             self.reads += 1
             return identity
+
+    def close(self):
+        self.dev.close()
 
     def _release(self):
         try:

@@ -151,14 +151,20 @@ class Reader:
 
     async def card_task(self):
         cards = await self.board.card_reader(self.keys, self.rules)
-        while True:
-            try:
-                identity = await cards.wait_card()
-            except ProtocolError as e:
-                await self.send([self.checkout.error(e)])
-                continue
-            self.beats["cards"] += 1
-            await self.send(self.checkout.card(identity, boardmod.now()))
+        try:
+            while True:
+                try:
+                    identity = await cards.wait_card()
+                except ProtocolError as e:
+                    await self.send([self.checkout.error(e)])
+                    continue
+                self.beats["cards"] += 1
+                await self.send(self.checkout.card(identity, boardmod.now()))
+        finally:
+            # the supervisor starts the task again with a new connection to the reader
+            close = getattr(cards, "close", None)
+            if close:
+                close()
 
     async def display_task(self):
         while True:

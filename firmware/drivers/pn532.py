@@ -104,6 +104,11 @@ class HSU:
     def wake(self, sleep):
         self.uart.write(HSU_WAKE)
 
+    def close(self):
+        close = getattr(self.uart, "close", None)
+        if close:
+            close()
+
     def reset(self):
         # whatever is still in the UART's buffer belongs to a command given up on
         for _ in range(64):
@@ -300,7 +305,10 @@ class PN532:
                     self.trouble = True
                     raise NfcError(e.code, what, e.detail)
                 nacks += 1
-                self._send(self._nack)  # asks the PN532 to send its answer again
+                try:
+                    self._send(self._nack)  # asks the PN532 to send its answer again
+                except OSError:
+                    raise self._cancel(what, "bus write failed")
                 continue
             if kind != NONE:
                 return kind
@@ -336,7 +344,10 @@ class PN532:
                     self.trouble = True
                     raise NfcError("nfc.error", what, "NACK")
                 resent = True
-                self._send(out)
+                try:
+                    self._send(out)
+                except OSError:
+                    raise self._cancel(what, "bus write failed")
                 since = self._ticks()
             elif kind == INFO:
                 self.stale += 1  # an answer before the ACK answers an earlier command
@@ -551,7 +562,11 @@ class NfcDevice:
             tgb[0] = tg
             chip.call(chip.build(IN_DATA_EXCHANGE, tgb), IN_DATA_EXCHANGE, self.exchange_ms, what)
             status = self._status(what)
+            was = at
             at = self._copy_answer(at, what)
+            if at == was and status & _MI:
+                # "more" with nothing in it would go round for ever
+                raise NfcError("nfc.error", what, "chained answer part without data")
         return memoryview(self._answer)[:at]
 
     def thru(self, cmd):
@@ -567,6 +582,12 @@ class NfcDevice:
     def _release(self, tg):
         chip = self.chip
         chip.call(chip.build(IN_RELEASE, bytes((tg,))), IN_RELEASE, 0, "InRelease")
+
+    def close(self):
+        """Lets go of the bus (the simulated board's socket; a no-op on a real UART)."""
+        close = getattr(self.chip.transport, "close", None)
+        if close:
+            close()
 
     def release(self):
         """Lets the card go (InRelease). A card already gone is no error."""

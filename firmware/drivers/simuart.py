@@ -10,6 +10,8 @@ port the other end of the line is tools/pn532sim.py, listening on loopback.
 import select
 import socket
 
+_EAGAIN = 11  # errno on Linux, the unix port's home
+
 
 class SocketUart:
     def __init__(self, host, port):
@@ -21,15 +23,20 @@ class SocketUart:
 
     def write(self, data):
         # a frame is a few hundred bytes at most: the socket's buffer takes it whole,
-        # but a short write is carried on rather than lost
+        # but a short write is carried on rather than lost, for at most about 100 ms
         view = memoryview(data)
-        while view:
+        for _ in range(100):
+            if not view:
+                return
             try:
                 n = self.sock.send(view)
-            except OSError:
+            except OSError as e:
+                if e.args and e.args[0] != _EAGAIN:
+                    raise  # the line is gone (EPIPE, ECONNRESET): the card task starts again
                 n = 0
                 self._poll.poll(1)
             view = view[n or 0:]
+        raise OSError("PN532 line stuck")
 
     def any(self):
         return 1 if self._poll.poll(0) else 0

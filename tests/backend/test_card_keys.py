@@ -94,3 +94,19 @@ def test_head_office_can_ask_for_ntag_signatures(db, runner, shop_rules):
     engine.check_rules(rules)
     runner.invoke(args=["set-limits", "--no-ntag-signature"])
     assert "cards" not in headoffice.current_rules(db)[1]
+
+
+def test_a_retired_epoch_is_taken_from_the_readers(db, signed_reader, runner):
+    r = signed_reader()
+    headoffice.new_card_epoch(db)
+    headoffice.new_card_epoch(db)
+    result = runner.invoke(args=["retire-card-epoch", "1"])
+    assert result.exit_code == 0, result.output
+    answer = decode(r.get(KEYS).data)
+    assert answer["version"] == 3 and [e for e, _ in answer["keys"]] == [2]
+    assert headoffice.current_epoch(db) == 2
+    assert runner.invoke(args=["retire-card-epoch", "1"]).exit_code == 1  # already retired
+    assert runner.invoke(args=["retire-card-epoch", "9"]).exit_code == 1  # no such epoch
+    headoffice.retire_card_epoch(db, 2)
+    assert headoffice.current_epoch(db) is None  # nothing to issue in until a new epoch
+    assert decode(r.get(KEYS).data)["keys"] == []
