@@ -4,10 +4,17 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# PC/SC for the contact-card tests: pcscd with the vsmartcard-vpcd virtual reader driver,
+# pcsc-tools' ATR list; pyscard (in requirements-dev.txt) builds against libpcsclite-dev
+# with swig, so these come before the virtual environment.
+PCSC := /usr/sbin/pcscd
+PCSC_PACKAGES := pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev swig
 
 .PHONY: test demo bench clean
 
-$(STAMP): requirements-dev.txt
+$(STAMP): requirements-dev.txt | $(PCSC)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -15,7 +22,11 @@ $(STAMP): requirements-dev.txt
 
 # The dashboard's browser test drives Debian's Chromium (Playwright never downloads one).
 CHROMIUM := /usr/bin/chromium
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+
+$(PCSC):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PCSC_PACKAGES)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
