@@ -158,7 +158,13 @@ def _v5(db):
     db["card_epochs"].add_column("retired", int, not_null_default=0)
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]  # step n brings the schema from version n-1 to n; append, never edit
+def _v6(db):
+    # the card keys version each reader reported: one still on a retired epoch's keys
+    # shows on its page as behind
+    db["readers"].add_column("keys_version", int)
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

@@ -152,6 +152,7 @@ def reader_status(status, records):
             "firmware": _text_or_none(status.get("firmware")),
             "rules_version": _int_or_none(status.get("rules")),
             "directory_version": _int_or_none(status.get("directory")),
+            "keys_version": _int_or_none(status.get("keys")),
             "clock_drift": _int_or_none(status.get("clock_drift")),
             "last_error": _text_or_none(status.get("last_error")),
             "status_json": status_json}

@@ -37,7 +37,7 @@ def _with_state(columns):
 
 # Every column the dashboard shows; never key_hex (the reader's secret).
 READER_COLUMNS = _with_state(("id", "store_id", "name", "acked_seq", "used", "capacity", "free_flash",
-                              "firmware", "clock_offset", "clock_drift"))
+                              "firmware", "clock_offset", "clock_drift", "keys_version"))
 OVERVIEW_COLUMNS = _with_state(("id", "store_id", "name", "used", "capacity"))
 
 
@@ -194,13 +194,15 @@ def _chunks(items, size):
 # -- the backend's own versions -------------------------------------------------------------
 
 def backend_versions(db):
-    """Our rules and directory versions and when each was published (None if unknown)."""
+    """Our rules, directory and card keys versions, and when the first two were published
+    (None if unknown)."""
     rules = meta_int(db, "rules_version")
     directory = meta_int(db, "directory_version")
     row = db.execute("SELECT created FROM rules_versions WHERE version = ?", [rules]).fetchone()
     # the card that took the version last; the cards table's version index finds it
     card = db.execute("SELECT updated FROM cards WHERE version = ? LIMIT 1", [directory]).fetchone()
     return {"rules_version": rules, "directory_version": directory,
+            "keys_version": meta_int(db, "card_keys_version"),
             "rules_since": row[0] if row else None, "directory_since": card[0] if card else None}
 
 
@@ -400,13 +402,15 @@ def reader_detail(db, reader_id, now, cfg):
                          and r["rules_version"] < versions["rules_version"]),
         "directory_behind": (r["directory_version"] is not None
                              and r["directory_version"] < versions["directory_version"]),
+        "keys_behind": r["keys_version"] is not None and r["keys_version"] < versions["keys_version"],
     })
     samples = [(s["t"], s["pending"]) for s in _rows(db, samples_sql(reader_id, now - CHART_SPAN))]
     return {
         "now": now, "now_text": local_time(now, tz),
         "reader": r, "store": {"id": store["id"], "name": store["name"], "tz": store["tz"]},
         "backend": {"rules_version": versions["rules_version"],
-                    "directory_version": versions["directory_version"]},
+                    "directory_version": versions["directory_version"],
+                    "keys_version": versions["keys_version"]},
         "batches": [_batch(b, tz) for b in _rows(db, batches_sql(reader_id))],
         "refusals": [_refusal(x, tz) for x in _rows(db, refusals_sql(reader_id))],
         "refusals_total": _rows(db, count_sql("refusals", reader_id))[0]["n"],

@@ -90,6 +90,7 @@ class SyncClient:
         return {"pending": s["pending"], "oldest_t": s["oldest_t"] or 0, "journal": s["level"],
                 "used": s["used"], "capacity": s["capacity"], "free_flash": free,
                 "firmware": FIRMWARE, "rules": self.rules.version, "directory": self.cards.version,
+                "keys": self.keys.version if self.keys is not None else 0,
                 "clock": self.clock(), "clock_drift": self.clock_drift, "last_error": self.last_error,
                 "refused": self.last_refusal["code"] if self.last_refusal else ""}
 

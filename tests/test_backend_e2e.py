@@ -69,8 +69,9 @@ def test_reader_status_reaches_the_dashboard(chain):
     page = wait_for(lambda: (lambda p: p["reader"]["last_contact"] and p)(chain.dashboard().json("/readers/R1.json")),
                     what="the reader page")
     reader = page["reader"]
-    rules, directory, _ = chain.versions()
+    rules, directory, keys = chain.versions()
     assert reader["rules_version"] == rules == s["rules"]
+    assert reader["keys_version"] == keys == s["keys"] == 1 and not reader["keys_behind"]
     assert reader["directory_version"] == directory == s["directory"]
     assert reader["firmware"] == "0.1.0"
     assert reader["capacity"] > 0 and reader["journal"] == "ok"

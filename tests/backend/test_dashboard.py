@@ -23,10 +23,12 @@ def shop(dash_db, dash_client, monkeypatch):
     add_reader(dash_db, "R1", "S1", last_contact=NOW - 120, last_batch=NOW - 120, acked_seq=41,
                pending=7, oldest_t=NOW - 1200, journal="nearly_full", used=900_000,
                capacity=1_000_000, free_flash=65536, firmware="1.4.2", rules_version=3,
-               directory_version=5, clock_offset=-4, clock_drift=12, last_error="sync.network")
+               directory_version=5, clock_offset=-4, clock_drift=12, last_error="sync.network",
+               keys_version=1)
     add_reader(dash_db, "R2", "S1", last_contact=NOW - 30, last_batch=NOW - 30, pending=0,
                journal="ok")
     dash_db.execute("UPDATE meta SET value = '4' WHERE key = 'rules_version'")
+    dash_db.execute("UPDATE meta SET value = '2' WHERE key = 'card_keys_version'")  # an epoch retired since
     add_manager(dash_db)
     login(dash_client)
     return dash_db
@@ -116,7 +118,8 @@ def test_reader_json_twin(shop, dash_client):
     assert (r["state"], r["acked_seq"], r["pending"], r["oldest_age"]) == ("lagging", 41, 7, 1200)
     assert (r["clock_offset"], r["clock_drift"], r["clock_drift_text"]) == (-4, 12, "+12 s")
     assert (r["firmware"], r["rules_version"], r["rules_behind"]) == ("1.4.2", 3, True)
-    assert data["backend"] == {"rules_version": 4, "directory_version": 0}
+    assert data["backend"] == {"rules_version": 4, "directory_version": 0, "keys_version": 2}
+    assert (r["keys_version"], r["keys_behind"]) == (1, True)
     assert (r["used"], r["capacity"], r["flash_percent"], r["free_flash"]) == \
         (900_000, 1_000_000, 90.0, 65536)
     assert r["last_error_text"] == "Network unreachable"
@@ -136,6 +139,7 @@ def test_reader_page_facts(shop, dash_client):
     assert fact("clock_offset") == "-4 s" and fact("clock_drift") == "+12 s"
     assert fact("firmware") == "1.4.2"
     assert fact("rules_version").startswith("3 ") and "ours 4, behind" in fact("rules_version")
+    assert fact("keys_version").startswith("1 ") and "ours 2, behind" in fact("keys_version")
     assert "878.9 KiB of 976.6 KiB" in fact("flash") and 'value="90.0"' in fact("flash")
     assert fact("free_flash") == "64.0 KiB"
     assert "20 min" in fact("oldest")
