@@ -116,6 +116,24 @@ class Board:
         stream = asyncio.StreamReader(uart)
         return stream, asyncio.StreamWriter(uart, {})
 
+    def contact_reader(self, keys, rules):
+        """The contact-card slot's reader (`async wait_card()`), or None on a board without one.
+
+        "contact": "host:port" on the simulated board (tools/iso7816sim.py);
+        "contact_slot": {...pins} on the ESP32."""
+        cfg = self.cfg
+        if "contact" not in cfg and "contact_slot" not in cfg:
+            return None
+        from contactreader import ContactCardReader
+
+        if "contact" in cfg:
+            from drivers.simslot import SimSlot
+
+            slot = SimSlot(*_hostport(cfg["contact"]))
+        else:  # pragma: no cover - needs an ESP32
+            slot = _contact_slot(cfg["contact_slot"])
+        return ContactCardReader(slot, keys, rules)
+
     async def card_reader(self, keys, rules):
         """An object with `async wait_card()`.
 
@@ -140,6 +158,23 @@ class Board:
         else:  # pragma: no cover - needs an ESP32
             transport = _nfc_bus(cfg["nfc_bus"])
         return NfcCardReader(NfcDevice(transport), keys, rules)
+
+
+def _contact_slot(pins):  # pragma: no cover - needs an ESP32
+    """The contact slot from the config's "contact_slot": the TDA8024's pins as wired,
+    e.g. {"uart": 2, "io": 32, "pres": 35, "cmdvcc": 25, "rst": 26, "clk": 27, "off": 34}
+    (drivers/contactslot.py has the pin map and why)."""
+    from machine import PWM, UART, Pin
+
+    from drivers.contactslot import ContactSlot
+
+    io = pins.get("io", 32)
+    uart = UART(pins.get("uart", 2), baudrate=10752, bits=8, parity=0, stop=2, tx=io, rx=io)
+    return ContactSlot(uart, present=Pin(pins.get("pres", 35), Pin.IN),
+                       cmdvcc=Pin(pins.get("cmdvcc", 25), Pin.OUT, value=1),
+                       rst=Pin(pins.get("rst", 26), Pin.OUT, value=0),
+                       clock=PWM(Pin(pins.get("clk", 27)), freq=4000000, duty_u16=0),
+                       off=Pin(pins.get("off", 34), Pin.IN), clock_hz=4000000)
 
 
 def _nfc_bus(bus):  # pragma: no cover - needs an ESP32

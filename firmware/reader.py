@@ -1,7 +1,7 @@
 """The reader: build the board and the app, then run the loop for ever (main.py calls run()).
 
-Tasks: the till link (messages in, answers out), the card reader (identities in,
-quotes out), sync (batches up, rules and directory down), the display and feedback,
+Tasks: the till link (messages in, answers out), the card readers (NFC, and the
+contact slot on a board that has one: identities in, quotes out), sync (batches up, rules and directory down), the display and feedback,
 and the watchdog. Every task is supervised: an error in a driver or a task is recorded
 (shown in the status and the display), and the task starts again after a pause. The
 watchdog is fed by a task of its own, which runs only while the asyncio loop turns: a
@@ -150,7 +150,13 @@ class Reader:
             self.till_writer = None
 
     async def card_task(self):
-        cards = await self.board.card_reader(self.keys, self.rules)
+        await self._read_cards(await self.board.card_reader(self.keys, self.rules))
+
+    async def contact_task(self):
+        await self._read_cards(self.board.contact_reader(self.keys, self.rules))
+
+    async def _read_cards(self, cards):
+        """Identities from one card reader (NFC or the contact slot) to the checkout."""
         try:
             while True:
                 try:
@@ -194,6 +200,10 @@ class Reader:
         tasks = [
             asyncio.create_task(self.supervise("till", self.till_task)),
             asyncio.create_task(self.supervise("cards", self.card_task)),
+        ]
+        if "contact" in self.board.cfg or "contact_slot" in self.board.cfg:
+            tasks.append(asyncio.create_task(self.supervise("contact", self.contact_task)))
+        tasks += [
             asyncio.create_task(self.supervise("sync", self.sync.run)),
             asyncio.create_task(self.supervise("display", self.display_task)),
             asyncio.create_task(self.supervise("watchdog", self.watchdog_task)),

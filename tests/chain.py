@@ -51,12 +51,13 @@ class Chain:
         self.backend.start()
         return self
 
-    def reader(self, name, wait_sync=True, nfc=False):
+    def reader(self, name, wait_sync=True, nfc=False, contact=False):
         """Start reader `name` behind its own link to the backend; wait for its first sync.
         nfc: the reader's cards come through its PN532 driver and the simulator (r.nfc)."""
         link = self.links[name] = Link(("127.0.0.1", self.backend.port)).start()
         r = SimReader(name, self.keys[name].hex(), link.url, self.folder / name,
-                      sync_interval=self.sync_interval, log=self.folder / (name + ".log"), nfc=nfc).start()
+                      sync_interval=self.sync_interval, log=self.folder / (name + ".log"), nfc=nfc,
+                      contact=contact).start()
         self.readers[name] = r
         if wait_sync:
             wait_for(lambda: self.synced(r), timeout=60, what="%s's first sync" % name, every=0.2)

@@ -122,7 +122,7 @@ class SimReader:
     """One reader: its folder (the flash), its config, the firmware process and its simulators."""
 
     def __init__(self, reader, key_hex, backend, folder, lang="it", heap=os.environ.get("READER_HEAP", HEAP), sync_interval=2,
-                 journal_capacity=512 * 1024, log=None, nfc=False):
+                 journal_capacity=512 * 1024, log=None, nfc=False, contact=False):
         self.reader = reader
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -141,6 +141,13 @@ class SimReader:
         else:
             self.cards = CardSim()
             self.cfg["cards"] = "127.0.0.1:%d" % self.cards.port
+        # contact: a contact-card slot too, answered by tools/iso7816sim.py (self.slot)
+        self.slot = None
+        if contact:
+            from iso7816sim import ContactSim
+
+            self.slot = ContactSim().start()
+            self.cfg["contact"] = "127.0.0.1:%d" % self.slot.port
         self.config_path = self.folder / "config.json"
         self.heap = heap
         self.log = log
@@ -193,6 +200,8 @@ class SimReader:
             self.cards.close()
         if self.nfc is not None:
             self.nfc.stop()
+        if self.slot is not None:
+            self.slot.stop()
 
     def status(self):
         """The reader's status answer, asked over the till link."""

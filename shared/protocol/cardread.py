@@ -60,6 +60,20 @@ def identify(tag, keys, nonce, buf, check_signature=False):
     return _uid_card(uid, "UID card with no number")
 
 
+def identify_applet(apdu, keys, nonce, kind="applet"):
+    """The identity behind the loyalty applet, for cards without a UID to fall back on
+    (contact smart cards, kind "contact"): SELECT, then AUTHENTICATE with `nonce`.
+    `apdu(cmd)` returns the card's answer with SW1SW2, or None if it said nothing."""
+    loyaltycard.check_select(_answer(apdu(loyaltycard.SELECT)))
+    return _authenticate(apdu, keys, nonce, kind)
+
+
+def _authenticate(apdu, keys, nonce, kind):
+    answer = _answer(apdu(loyaltycard.auth_command(nonce)))
+    card, epoch, counter = loyaltycard.check_auth(answer, nonce, keys)
+    return _identity(card, kind, epoch, counter)
+
+
 def _applet(tag, uid, keys, nonce):
     try:
         loyaltycard.check_select(_answer(tag.apdu(loyaltycard.SELECT)))
@@ -67,9 +81,7 @@ def _applet(tag, uid, keys, nonce):
         if e.code != "card.no_applet" or loyaltycard.is_random_uid(uid):
             raise  # a phone without the app: its random UID says nothing
         return _uid_card(uid, "no applet, and no number for this UID")
-    answer = _answer(tag.apdu(loyaltycard.auth_command(nonce)))
-    card, epoch, counter = loyaltycard.check_auth(answer, nonce, keys)
-    return _identity(card, "applet", epoch, counter)
+    return _authenticate(tag.apdu, keys, nonce, "applet")
 
 
 def _ntag(tag, uid, keys, buf, check_signature):

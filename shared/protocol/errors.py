@@ -66,6 +66,7 @@ delta.order|Aggiornamento non ordinato|Update entries not sorted
 delta.too_long|Aggiornamento troppo lungo|Update page too long
 directory.corrupt|Elenco carte danneggiato|Card directory file corrupt
 rules.format|Regole non valide|Malformed rules
+config.wifi|Wi-Fi configurato male|Wi-Fi settings malformed
 """
 # The card readers' codes, in a string of their own: one string of over 4 KB would need
 # a block of that size in one piece when the module is imported, which a fragmented
@@ -83,6 +84,10 @@ nfc.error|Errore lettore NFC|NFC controller error
 pn532.checksum|Checksum NFC errato|PN532 frame checksum mismatch
 pn532.length|Lunghezza NFC errata|PN532 frame length invalid
 pn532.tfi|Risposta NFC inattesa|PN532 frame of unexpected direction
+card.mute|Carta muta: reinserire|Card does not answer: insert again
+card.atr|Carta a contatti illeggibile|Contact card answer-to-reset unusable
+card.protocol|Errore protocollo carta|Card broke the T=0/T=1 protocol
+slot.fault|Lettore a contatti guasto|Contact slot or its line faulty
 """
 _TABLES = (_TABLE, _CARD_TABLE)
 
