@@ -8,8 +8,9 @@ limits, a card key epoch and 200 cards, three readers with their provisioning fi
   - the backend runs on a real WSGI server (waitress) at http://127.0.0.1:8000;
   - each reader is the real firmware on the MicroPython unix port (simulated board: the
     till and the PN532 NFC controller are simulators on TCP; the firmware's PN532 driver
-    reads the shoppers' NTAG cards, phones and legacy UID cards through it), syncing
-    over HTTP through a link the demo can cut;
+    reads the shoppers' NTAG cards, phones and legacy UID cards through it; its contact
+    slot, answered by tools/iso7816sim.py, takes contact smart cards), syncing over HTTP
+    through a link the demo can cut;
   - shoppers go through the tills; one reader's network is cut for a while: it goes on
     granting discounts offline, the dashboard shows it lagging, then it catches up;
   - the dashboard's address and login are printed, and a shopper comes now and then
@@ -34,7 +35,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]
 
 from backend import db as dbmod  # noqa: E402
 from backend import headoffice  # noqa: E402
-from cardmodels import NtagCard, PhoneCard, UidCard  # noqa: E402
+from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard  # noqa: E402
+from iso7816sim import ContactCard  # noqa: E402
 from backendproc import Backend, Dashboard  # noqa: E402
 from netcut import Link  # noqa: E402
 from protocol import errors, loyaltycard  # noqa: E402
@@ -167,7 +169,11 @@ class Wallets:
         i = rng.randint(1, 200) if r < 0.9 else rng.randint(900, 999)  # 900+: issued after the last sync
         number = sampleshop.card_number(i)
         if number not in self.models:
-            if i % 3 == 0:
+            if i % 7 == 0:  # a contact smart card (a JavaCard), T=0 or T=1
+                applet = AppletCard(self._uid(i), card=number, epoch=1, issuer_key=self.issuer)
+                contact = ContactCard.t1(applet) if i % 2 else ContactCard.t0(applet)
+                self.models[number] = (contact, "contact card")
+            elif i % 3 == 0:
                 self.models[number] = (PhoneCard(number, 1, self.issuer), "phone")
             else:
                 self.models[number] = (NtagCard.loyalty(number, 1, self.issuer, self._uid(i)), "NTAG")
@@ -181,9 +187,14 @@ class Wallets:
 
 
 def tap(reader, card):
+    """The shopper taps the card, or inserts it into the slot if it is a contact card."""
     reader.nfc.remove()
-    time.sleep(0.12)  # the previous card has left the field before the next comes
-    reader.nfc.tap(card)
+    reader.slot.remove()
+    time.sleep(0.12)  # the previous card has left the field (the slot) before the next comes
+    if isinstance(card, ContactCard):
+        reader.slot.insert(card)
+    else:
+        reader.nfc.tap(card)
 
 
 def shop(reader, rng, receipt, wallets):
@@ -203,6 +214,7 @@ def shop(reader, rng, receipt, wallets):
         tap(reader, card)
         q = reader.till.recv()
     reader.nfc.remove()
+    reader.slot.remove()
     if rng.random() < 0.08:
         reader.till.send({"type": "void", "quote": q["quote"]})
         reader.till.expect("voided")
@@ -259,7 +271,7 @@ def main():
             p = provisioning(name)
             links[name] = Link(("127.0.0.1", backend.port)).start()
             readers.append(SimReader(name, p["key"], links[name].url, DATA / name, sync_interval=2,
-                                     log=DATA / (name + ".log"), nfc=True).start())
+                                     log=DATA / (name + ".log"), nfc=True, contact=True).start())
         dash = Dashboard(url).login("manager", password)
         for r in readers:  # a reader in a shop has synced once before its first shopper
             wait_for(lambda: stop or (lambda s: s["rules"] > 0 and s["directory"] > 0 and s["keys"] > 0)(r.status()),
