@@ -25,12 +25,15 @@ from protocol.errors import ProtocolError
 
 POLL_PAUSE = 0.05  # seconds between looks at the presence pin
 RETRY_PAUSE = 1  # seconds between attempts on a faulty slot
+STEP_MS = 2000  # activation and each APDU: three of them stay well inside the watchdog's 8 s
+FAULTS_PER_CARD = 5  # slot faults on one insertion before the card is left alone
 
 
 class ContactCardReader:
     def __init__(self, slot, keys, rules=None):
         self.slot, self.keys, self.rules = slot, keys, rules
         self._counted = False  # the card in the slot was read or refused: it counts once
+        self._faults = 0  # slot faults on this insertion
         self._down = False  # the slot's fault was reported; quiet until it works again
         self.last_error = ""
         self.reads = 0
@@ -47,6 +50,7 @@ class ContactCardReader:
                 if self.slot.powered:
                     self._power_down()
                 self._counted = False
+                self._faults = 0
                 await asyncio.sleep(POLL_PAUSE)
                 continue
             if self._counted:
@@ -54,26 +58,50 @@ class ContactCardReader:
                 continue
             self._counted = True
             try:
-                session = self.slot.start()
-                identity = cardread.identify_applet(session.transmit, self.keys.get, os.urandom(16), "contact")
+                identity = self._read()
             except ProtocolError as e:
                 self._power_down()
                 if not self.slot.present():
                     self._counted = False
                     raise ProtocolError("card.removed", "card", "taken out during the read (%s)" % e.code)
                 if e.code.startswith("slot."):
-                    self._counted = False  # not the card's fault: try it again
                     self.last_error = e.code
+                    self._faults += 1
+                    # not the card's fault, or so it seems: try again, but a card that
+                    # garbles the line would be powered up every second while it stays
+                    self._counted = self._faults >= FAULTS_PER_CARD
                     if not self._down:
                         self._down = True
                         raise
                     await asyncio.sleep(RETRY_PAUSE)
                     continue
                 raise
+            except (OSError, MemoryError):
+                self._power_down()
+                raise  # the line is gone, or the heap: the card task starts again
+            except Exception as e:  # a card no rule foresaw: named, powered down, counted
+                self._power_down()
+                raise ProtocolError("card.protocol", "card", "%s: %s" % (type(e).__name__, e))
             self._power_down()
             self._down = False
             self.reads += 1
             return identity
+
+    def _read(self):
+        """Activation, PPS, then SELECT and AUTHENTICATE, each within its time budget: the
+        read blocks the loop, and the watchdog (8 s) must not bite however slow the card."""
+        line = self.slot.line
+        try:
+            line.budget(STEP_MS)
+            session = self.slot.start()
+
+            def apdu(cmd):
+                line.budget(STEP_MS)
+                return session.transmit(cmd)
+
+            return cardread.identify_applet(apdu, self.keys.get, os.urandom(16), "contact")
+        finally:
+            line.budget(0)
 
     def close(self):
         close = getattr(self.slot, "close", None)

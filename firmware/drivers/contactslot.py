@@ -60,6 +60,10 @@ class ContactSlot:
         self.fi_di = (372, 1)
         self.pps_fallback = False  # the card did not take the PPS and was reset again
         self._atr = bytearray(_ATR_MAX + 3)
+        self.line.gone = self._gone
+
+    def _gone(self):
+        return not self.present() or self._chip_fault()
 
     # -- the pins ---------------------------------------------------------------------------
     def present(self):

@@ -97,11 +97,14 @@ class Atr:
         return None
 
     def fi_di(self):
-        """(Fi, Di) from TA1, or the defaults (372, 1)."""
+        """(Fi, Di) from TA1, or the defaults (372, 1); card.atr for values 7816-3 reserves."""
         ta1 = self.ta[0] if self.ta else None
         if ta1 is None:
             return 372, 1
-        return FI[ta1 >> 4], DI[ta1 & 0x0F]
+        fi, di = FI[ta1 >> 4], DI[ta1 & 0x0F]
+        if not fi or not di:
+            raise ProtocolError("card.atr", "TA1", "reserved Fi/Di in %02X" % ta1)
+        return fi, di
 
     def specific(self):
         """The protocol TA2 fixes (specific mode: no PPS), or None (negotiable mode)."""
@@ -305,6 +308,18 @@ class Line:
         self.echo_ms = 20  # a character at the slowest rate we use is ~1 ms
         self._one = bytearray(1)
         self._tx = bytearray(_TX_MAX)
+        # `gone()`: the slot's card-present and fault pins (set by the slot): a card pulled
+        # out ends the wait at once, not after the protocol's waiting times
+        self.gone = None
+        self._budget_start = None
+        self._budget_ms = 0
+
+    def budget(self, ms):
+        """Bounds everything until the next budget() (an APDU: NULL bytes and waiting-time
+        extensions included) to `ms`: the read blocks the reader's loop, and the board's
+        watchdog (8 s) must not bite. budget(0) lifts the bound."""
+        self._budget_start = self.ticks_ms() if ms else None
+        self._budget_ms = ms
 
     def _raw(self, timeout_ms):
         start = self.ticks_ms()
@@ -314,8 +329,13 @@ class Line:
             if self.uart.any():
                 if self.uart.readinto(one):
                     return one[0]
-            if self.ticks_diff(self.ticks_ms(), start) >= limit:
+            now = self.ticks_ms()
+            if self.ticks_diff(now, start) >= limit:
                 return -1
+            if self.gone is not None and self.gone():
+                raise ProtocolError("card.removed", "card", "taken out of the slot")
+            if self._budget_start is not None and self.ticks_diff(now, self._budget_start) >= self._budget_ms:
+                raise _mute("no answer within %d ms" % self._budget_ms)
             self.sleep_ms(1)
 
     def byte(self, timeout_ms):
@@ -667,7 +687,12 @@ class T1:
                 tries += 1
                 if tries >= _RETRIES:
                     raise _Resync()
-                self._resend()  # the card asks for our last block again
+                if sending:
+                    # the card asks for our I-block again: built anew, for what went last may
+                    # have been an R-block of ours (rule 7.2 applies to R-blocks only)
+                    self._send_i(apdu, at, n, more)
+                else:
+                    self._resend()
                 continue
             # S-block
             kind = pcb & 0x1F

@@ -112,10 +112,21 @@ class Session:
         return slot.card.apdu(apdu)
 
 
+class Budgets:
+    """The line's time budgets as contactreader sets them."""
+
+    def __init__(self):
+        self.set = []
+
+    def budget(self, ms):
+        self.set.append(ms)
+
+
 class FakeSlot:
     """The slot as contactreader sees it; `script` says what present() finds at each look."""
 
     def __init__(self):
+        self.line = Budgets()
         self.card = None
         self.powered = False
         self.starts = self.deactivations = 0
@@ -228,4 +239,49 @@ def test_slot_trouble_is_reported_once_then_retried():
         eq((await _wait(reader)).code, "slot.fault")
         eq((await _wait(reader, 60))["card"], "6001000000000004")  # quietly retried until it works
         eq((slot.starts, reader.last_error), (4, "slot.fault"))
+    run(go())
+
+
+def test_a_card_that_keeps_garbling_the_line_is_left_alone_until_reinserted():
+    async def go():
+        slot = FakeSlot()
+        reader = contactreader.ContactCardReader(slot, Keys())
+        slot.card = card(4)
+        slot.fault = 99
+        eq((await _wait(reader)).code, "slot.fault")
+        eq(await _wait(reader, 80), None, "quiet after the first report")
+        eq(slot.starts, contactreader.FAULTS_PER_CARD, "tried a few times, then left alone")
+        slot.card = None
+        eq(await _wait(reader, 5), None)
+        slot.card, slot.fault = card(4), 0
+        eq((await _wait(reader))["card"], "6001000000000004", "taken out and put back: read")
+    run(go())
+
+
+def test_every_step_of_a_read_has_a_time_budget():
+    async def go():
+        slot = FakeSlot()
+        reader = contactreader.ContactCardReader(slot, Keys())
+        slot.card = card(5)
+        eq((await _wait(reader))["card"], "6001000000000005")
+        # activation, SELECT and AUTHENTICATE each bounded, then the bound lifted
+        s = contactreader.STEP_MS
+        eq(slot.line.set, [s, s, s, 0], "budgets")
+        assert 3 * s < 8000, "the three steps stay inside the watchdog's 8 s"
+    run(go())
+
+
+def test_a_card_no_rule_foresaw_is_named_and_powered_down():
+    class Odd(FakeSlot):
+        def start(self):
+            self.powered = True
+            return 1 // 0  # e.g. a reserved Fi/Di that slipped through
+
+    async def go():
+        slot = Odd()
+        reader = contactreader.ContactCardReader(slot, Keys())
+        slot.card = card(6)
+        e = await _wait(reader)
+        eq((e.code, slot.powered), ("card.protocol", False), "named, and the card powered down")
+        eq(await _wait(reader), None, "once per insertion")
     run(go())

@@ -125,6 +125,17 @@ def test_block_waiting_time_exceeded_gets_an_r_block():
     s.done()
 
 
+def test_after_our_r_block_the_card_gets_our_i_block_again_not_the_r_block():
+    # I(0) lost on the way: the BWT runs out, we send R(0) with an error; the card, which
+    # never saw I(0), answers R(0): it wants I(0), which must be rebuilt (rule 7.2 resends
+    # only R-blocks), not our R-block again
+    s, p = t1([("r", b("00 00 04 00 70 00 00")), ("t", BWT + 5),
+               ("r", b("00 82 00")), ("c", b("00 80 00")),
+               ("r", b("00 00 04 00 70 00 00")), ("c", b("00 00 02 90 00"))])
+    eq(p.transmit(hx("00 70 00 00")), hx("90 00"))
+    s.done()
+
+
 def test_wrong_sequence_number_from_the_card_gets_an_r_block():
     s, p = t1([("r", b("00 00 04 00 70 00 00")), ("c", b("00 40 02 90 00")),
                ("r", b("00 82 00")), ("c", b("00 00 02 90 00"))])
@@ -206,3 +217,26 @@ def test_a_block_cut_short_is_an_error_not_a_hang():
                ("r", b("00 82 00")), ("c", b("00 00 02 90 00"))])
     eq(p.transmit(hx("00 70 00 00")), hx("90 00"))
     s.done()
+
+
+def test_a_card_pulled_out_ends_the_wait_at_once():
+    s, p = t1([("r", b("00 00 04 00 70 00 00")), ("t", BWT + 5)])
+    looks = []
+
+    def gone():  # the slot's presence pin: the card leaves while the reader waits
+        looks.append(1)
+        return len(looks) > 3
+
+    p.line.gone = gone
+    eq(raises(ProtocolError, p.transmit, hx("00 70 00 00")).code, "card.removed")
+    assert len(looks) < BWT, "no waiting out the block waiting time"
+
+
+def test_an_apdu_over_its_time_budget_is_card_mute():
+    # a card that asks for more time for ever (S(WTX) again and again) meets the budget
+    steps = [("r", b("00 00 04 00 70 00 00"))]
+    for _ in range(30):
+        steps += [("c", b("00 C3 01 01")), ("r", b("00 E3 01 01")), ("t", BWT - 5)]
+    s, p = t1(steps)
+    p.line.budget(500)
+    eq(raises(ProtocolError, p.transmit, hx("00 70 00 00")).code, "card.mute")
