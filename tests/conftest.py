@@ -12,3 +12,11 @@ for p in runtimes.PATHS:
 
 # tests/mpy holds modules that run on MicroPython through test_runtimes.py, not pytest's own
 collect_ignore = ["mpy"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--serial-port", default=None, help="an ESP32 on this serial port: runs the tests marked hardware")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "hardware: needs an ESP32 on --serial-port (skipped without it)")
