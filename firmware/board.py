@@ -85,7 +85,9 @@ class Board:
     def __init__(self, cfg):
         self.cfg = cfg
         self.reader = cfg["reader"]
-        self.root = cfg.get("root", "/")
+        # not "/": the journal's folder would sit beside journal.mpy, and the import
+        # system would take the folder for the module
+        self.root = cfg.get("root", "/data")
         self.lang = cfg.get("lang", "it")
         if cfg.get("board", "sim") == "sim":
             self.green, self.red, self.buzzer = SimPin("green"), SimPin("red"), SimPin("buzzer")

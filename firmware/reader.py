@@ -212,7 +212,17 @@ class Reader:
 
 
 def run():
-    reader = Reader(boardmod.load())
+    import wifi
+
+    board = boardmod.load()
+    # the store's Wi-Fi ("wifi" in the config; nothing on the unix port): a reader that
+    # cannot join starts all the same, offline (the station goes on trying by itself) and
+    # its sync retries until the network is there. 5 s: the watchdog (8 s) already runs
+    try:
+        wifi.connect(board.cfg, timeout_ms=5000)
+    except ProtocolError as e:
+        print("[%s] wifi not configured: %s" % (board.reader, e))
+    reader = Reader(board)
     print("[%s] reader up: journal next seq %d, rules v%d, directory v%d" % (
         reader.board.reader, reader.journal.stats()["next_seq"], reader.rules.version, reader.cards.version))
     asyncio.run(reader.run())

@@ -31,6 +31,7 @@ from protocol.errors import ProtocolError, SyncError
 from protocol.hmac256 import equal
 from protocol.records import Totals, batch_parts, sign, sign_answer
 
+import fsutil
 import httpclient
 
 FIRMWARE = "0.1.0"
@@ -69,6 +70,7 @@ class SyncClient:
         self.flash_root = flash_root
         self.backoff = Backoff()
         self.last_error = ""
+        self._kept_error = None  # the error status.json holds (None: not written since boot)
         self.last_refusal = None
         self.last_ok = 0
         self.rounds = 0
@@ -281,8 +283,22 @@ class SyncClient:
         self.last_error = ""
         return ack
 
+    def _keep_error(self):
+        """The sync error on flash when it changes (status.json), for tools/flash.py status:
+        a technician with a laptop sees why a reader does not sync, even while it is offline.
+        Written only on a change, so a reader failing all day does not wear the flash."""
+        if self.last_error == self._kept_error:
+            return
+        try:
+            fsutil.write_atomic(self.flash_root.rstrip("/") + "/status.json",
+                                b'{"last_error":"%s","t":%d}' % (self.last_error.encode(), self.clock()))
+            self._kept_error = self.last_error
+        except OSError:
+            pass  # the flash itself is the trouble: the status of the next batch says so
+
     async def run(self):
         while True:
+            self._keep_error()
             try:
                 await self.once()
                 self.backoff.reset()
