@@ -23,7 +23,6 @@ $(STAMP): requirements-dev.txt | $(PCSC)
 # The dashboard's browser test drives Debian's Chromium (Playwright never downloads one).
 CHROMIUM := /usr/bin/chromium
 
-
 $(PCSC):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PCSC_PACKAGES)
