@@ -389,3 +389,23 @@ def test_every_command_has_help_and_a_readme_section(capsys):
     top = capsys.readouterr().out
     for command in COMMANDS:
         assert command in top
+
+
+def test_a_board_that_was_another_reader_keeps_its_journal_unless_wiped(tmp_path, board):
+    reader_file = tmp_path / "office" / "R1.json"
+    headoffice.write_provisioning(str(reader_file), "R1", b"\x01" * 32, "http://127.0.0.1:9", "S1")
+    password = _secret_file(tmp_path / "wifi.txt", "pw\n")
+    (board.folder / "config.json").write_text(json.dumps({"reader": "R9", "root": "/data", "board": "esp32",
+                                                          "key": "9" * 64}))
+    journal = board.folder / "data" / "journal"
+    journal.mkdir(parents=True)
+    (journal / "00000001.seg").write_bytes(b"\xa5receipts R9 has not synced")
+    with pytest.raises(flash.ProvisioningRefused) as e:
+        flash.provision(board.url, reader_file, "Negozio", password, check=False, reboot=False)
+    assert "R9" in str(e.value) and "--wipe-data" in e.value.hint
+    assert (journal / "00000001.seg").exists()  # nothing lost
+    assert json.loads((board.folder / "config.json").read_text())["reader"] == "R9"
+    assert flash.provision(board.url, reader_file, "Negozio", password, check=False, reboot=False,
+                           wipe_data=True) == "R1"
+    assert not (journal / "00000001.seg").exists()
+    assert json.loads((board.folder / "config.json").read_text())["reader"] == "R1"

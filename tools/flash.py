@@ -35,6 +35,7 @@ command that connects ends with a soft reset, which starts the firmware again.
 import argparse
 import ast
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -189,6 +190,24 @@ def _check_port(port):
                              "add yourself to the port's group (sudo usermod -aG dialout $USER), log out and in again")
 
 
+# On an ESP32 reader: does a config say the firmware ran there with its watchdog?
+_WATCHED = """\
+try:
+    import json
+    print(1 if json.load(open("/config.json")).get("board", "esp32") != "sim" else 0)
+except Exception:
+    print(0)
+"""
+# Fed before each step while the firmware is stopped: WDT() gives the running watchdog
+_FEED = """\
+try:
+    from machine import WDT
+    WDT(timeout=8000).feed()
+except Exception:
+    pass
+"""
+
+
 class Device:
     """A MicroPython device on `port`, in its raw REPL (after a soft reset: a clean heap).
 
@@ -199,6 +218,7 @@ class Device:
     def __init__(self, port):
         self.port = port
         self.transport = None
+        self.feed = False  # a reader's watchdog runs: fed before each step (see _FEED)
 
     def __enter__(self):
         from mpremote.transport import TransportError
@@ -218,13 +238,16 @@ class Device:
             raise NotMicroPython("the device on %s does not answer as MicroPython does (%s)" % (self.port, e),
                                  "put MicroPython on it first: python tools/flash.py flash --port %s --version ..."
                                  % self.port)
+        # a reader that ran the firmware on an ESP32 started its watchdog (8 s), which
+        # nothing stops, not even a soft reset: from now on the tool feeds it
+        self.feed = bool(self.transport.exec(_WATCHED).strip() == b"1")
         return self
 
     def exec(self, code):
         from mpremote.transport import TransportError
 
         try:
-            return self.transport.exec(code)
+            return self.transport.exec(_FEED + code if self.feed else code)
         except TransportError as e:
             raise FlashError("the device on %s failed: %s" % (self.port, str(e).strip().splitlines()[-1:] or e),
                              "run the command again; if it keeps failing, look with `console`")
@@ -238,11 +261,16 @@ class Device:
     def write_file(self, path, data, progress=None):
         from mpremote.transport import TransportError
 
+        if self.feed:
+            self.exec("")  # one file at a time is well inside the watchdog's 8 s
         try:
             self.transport.fs_writefile(path, data, chunk_size=CHUNK, progress_callback=progress)
         except TransportError as e:
             raise FlashError("writing %s on %s failed: %s" % (path, self.port, e), "is the device's flash full? see `status`")
         except OSError as e:
+            if e.errno == errno.ENOSPC:  # mpremote hands the device's own error on as an OSError
+                raise FlashError("the device's flash is full while writing %s" % path,
+                                 "see `status`; the half-written .new files go at the next deploy")
             raise FlashError("lost the connection to %s while writing %s (%s)" % (self.port, path, e),
                              "check the cable, then run the command again: it goes on where it stopped")
 
@@ -268,7 +296,15 @@ class Device:
                 sock.close()
             self.transport = None
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, tb):
+        if kind is not None and self.transport is not None:
+            # whatever failed, the reader goes back to serving its till (the firmware had
+            # stopped when the tool took the REPL): a failed command must not leave a
+            # till without discounts until someone pulls the plug
+            try:
+                self.reboot()
+            except Exception:  # noqa: BLE001 - the line may be what failed
+                pass
         self.close()
 
 
@@ -562,7 +598,7 @@ def read_provisioning(path, backend=None):
                                   "chmod 600 %s, and ask head office for a new key if others may have copied it" % path)
     try:
         data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError) as e:
         raise ProvisioningRefused("%s is not a provisioning file (not JSON: %s)" % (path, e.__class__.__name__),
                                   "use the file head office's add-reader command wrote, unchanged")
     problems = []
@@ -592,7 +628,11 @@ def read_secret(path, what):
     if st.st_mode & 0o077:
         raise ProvisioningRefused("%s can be read by others (mode %o)" % (path, stat.S_IMODE(st.st_mode)),
                                   "chmod 600 %s" % path)
-    return path.read_text().rstrip("\r\n")
+    try:
+        return path.read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProvisioningRefused("cannot read the %s from %s (%s)" % (what, path, e.__class__.__name__),
+                                  "a text file of one line, readable by you only")
 
 
 def check_backend(url, timeout=5):
@@ -612,8 +652,13 @@ def check_backend(url, timeout=5):
     return True
 
 
-def provision(port, file, wifi_ssid, wifi_password_file, lang="it", backend=None, check=True, reboot=True, progress=None):
-    """Write the reader's config.json on the device; returns the reader's name. Secrets are never printed."""
+def provision(port, file, wifi_ssid, wifi_password_file, lang="it", backend=None, check=True, reboot=True, progress=None,
+              wipe_data=False):
+    """Write the reader's config.json on the device; returns the reader's name. Secrets are never printed.
+
+    A board that was another reader keeps that reader's journal under /data: its receipts
+    would be lost to the backend, and the new reader's chain would start on them. So that
+    is refused unless `wipe_data` (after the old reader's last sync) erases /data first."""
     p = progress or Progress(quiet=True)
     p.stages(4)
     p.stage("reading %s" % file)
@@ -635,8 +680,18 @@ def provision(port, file, wifi_ssid, wifi_password_file, lang="it", backend=None
             old = json.loads(dev.eval("open(%r).read() if %r in __import__('os').listdir() else ''" % (CONFIG, CONFIG)) or "{}")
         except ValueError:
             old = {}
+        root = old.get("root") if isinstance(old.get("root"), str) else DATA_ROOT
+        held = int(dev.exec(_JOURNAL_FILES % root.rstrip("/")).decode().strip() or 0)
+        if old.get("reader") not in (None, data["reader"]) and held:
+            if not wipe_data:
+                raise ProvisioningRefused(
+                    "this board was reader %s and still holds its journal (%d files under /data)" % (old["reader"], held),
+                    "let %s sync (status shows its pending receipts), then provision again with --wipe-data"
+                    % old["reader"])
+            dev.exec(_WIPE % root.rstrip("/"))
         # the board's wiring (pins, buses) stays; identity, key and network are replaced
-        cfg = {k: v for k, v in old.items() if k in ("pins", "nfc_bus", "till_uart", "watchdog_ms", "journal_capacity")}
+        cfg = {k: v for k, v in old.items() if k in ("pins", "nfc_bus", "till_uart", "watchdog_ms", "journal_capacity",
+                                                     "contact_slot")}
         # root "/data": at "/", the journal's folder "/journal" would shadow journal.mpy on import
         cfg.update({"reader": data["reader"], "key": data["key"], "backend": data["backend"], "lang": lang,
                     "board": "esp32", "root": DATA_ROOT, "wifi": {"ssid": wifi_ssid, "password": password}})
@@ -647,6 +702,38 @@ def provision(port, file, wifi_ssid, wifi_password_file, lang="it", backend=None
             dev.reboot()
     p.done()
     return data["reader"]
+
+
+# how many files a reader's data root holds (its journal, rules, directory, keys)
+_JOURNAL_FILES = """\
+import os
+def _n(p):
+    try:
+        names = os.listdir(p)
+    except OSError:
+        return 0
+    c = 0
+    for m in names:
+        c += _n(p + "/" + m) if os.stat(p + "/" + m)[0] & 0x4000 else 1
+    return c
+print(repr(_n(%r)))
+"""
+# erases a reader's data root, after its last sync (provision --wipe-data)
+_WIPE = """\
+import os
+def _rm(p):
+    for m in os.listdir(p):
+        q = p + "/" + m
+        if os.stat(q)[0] & 0x4000:
+            _rm(q)
+            os.rmdir(q)
+        else:
+            os.remove(q)
+try:
+    _rm(%r)
+except OSError:
+    pass
+"""
 
 
 # ---------------------------------------------------------------- status
@@ -681,13 +768,13 @@ if _m:
     _m = json.loads(_m)
     _s["firmware"], _s["build"], _s["deployed"] = _m.get("firmware"), _m.get("build"), _m.get("deployed")
 _c = _read("config.json")
-_root = "/"
+_root = "/data"
 if _c:
     _c = json.loads(_c)
     for _k in ("reader", "backend", "lang", "board"):
         _s[_k] = _c.get(_k)
     _s["wifi"] = (_c.get("wifi") or {}).get("ssid")
-    _root = _c.get("root", "/")
+    _root = _c.get("root", "/data")
 _root = _root.rstrip("/") + "/"
 _r = _read(_root + "rules.json")
 try:
@@ -803,6 +890,8 @@ def _parser():
     pr.add_argument("--lang", default="it", choices=("it", "en"), help="the display's language (default it)")
     pr.add_argument("--backend", help="refuse a provisioning file for another backend than this one")
     pr.add_argument("--skip-backend-check", action="store_true", help="do not check that the backend answers")
+    pr.add_argument("--wipe-data", action="store_true",
+                    help="erase the journal of the reader this board was before (only after its last sync)")
     pr.add_argument("--no-reboot", action="store_true", help="stay in the REPL instead of starting the firmware")
 
     s = sub.add_parser("status", help="show what is on the device",
@@ -829,7 +918,8 @@ def main(argv=None):
             print("deployed: %d copied, %d unchanged, %d removed" % (len(r.copied), len(r.unchanged), len(r.removed)))
         elif args.command == "provision":
             name = provision(args.port, args.file, args.wifi_ssid, args.wifi_password_file, args.lang,
-                             args.backend, check=not args.skip_backend_check, reboot=not args.no_reboot, progress=progress)
+                             args.backend, check=not args.skip_backend_check, reboot=not args.no_reboot, progress=progress,
+                             wipe_data=args.wipe_data)
             print("provisioned as reader %s" % name)
         elif args.command == "status":
             s = status(args.port)
