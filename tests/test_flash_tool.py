@@ -129,6 +129,8 @@ def test_packages_come_from_a_local_folder(tmp_path, board, build_dir):
     assert "lib/shopext/__init__.py" in r.copied
     with flash.Device(board.url) as dev:
         assert dev.eval("__import__('shopext').GREETING") == "ciao"  # importable from /lib, as on the ESP32
+    again = flash.deploy(board.url, build_dir=build_dir, reboot=False)  # without --lib this time
+    assert again.removed == [] and (board.folder / "lib" / "shopext" / "__init__.py").exists()
 
 
 def test_the_virtual_board_interrupts_and_soft_resets(tmp_path, board):

@@ -533,6 +533,8 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
         except ValueError:
             old = {}
         stale = sorted(set(old.get("files", {})) - set(files)) if isinstance(old.get("files"), dict) else []
+        # packages a deploy with --lib put in /lib stay when the next deploy comes without it
+        stale = [s for s in stale if not s.startswith("lib/")]
         p.stage("copying %d changed files" % len(changed) if changed else "copying: up to date")
         if changed:
             for d in _dirs_of(changed):
