@@ -411,3 +411,14 @@ def test_a_board_that_was_another_reader_keeps_its_journal_unless_wiped(tmp_path
                            wipe_data=True) == "R1"
     assert not (journal / "00000001.seg").exists()
     assert json.loads((board.folder / "config.json").read_text())["reader"] == "R1"
+
+
+def test_a_device_that_cannot_load_our_mpy_files_gets_none_of_them(tmp_path, board, build_dir, monkeypatch):
+    # as if mpy-cross made .mpy files of another format than the board's MicroPython loads
+    monkeypatch.setattr(flash, "_mpy_version", lambda data: 5)
+    with pytest.raises(flash.NotMicroPython) as e:
+        flash.deploy(board.url, build_dir=build_dir)
+    assert "version 6" in str(e.value) and "flash" in e.value.hint
+    assert not [p for p in board.folder.rglob("*.mpy*")]  # nothing copied
+    monkeypatch.undo()
+    assert flash._mpy_version((build_dir / "reader.mpy").read_bytes()) == 6  # the real header

@@ -507,6 +507,23 @@ def _dirs_of(paths):
     return sorted(dirs, key=lambda d: d.count("/"))
 
 
+def _mpy_version(data):
+    """The .mpy format version of a compiled module (its header: 'M', version, flags...)."""
+    return data[1] if len(data) > 1 and data[:1] == b"M" else None
+
+
+def _check_mpy_version(dev, files):
+    """Refuse a device whose MicroPython cannot load our .mpy files, before copying any: it
+    would boot into 'incompatible .mpy file' and serve its till without a reader."""
+    ours = {_mpy_version(d) for path, d in files.items() if path.endswith(".mpy")} - {None}
+    theirs = dev.eval("getattr(__import__('sys').implementation, '_mpy', 0) & 0xFF")
+    if ours and theirs and theirs not in ours:
+        raise NotMicroPython("the device's MicroPython loads .mpy version %d; this build is version %s"
+                             % (theirs, "/".join(str(v) for v in sorted(ours))),
+                             "flash a MicroPython that matches mpy-cross (1.24 or newer): "
+                             "python tools/flash.py flash --port %s --version 1.24.1" % dev.port)
+
+
 def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, reboot=True, progress=None):
     """Compile the firmware, copy what changed to the device on `port`, reboot it. A DeployReport."""
     p = progress or Progress(quiet=True)
@@ -524,6 +541,7 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
     report.build = build
     p.stage("connecting to %s" % port)
     with Device(port) as dev:
+        _check_mpy_version(dev, files)
         p.stage("comparing %d files with the device" % len(files))
         have, old_manifest = ast.literal_eval(dev.exec(_HASHES % (sorted(files), MANIFEST)).decode().strip())
         changed = sorted(path for path in files if have.get(path) != want[path])

@@ -254,6 +254,10 @@ def pps_agreed(request, answer):
         raise _broken("PPS answer check byte wrong")
     if answer[1] & 0x0F != request[1] & 0x0F:
         raise _broken("PPS answer names another protocol")
+    if answer[1] & 0x60 & ~request[1]:
+        # PPS2 or PPS3 in the answer that the request did not carry: 9.3 makes that a
+        # failed exchange, not something to ignore
+        raise _broken("PPS answer brings PPS2/PPS3 we did not send")
     if answer[1] & 0x10:
         if not request[1] & 0x10 or answer[2] != request[2]:
             raise _broken("PPS answer changes PPS1")

@@ -99,6 +99,9 @@ def test_pps_request_and_answers():
     for bad in (b"\xff\x11\x13\xfc", b"\xff\x10\x13\xfc", b"\xff\x11\x12\xfc", b"\xfe", b""):
         e = raises(ProtocolError, iso7816.pps_agreed, req, bad)
         eq(e.code, "card.protocol", bad)
+    # PPS0 31: PPS1 and PPS2 (PPS2 = 00), a PPS2 the request never had; PCK FF^31^13^00 = DD
+    e = raises(ProtocolError, iso7816.pps_agreed, req, b"\xff\x31\x13\x00\xdd")
+    eq((e.code, "PPS2" in e.detail), ("card.protocol", True), "PPS2 not asked for")
     eq(iso7816.pps_answer_length(b"\xff\x11\x13"), 0)
     eq(iso7816.pps_answer_length(b"\xff\x11\x13\xfd"), 4)
 
