@@ -422,3 +422,31 @@ def test_a_device_that_cannot_load_our_mpy_files_gets_none_of_them(tmp_path, boa
     assert not [p for p in board.folder.rglob("*.mpy*")]  # nothing copied
     monkeypatch.undo()
     assert flash._mpy_version((build_dir / "reader.mpy").read_bytes()) == 6  # the real header
+
+
+def test_a_power_cut_among_the_renames_is_finished_at_boot(tmp_path, board, build_dir):
+    flash.deploy(board.url, build_dir=build_dir, reboot=False)  # the board has our main.py
+    for name in ("reader.mpy", "app.mpy"):
+        (board.folder / name).write_bytes(b"an older build")
+    real_exec = flash.Device.exec
+
+    def cut_before_the_renames(self, code):
+        if code.startswith(flash._SWITCH.split("%")[0]) and "reader.mpy" in code:
+            board.disconnect()  # the power goes just as the renames start
+            raise flash.FlashError("lost the connection")
+        return real_exec(self, code)
+
+    flash.Device.exec = cut_before_the_renames
+    try:
+        with pytest.raises(flash.FlashError):
+            flash.deploy(board.url, build_dir=build_dir, reboot=False)
+    finally:
+        flash.Device.exec = real_exec
+    assert (board.folder / "reader.mpy").read_bytes() == b"an older build"  # old and new side by side
+    assert sorted((board.folder / "deploy.pending").read_text().split()) == ["app.mpy", "reader.mpy"]
+    with flash.Device(board.url) as dev:
+        dev.reboot()  # the board boots: main.py puts the rest in place before importing anything
+    wait_for(lambda: not (board.folder / "deploy.pending").exists(), timeout=20, what="main.py to finish")
+    for name in ("reader.mpy", "app.mpy"):
+        assert (board.folder / name).read_bytes() == (build_dir / name).read_bytes(), name
+        assert not (board.folder / (name + ".new")).exists()

@@ -507,6 +507,9 @@ def _dirs_of(paths):
     return sorted(dirs, key=lambda d: d.count("/"))
 
 
+PENDING = "deploy.pending"  # the renames of a deploy in progress (firmware/main.py)
+
+
 def _mpy_version(data):
     """The .mpy format version of a compiled module (its header: 'M', version, flags...)."""
     return data[1] if len(data) > 1 and data[:1] == b"M" else None
@@ -569,7 +572,11 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
         p.stage("packages")
         report.packages = _install_packages(dev, packages, p)
         if changed or stale or old.get("build") != build:
+            # the renames, listed first: main.py completes them at boot after a power cut
+            # (a board reset in their middle would otherwise run old and new modules together)
+            dev.write_file(PENDING, "\n".join(changed).encode())
             dev.exec(_SWITCH % (changed, [s for s in stale if s.endswith((".mpy", ".py"))]))
+            dev.exec("import os\nos.remove(%r)" % PENDING)
             report.removed = stale
             manifest = json.dumps({"firmware": firmware_version(), "build": build, "files": want,
                                    "packages": list(packages), "deployed": int(time.time())}, sort_keys=True)
