@@ -33,8 +33,9 @@ and T=0 character repetition, warm-reset differences, class B/C voltages.
 """
 import select
 import socket
-import threading
 import time
+
+from loopserver import LoopbackServer
 
 from cardmodels import AppletCard  # noqa: F401  (the applet the cards carry)
 
@@ -293,22 +294,13 @@ class _T1Engine:
         self.ns ^= 1
 
 
-class ContactSim:
+class ContactSim(LoopbackServer):
     """The simulated slot on a loopback TCP port (`port`): one board at a time."""
 
     def __init__(self, host="127.0.0.1"):
-        self._lock = threading.RLock()
-        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind((host, 0))
-        self._srv.listen(4)
-        self.port = self._srv.getsockname()[1]
-        self._wake_r, self._wake_w = socket.socketpair()
+        LoopbackServer.__init__(self, "iso7816sim", host, backlog=4)
         self._line = self._pins = None
         self._new = []  # connections that have not said what they are
-        self._thread = None
-        self._stopping = False
-        self.errors = []
         self.card = None
         self._pins_in = {"V": 1, "R": 0, "K": 0}
         self._pin_buf = bytearray()
@@ -326,28 +318,8 @@ class ContactSim:
         self._pps_buf = bytearray()
 
     # -- life cycle ---------------------------------------------------------------------------
-    def start(self):
-        self._thread = threading.Thread(target=self._serve, name="iso7816sim", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stopping = True
-        self._wake()
-        if self._thread is not None:
-            self._thread.join(5)
-        for s in [self._line, self._pins, self._srv, self._wake_r, self._wake_w] + self._new:
-            if s is not None:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def _sockets(self):
+        return [self._line, self._pins] + self._new
 
     # -- the slot (thread-safe) ----------------------------------------------------------------
     def insert(self, card):
@@ -414,12 +386,6 @@ class ContactSim:
             self._send(self._line, raw)
 
     # -- server --------------------------------------------------------------------------------
-    def _wake(self):
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-
     def _send(self, conn, data):
         if conn is None:
             return
@@ -431,13 +397,6 @@ class ContactSim:
     def _send_pins(self):
         present = 1 if self.card is not None else 0
         self._send(self._pins, bytes([ord("P"), present, ord("F"), present]))
-
-    def _serve(self):
-        while not self._stopping:
-            try:
-                self._loop_once()
-            except Exception as e:  # kept for the tests; the simulator keeps serving
-                self.errors.append(e)
 
     def _loop_once(self):
         socks = [self._srv, self._wake_r] + self._new + [s for s in (self._line, self._pins) if s]

@@ -58,8 +58,9 @@ InDataExchange, 07 for a Type 2 answer over the chip's buffer.
 import random
 import select
 import socket
-import threading
 import time
+
+from loopserver import LoopbackServer
 
 ACK = b"\x00\x00\xff\x00\xff\x00"
 NACK = b"\x00\x00\xff\xff\x00\x00"
@@ -213,24 +214,15 @@ class _Target:
         self.block = 0  # ISO-DEP block number, for the minimal block layer
 
 
-class PN532Sim:
+class PN532Sim(LoopbackServer):
     """The simulated PN532 on a loopback TCP port (`port`), one host connection at a time."""
 
     def __init__(self, host="127.0.0.1", attempt_time=0.003, max_answer=MAX_ANSWER, seed=532):
+        LoopbackServer.__init__(self, "pn532sim", host)
         self.attempt_time = attempt_time  # seconds per passive activation attempt
         self.max_answer = max_answer  # card bytes per InDataExchange answer before MI chaining
         self._rng = random.Random(seed)
-        self._lock = threading.RLock()
-        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind((host, 0))
-        self._srv.listen(1)
-        self.port = self._srv.getsockname()[1]
-        self._wake_r, self._wake_w = socket.socketpair()
         self._conn = None
-        self._thread = None
-        self._stopping = False
-        self.errors = []  # exceptions the server thread met (a test asserts this stays empty)
         self.reset()
 
     # -- life cycle -------------------------------------------------------------
@@ -258,28 +250,8 @@ class PN532Sim:
             self.bytes_out = 0
             self.parser = HostFrames()
 
-    def start(self):
-        self._thread = threading.Thread(target=self._serve, name="pn532sim", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stopping = True
-        self._wake()
-        if self._thread is not None:
-            self._thread.join(5)
-        for s in (self._conn, self._srv, self._wake_r, self._wake_w):
-            if s is not None:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def _sockets(self):
+        return (self._conn,)
 
     # -- the field and the faults (thread-safe) ----------------------------------
     def tap(self, card):
@@ -343,19 +315,8 @@ class PN532Sim:
             return self._run(bytes(data))
 
     # -- server ---------------------------------------------------------------------
-    def _wake(self):
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-
-    def _serve(self):
-        while not self._stopping:
-            try:
-                self._loop_once()
-            except Exception as e:  # kept for the tests; the simulator keeps serving
-                self.errors.append(e)
-                self._drop_conn()
+    def _on_error(self):
+        self._drop_conn()
 
     def _drop_conn(self):
         if self._conn is not None:
