@@ -455,6 +455,15 @@ def import_cards(db, rows):
     return len(changes), version
 
 
+def check_new_card(db, card, tier):
+    """Raise unless `card` can be issued now: a number not in the directory yet and a tier
+    that exists (the issuing desks ask before they write a card, set_card after)."""
+    if db.execute("SELECT 1 FROM cards WHERE card=?", [card]).fetchone():
+        raise AlreadyExists("card", "card %s is in the directory already: give a new number" % card)
+    if not isinstance(tier, int) or not db.execute("SELECT 1 FROM tiers WHERE id=?", [tier]).fetchone():
+        raise NotFound("tier", "no tier %r: add it first (flask --app backend.app add-tier)" % (tier,))
+
+
 def set_card(db, card, tier=None, status=None):
     """Set a card's tier and/or status (0 active, 1 blocked, 2 removed).
 

@@ -88,10 +88,10 @@ def check_card_number(card):
 def _issuing(db, card, tier):
     """(epoch, issuer key) to issue `card` in; BadRequest when head office cannot."""
     from backend import headoffice
-    if db.execute("SELECT 1 FROM cards WHERE card=?", [card]).fetchone():
-        raise BadRequest("card %s is in the directory already: give a new number" % card)
-    if not isinstance(tier, int) or not db.execute("SELECT 1 FROM tiers WHERE id=?", [tier]).fetchone():
-        raise BadRequest("no tier %r: add it first (flask --app backend.app add-tier)" % (tier,))
+    try:
+        headoffice.check_new_card(db, card, tier)
+    except headoffice.HeadOfficeError as e:
+        raise BadRequest(e.message)
     epoch = headoffice.current_epoch(db)
     if epoch is None:
         raise BadRequest("no card key epoch yet: start one with flask --app backend.app new-card-epoch")

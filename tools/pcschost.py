@@ -311,14 +311,6 @@ def read_card(pcsc, keys, reader=None, wait=10.0):
 # ------------------------------------------------------------------ the issuing desk
 
 
-def _check_new(db, card, tier):
-    # the same rules as the NTAG desk: a new number, a tier that exists
-    if db.execute("SELECT 1 FROM cards WHERE card=?", [card]).fetchone():
-        raise PersonaliseError("card %s is in the directory already: give a new number" % card)
-    if not isinstance(tier, int) or not db.execute("SELECT 1 FROM tiers WHERE id=?", [tier]).fetchone():
-        raise PersonaliseError("no tier %r: add it first (flask --app backend.app add-tier)" % (tier,))
-
-
 def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
     """Put `card` and its card key into the blank applet of the next card in `reader`,
     read it back, and register it with `tier`; returns {"card", "tier", "epoch", "kind",
@@ -329,7 +321,10 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
         card = issuedesk.check_card_number(card)
     except issuedesk.BadRequest as e:
         raise PersonaliseError(str(e))
-    _check_new(db, card, tier)
+    try:
+        headoffice.check_new_card(db, card, tier)  # the same rules as the NTAG desk
+    except headoffice.HeadOfficeError as e:
+        raise PersonaliseError(e.message)
     try:
         epoch, key = headoffice.issue_card_key(db, card)
     except headoffice.HeadOfficeError as e:
