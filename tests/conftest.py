@@ -20,3 +20,36 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "hardware: needs an ESP32 on --serial-port (skipped without it)")
+
+
+# -- head office's database for the card desks and PC tills (tests/test_*_host.py) ------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A backend database with the sample shop's tiers (base, silver, gold) and rules."""
+    import sampleshop
+    from backend.db import connect, migrate
+
+    d = connect(tmp_path / "loyalty.db")
+    migrate(d)
+    sampleshop.seed_rules(d)
+    yield d
+    d.conn.close()
+
+
+@pytest.fixture
+def epoch(db):
+    """Head office's first card key epoch."""
+    from backend import headoffice
+
+    return headoffice.new_card_epoch(db)
+
+
+@pytest.fixture
+def issuer(db, epoch):
+    """That epoch's issuer key."""
+    from backend import headoffice
+
+    return headoffice.issuer_key(db, epoch)

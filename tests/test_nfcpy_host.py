@@ -41,7 +41,6 @@ import cardmodels
 import issuedesk
 import nfchost
 from backend import headoffice
-from backend.db import connect, migrate
 from protocol import loyaltycard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,26 +196,6 @@ def reader(port):
     clf = nfc.ContactlessFrontend("udp:127.0.0.1:%d" % port)
     yield clf
     clf.close()
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = connect(tmp_path / "loyalty.db")
-    migrate(d)
-    headoffice.add_tier(d, 0, "base", 200)
-    headoffice.add_tier(d, 1, "silver", 300)
-    yield d
-    d.conn.close()
-
-
-@pytest.fixture
-def epoch(db):
-    return headoffice.new_card_epoch(db)
-
-
-@pytest.fixture
-def issuer(db, epoch):
-    return headoffice.issuer_key(db, epoch)
 
 
 def loyalty_ntag(issuer, epoch, uid=NTAG_UID, card=CARD):

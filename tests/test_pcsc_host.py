@@ -24,10 +24,8 @@ from smartcard.ATR import ATR
 import cardmodels
 import pcschost
 import pcscd as pcscd_helper
-import sampleshop
 import vpcdcard
 from backend import headoffice
-from backend.db import connect, migrate
 from protocol import engine, loyaltycard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,25 +67,6 @@ def pcsc(pcscd):
 @pytest.fixture
 def reader(pcscd):
     return pcscd.readers[0]
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = connect(tmp_path / "loyalty.db")
-    migrate(d)
-    sampleshop.seed_rules(d)  # tiers base 2 %, silver 3 %, gold 5 %
-    yield d
-    d.conn.close()
-
-
-@pytest.fixture
-def epoch(db):
-    return headoffice.new_card_epoch(db)
-
-
-@pytest.fixture
-def issuer(db, epoch):
-    return headoffice.issuer_key(db, epoch)
 
 
 # pcscd asks vpcd whether a card is there every 0.4 s (PCSCLITE_STATUS_POLL_RATE): a card
