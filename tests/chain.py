@@ -24,6 +24,20 @@ from simboard import SimReader, wait_for  # noqa: E402
 import sampleshop  # noqa: E402
 
 MANAGER = ("manager", "password-for-tests")
+LINES = [{"sku": "1001", "cat": "latticini", "qty": 2, "price": 149},
+         {"sku": "8001", "cat": "caffe", "qty": 1, "price": 429}]
+
+
+def basket(r, receipt, lines=None):
+    """The till at reader `r` opens a receipt (LINES by default) and the reader is ready for a card."""
+    r.till.send({"type": "basket", "receipt": receipt, "lines": lines or LINES})
+    r.till.expect("ready")
+
+
+def void(r, q):
+    """The till voids the quote `q`."""
+    r.till.send({"type": "void", "quote": q["quote"]})
+    r.till.expect("voided")
 
 
 class Chain:
@@ -111,10 +125,7 @@ class Chain:
     @staticmethod
     def shop(r, receipt, card=sampleshop.card_number(10), lines=None):
         """One shopper at `r`'s till: basket, card, commit; returns (quote, committed)."""
-        lines = lines or [{"sku": "1001", "cat": "latticini", "qty": 2, "price": 149},
-                          {"sku": "8001", "cat": "caffe", "qty": 1, "price": 429}]
-        r.till.send({"type": "basket", "receipt": receipt, "lines": lines})
-        r.till.expect("ready")
+        basket(r, receipt, lines)
         r.cards.tap(card)
         q = r.till.expect("quote")
         r.till.send({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]})

@@ -11,14 +11,12 @@ import pytest
 import sampleshop
 from backend import headoffice
 from cardmodels import AppletCard, PhoneCard
-from chain import Chain
+from chain import Chain, basket, void
 from iso7816sim import ContactCard
 from simboard import wait_for
 
 GOLD = sampleshop.card_number(20)    # tier 2
 SILVER = sampleshop.card_number(6)   # tier 1
-LINES = [{"sku": "1001", "cat": "latticini", "qty": 2, "price": 149},
-         {"sku": "8001", "cat": "caffe", "qty": 1, "price": 429}]
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +38,6 @@ def r1(chain):
 
 def applet(chain, card, uid=b"\x04\x11\x22\x33\x44\x55\x66", issuer=None):
     return AppletCard(uid, card=card, epoch=1, issuer_key=issuer or chain.issuer)
-
-
-def basket(r, receipt):
-    r.till.send({"type": "basket", "receipt": receipt, "lines": LINES})
-    r.till.expect("ready")
 
 
 def insert(r, card):
@@ -82,8 +75,7 @@ def test_a_card_pulled_out_mid_command_leaves_a_message_and_a_ready_slot(chain, 
     insert(r1, ContactCard.t0(applet(chain, SILVER)))
     q = r1.till.expect("quote", timeout=30)
     assert q["tier"] == 1
-    r1.till.send({"type": "void", "quote": q["quote"]})
-    r1.till.expect("voided")
+    void(r1, q)
 
 
 def test_a_forged_contact_card_is_named(chain, r1):
@@ -93,8 +85,7 @@ def test_a_forged_contact_card_is_named(chain, r1):
     assert msg["type"] == "error" and msg["code"] == "card.forged", msg
     insert(r1, ContactCard.t1(applet(chain, GOLD)))
     q = r1.till.expect("quote", timeout=30)
-    r1.till.send({"type": "void", "quote": q["quote"]})
-    r1.till.expect("voided")
+    void(r1, q)
 
 
 def test_phone_and_contact_card_at_one_till(chain, r1):
@@ -102,13 +93,11 @@ def test_phone_and_contact_card_at_one_till(chain, r1):
     r1.nfc.tap(PhoneCard(SILVER, 1, chain.issuer))
     q = r1.till.expect("quote", timeout=30)
     assert q["tier"] == 1
-    r1.till.send({"type": "void", "quote": q["quote"]})
-    r1.till.expect("voided")
+    void(r1, q)
     r1.nfc.remove()
     basket(r1, "C-BOTH-2")
     insert(r1, ContactCard.t0(applet(chain, GOLD)))
     q = r1.till.expect("quote", timeout=30)
     assert q["tier"] == 2
-    r1.till.send({"type": "void", "quote": q["quote"]})
-    r1.till.expect("voided")
+    void(r1, q)
     assert r1.alive() and r1.status()["state"] == "idle"

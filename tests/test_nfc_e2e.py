@@ -13,7 +13,7 @@ import pytest
 import sampleshop
 from backend import headoffice
 from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
-from chain import Chain
+from chain import Chain, basket, void
 from protocol import loyaltycard
 from simboard import wait_for
 
@@ -22,8 +22,6 @@ SILVER = sampleshop.card_number(3)   # tier 1
 BASE = sampleshop.card_number(1)     # tier 0
 BLOCKED = sampleshop.card_number(13)
 NEW = sampleshop.card_number(950)    # issued after the reader's last sync: default tier
-LINES = [{"sku": "1001", "cat": "latticini", "qty": 2, "price": 149},
-         {"sku": "8001", "cat": "caffe", "qty": 1, "price": 429}]
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +51,6 @@ def uid(n):
     return bytes([0x04, 0x10, 0x20, 0x30, 0x40, 0x50, n])
 
 
-def basket(r, receipt):
-    r.till.send({"type": "basket", "receipt": receipt, "lines": LINES})
-    r.till.expect("ready")
-
-
 def tap(r, card):
     # a card taken away stays away longer than the reader's poll pause (50 ms), as a hand does
     r.nfc.remove()
@@ -69,11 +62,6 @@ def quote_for(r, receipt, card):
     basket(r, receipt)
     tap(r, card)
     return r.till.expect("quote")
-
-
-def void(r, q):
-    r.till.send({"type": "void", "quote": q["quote"]})
-    r.till.expect("voided")
 
 
 def expect_error(r, code, timeout=20):
