@@ -13,3 +13,17 @@ def raises(exc_class, fn, *args, **kwargs):
 def eq(got, want, what=""):
     if got != want:
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+def without_allocating(fn):
+    """Run fn with the heap locked on MicroPython (any allocation raises MemoryError), so a
+    test proves a path allocates nothing; on CPython, which has no heap lock, just run it."""
+    try:
+        from micropython import heap_lock, heap_unlock
+    except ImportError:  # CPython
+        return fn()
+    heap_lock()
+    try:
+        return fn()
+    finally:
+        heap_unlock()

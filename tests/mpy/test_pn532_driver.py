@@ -8,13 +8,9 @@ a test scripted for it, the way each bus does (a UART stream in pieces of any si
 and SPI one frame per ready status). Expected bytes come from UM0701-02's definitions,
 written out here by `_ref` and by hand, never from the module under test.
 """
-from check import eq, raises
+from check import eq, raises, without_allocating
 from drivers.pn532 import HSU, I2C, SPI, NfcDevice, NfcError
 
-try:
-    from micropython import heap_lock, heap_unlock
-except ImportError:  # CPython
-    heap_lock = heap_unlock = None
 
 
 def _ref(tfi, data):
@@ -422,7 +418,7 @@ def test_bytes_are_counted_both_ways():
 
 
 class _QuietUart:
-    """Answers every poll with ACK and "no target" without allocating: for the heap_lock test."""
+    """Answers every poll with ACK and "no target" without allocating: for the test with the heap locked."""
 
     def __init__(self):
         self.reply = ACK + NO_CARD
@@ -466,12 +462,5 @@ def test_polling_an_empty_field_allocates_nothing():
                 found[0] += 1
 
     run()  # warm-up
-    if heap_lock:
-        heap_lock()
-        try:
-            run()
-        finally:
-            heap_unlock()
-    else:
-        run()
+    without_allocating(run)
     eq((quiet.polls, quiet.wrong, found[0]), (100, 0, 0))

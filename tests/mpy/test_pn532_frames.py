@@ -4,15 +4,11 @@ finding frames however the bytes are cut, past garbage, bad checksums and trunca
 Expected bytes are written out by hand from NXP UM0701-02 section 6.2, or computed here
 by `_reference()` straight from the manual's definitions, not by the module under test.
 """
-from check import eq, raises
+from check import eq, raises, without_allocating
 from drivers.pn532frames import (
     ACK, ACK_FRAME, ERROR, ERROR_FRAME, INFO, NACK, NACK_FRAME, NONE, TFI_HOST, TFI_PN532,
     FrameError, FrameReader, frame, frame_into, frame_size)
 
-try:
-    from micropython import heap_lock, heap_unlock
-except ImportError:  # CPython
-    heap_lock = heap_unlock = None
 
 # GetFirmwareVersion and the PN532's answer (IC 32, version 1.6, support 07), from the manual
 GFV_COMMAND = b"\x00\x00\xff\x02\xfe\xd4\x02\x2a\x00"
@@ -273,13 +269,6 @@ def test_reading_a_frame_allocates_nothing():
     for i in range(5):
         counts[i] = 0
     sums[0] = 0
-    if heap_lock:
-        heap_lock()
-        try:
-            run()
-        finally:
-            heap_unlock()
-    else:
-        run()
+    without_allocating(run)
     eq(counts, [0, 1, 0, 1, 2])
     eq(sums[0], sum(b"\xd5\x03\x32\x01\x06\x07") + 0xD5 + sum(long_answer))
