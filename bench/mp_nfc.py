@@ -36,17 +36,7 @@ NONCE = b"bench-nonce-0016"  # fixed: the replayed AUTHENTICATE answer carries i
 REAL_UID = unhexlify(b"04ab87f2ca1190")  # a genuine NTAG's UID and NXP signature (test_ntagsig.py)
 REAL_SIG = unhexlify(b"67b1750bcceb1174f9a33bf20e0226551a6366939b31f949848c3c087350fa90")
 
-# the basket and rules of bench/mp_receipt.py: the same quote on both benches
-RULES = {"version": 3, "default_tier": 0,
-         "tiers": [{"id": 0, "code": "base", "bp": 200}, {"id": 1, "code": "silver", "bp": 300},
-                   {"id": 2, "code": "gold", "bp": 500}],
-         "promotions": [{"id": "LATTE10", "kind": "category", "category": "dairy", "bp": 1000},
-                        {"id": "CAFFE30", "kind": "sku", "sku": "800007", "cents": 30},
-                        {"id": "SPESA", "kind": "threshold", "min_cents": 3000, "bp": 300}],
-         "limits": {"receipt_max_cents": 5000},
-         "offline": {"receipt_max_cents": 5000, "card_day_max_cents": 20000, "stale_hours": 48}}
-LINES = [{"sku": "80%04d" % i, "cat": "dairy" if i % 3 == 0 else "grocery", "qty": 1 + i % 4,
-          "price": 99 + 37 * i} for i in range(30)]
+from mp_basket import LINES, RULES  # noqa: E402  (the same quote on both benches)
 CTX = {"now": 1790000000, "last_sync": 1790000000 - 600, "card_day_used": 0}
 
 
