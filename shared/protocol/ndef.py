@@ -76,23 +76,28 @@ def _header(data, at, first):
     return tnf, i, type_len, i + type_len, id_len, i + type_len + id_len, payload_len, flags & _ME
 
 
+def _walk(mv):
+    """Each record's header (_header's tuple), in order; NdefError for a malformed message
+    or bytes after its last record (raised once the walk reaches the end)."""
+    at = 0
+    first = True
+    while True:
+        h = _header(mv, at, first)
+        yield h
+        at = h[5] + h[6]
+        first = False
+        if h[7]:
+            break
+    if at != len(mv):
+        raise NdefError("bytes after the last record")
+
+
 def decode(data):
     """The records of an NDEF message: a list of (tnf, type, id, payload), memoryview slices
     of `data`. NdefError if the message is malformed or has bytes after its last record."""
     mv = memoryview(data)
-    out = []
-    at = 0
-    first = True
-    while True:
-        tnf, ts, tl, is_, il, ps, pl, last = _header(mv, at, first)
-        out.append((tnf, mv[ts:ts + tl], mv[is_:is_ + il], mv[ps:ps + pl]))
-        at = ps + pl
-        first = False
-        if last:
-            break
-    if at != len(mv):
-        raise NdefError("bytes after the last record")
-    return out
+    return [(tnf, mv[ts:ts + tl], mv[is_:is_ + il], mv[ps:ps + pl])
+            for tnf, ts, tl, is_, il, ps, pl, _ in _walk(mv)]
 
 
 def find(data, tnf, rtype):
@@ -100,18 +105,9 @@ def find(data, tnf, rtype):
     or None. The whole message is checked first: a malformed one raises NdefError."""
     mv = memoryview(data)
     found = None
-    at = 0
-    first = True
-    while True:
-        t, ts, tl, _, _, ps, pl, last = _header(mv, at, first)
+    for t, ts, tl, _, _, ps, pl, _ in _walk(mv):  # to the end: the whole message is checked
         if found is None and t == tnf and tl == len(rtype) and mv[ts:ts + tl] == rtype:
             found = mv[ps:ps + pl]
-        at = ps + pl
-        first = False
-        if last:
-            break
-    if at != len(mv):
-        raise NdefError("bytes after the last record")
     return found
 
 
