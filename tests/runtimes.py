@@ -3,19 +3,39 @@
 MicroPython finds modules through MICROPYPATH; the firmware's own files sit at the
 root of the device's filesystem, so `firmware/` and `shared/` both go on the path,
 as they do for CPython.
+
+Two rules keep the heap-limited tests honest on any machine:
+- **Headroom.** MicroPython runs in HEAP_MARGIN (85 %) of the heap a test declares,
+  and tests that fill the heap with ballast scale their targets by the same factor
+  (`check.scaled`), so a declared heap always has 15 % to spare.
+- **The long path.** MicroPython keeps the path of every module it imports as a
+  string on the heap (`__file__`), so a deeper checkout leaves less heap. The tests
+  run from a copy of the build under a folder whose path is exactly LONG_PATH
+  characters long, whatever the checkout's path: a test cannot pass here and fail in
+  CI's folder. The path of a module cannot be made much longer: MicroPython refuses to
+  import a file whose path has more than 255 characters ("name too long", the limit
+  of its interned strings), and the longest test module adds 41.
 """
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MPY_TESTS = ROOT / "tests" / "mpy"
 PATHS = [str(ROOT / "shared"), str(ROOT / "firmware"), str(MPY_TESTS), str(ROOT / "tools")]
 DEFAULT_HEAP = "96k"
+HEAP_MARGIN = float(os.environ.get("MPY_HEAP_MARGIN", "0.85"))
+LONG_PATH = 200
+MAX_MODULE_PATH = 255  # MicroPython: a qstr holds at most 255 bytes
 MPY_BUILD = ROOT / "build" / "mpy"
 MPY_TEST_BUILD = ROOT / "build" / "mpytests"
+# What MicroPython imports from, besides the build: sources that are not compiled
+# (test helpers from tools/, such as the card models).
+SOURCES = ["shared", "firmware", "tests/mpy", "tools"]
 
 
 def _tool(name):
@@ -36,15 +56,67 @@ def mpy_cross():
     return _tool("mpy-cross")
 
 
-def env():
-    """MicroPython imports firmware and protocol modules from their .mpy build, as the device does."""
+_long_root = None
+
+
+def long_root():
+    """A folder whose path is exactly LONG_PATH characters, holding a copy of the build
+    and links to the source folders; made once per process, removed at exit."""
+    global _long_root
+    if _long_root is None:
+        top = tempfile.mkdtemp(prefix="loyalty-longpath-")
+        atexit.register(shutil.rmtree, top, True)
+        pad = LONG_PATH - len(top) - 1
+        if pad < 1:
+            raise RuntimeError("the temporary folder's path is longer than %d characters: %s" % (LONG_PATH, top))
+        parts, left = [], pad
+        while left > 0:  # folder names of at most 100 characters, joined by "/"
+            n = min(left, 100)
+            if left - n == 1:  # a lone "/" cannot end the path
+                n -= 1
+            parts.append("p" * n)
+            left -= n + 1
+        root = Path(top, *parts)
+        root.mkdir(parents=True)
+        assert len(str(root)) == LONG_PATH, root
+        for name in SOURCES:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).symlink_to(ROOT / name)
+        _long_root = root
+    return _long_root
+
+
+def mirror(src, dest):
+    """Copy the files of src that dest lacks or holds older; returns dest."""
+    for path in src.rglob("*"):
+        if path.is_file():
+            out = dest / path.relative_to(src)
+            if not out.exists() or out.stat().st_mtime < path.stat().st_mtime:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out)
+    return dest
+
+
+def env(long_path=True):
+    """MicroPython imports firmware and protocol modules from their .mpy build, as the
+    device does: from the copy under the long path unless `long_path` is False."""
     sys.path.insert(0, str(ROOT / "tools"))
     import mpybuild
 
     mpybuild.build(MPY_BUILD)
     mpybuild.build_tests(MPY_TEST_BUILD)
+    if long_path:
+        base = long_root()
+        builds = [mirror(MPY_BUILD, base / "build" / "mpy"), mirror(MPY_TEST_BUILD, base / "build" / "mpytests")]
+        sources = [str(base / name) for name in SOURCES]
+        longest = max((str(p) for b in builds for p in b.rglob("*.mpy")), key=len)
+        if len(longest) > MAX_MODULE_PATH:
+            raise RuntimeError("MicroPython cannot import a module whose path is over %d characters: %s"
+                               % (MAX_MODULE_PATH, longest))
+    else:
+        builds, sources = [MPY_BUILD, MPY_TEST_BUILD], PATHS
     e = dict(os.environ)
-    e["MICROPYPATH"] = ":".join([str(MPY_BUILD), str(MPY_TEST_BUILD)] + PATHS + [".frozen"])
+    e["MICROPYPATH"] = ":".join([str(b) for b in builds] + sources + [".frozen"])
     e["PYTHONPATH"] = ":".join(PATHS)
     return e
 
@@ -59,13 +131,25 @@ def heap_for(module_path):
     return DEFAULT_HEAP
 
 
-def command(runtime, *args, heap=DEFAULT_HEAP):
+def kilobytes(heap):
+    """'96k' -> 96; the heap sizes the tests declare are in KB."""
+    if not heap.endswith("k"):
+        raise ValueError("a heap is declared in KB, such as 96k: %r" % heap)
+    return int(heap[:-1])
+
+
+def margin_heap(heap, margin=None):
+    """The heap MicroPython really gets: `margin` (HEAP_MARGIN) of the declared one, in bytes."""
+    return "%d" % int(kilobytes(heap) * 1024 * (HEAP_MARGIN if margin is None else margin))
+
+
+def command(runtime, *args, heap=DEFAULT_HEAP, margin=None):
     if runtime == "micropython":
-        return [micropython(), "-X", "heapsize=" + heap] + list(args)
+        return [micropython(), "-X", "heapsize=" + margin_heap(heap, margin)] + list(args)
     return [sys.executable] + list(args)
 
 
-def run(runtime, *args, heap=DEFAULT_HEAP, timeout=600, **kw):
+def run(runtime, *args, heap=DEFAULT_HEAP, margin=None, timeout=600, **kw):
     return subprocess.run(
-        command(runtime, *args, heap=heap), env=env(), capture_output=True, text=True,
+        command(runtime, *args, heap=heap, margin=margin), env=env(), capture_output=True, text=True,
         timeout=timeout, cwd=str(ROOT), **kw)

@@ -62,10 +62,19 @@ def build(out=DEFAULT_OUT, files=None):
 
 def build_tests(out):
     """The MicroPython test modules too: compiling them on the target would need more heap
-    than the code they test, and the heap they leave is what the tests measure."""
+    than the code they test, and the heap they leave is what the tests measure.
+
+    The runner, mprun.py, is copied as source beside them and run from there: MicroPython
+    puts the script's folder first on its path, so a runner started from tests/mpy would
+    import the test modules' sources and compile them in the test's heap."""
     folder = ROOT / "tests" / "mpy"
-    return build(out, [(src, src.relative_to(folder)) for src in sorted(folder.glob("*.py"))
-                       if src.name != "mprun.py"])
+    written = build(out, [(src, src.relative_to(folder)) for src in sorted(folder.glob("*.py"))
+                          if src.name != "mprun.py"])
+    src, dest = folder / "mprun.py", Path(out) / "mprun.py"
+    if not dest.exists() or dest.stat().st_mtime < src.stat().st_mtime:
+        shutil.copyfile(src, dest)
+        written.append("mprun.py")
+    return written
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 
 import cardcache
 from cardcache import ACTIVE, BLOCKED, REMOVED, CardCache, CardNumberError, build, erase
-from check import eq, raises
+from check import eq, raises, scaled
 from protocol.compat import MICROPYTHON, hexstr, sha256
 from protocol.delta import make_page, parse_page, write_page
 from protocol.errors import DeltaError
@@ -449,7 +449,7 @@ def _as_if_96k(outside=0):
     if not MICROPYTHON:
         return None
     gc.collect()
-    target = 96 * 1024 - (gc.mem_alloc() - outside)
+    target = scaled(96 * 1024) - (gc.mem_alloc() - outside)
     chain = None  # linked pieces: no list that would need a large block itself
     while gc.mem_free() > target:
         chain = (chain, bytearray(64))
