@@ -9,7 +9,7 @@ import asyncio
 
 from check import eq, raises
 from protocol.errors import ProtocolError
-from test_iso7816_t0 import Script, hx
+from cardline import Script, hx
 
 import contactreader
 from cardmodels import AppletCard

@@ -1,7 +1,7 @@
 """T=1 block by block (drivers/iso7816.py, ISO/IEC 7816-3 clause 11): I-blocks with N(S) and
 chaining both ways, R-blocks with and without errors, S(IFS), S(WTX), S(ABORT), S(RESYNCH),
 LRC and CRC, timeouts, retries and resynchronisation, over the scripted line of
-test_iso7816_t0 (virtual clock).
+cardline (virtual clock).
 
 Blocks are written as NAD PCB LEN INF by hand from the standard's PCB coding (I: 0 N(S) M;
 R: 10 0 N(R) error; S: 11 response type); the check byte is the standard's definition
@@ -9,9 +9,9 @@ written here (LRC: XOR; CRC: the same CRC as the driver's, in another formulatio
 The card's ATR: TD1 81, TD2 31 (or 71), TA3 IFSC, TB3 00 (BWI 0, CWI 0), TC3 01 for CRC:
 at 4 MHz BWT = 11 etu + 960 x 372 / f = 91 ms, CWT = 12 etu = 2 ms.
 """
+from cardline import Script, hx
 from check import eq, raises
 from protocol.errors import ProtocolError
-from test_iso7816_t0 import Script, hx
 
 from drivers import iso7816
 
