@@ -8,6 +8,11 @@ and the dashboard read the same sentence.
     ('Sconto applicato', 'EUR 3,20')
 """
 from protocol import errors
+from protocol import errortexts  # noqa: F401 (loaded at boot, see below)
+
+# The error texts are loaded with the display, at boot, while the heap is in one piece:
+# errors.text() would otherwise import them at the first error shown, when a 3 KB block
+# in one piece may no longer be there.
 
 # Two lines of 16 characters (an HD44780-style display has no euro sign: "EUR"). Every
 # line with an amount up to EUR 9999,99 fits (amounts shown are never negative); reasons (error texts) are longer and the
