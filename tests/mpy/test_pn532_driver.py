@@ -1,4 +1,4 @@
-# heapsize: 192k
+# heapsize: 128k
 # (the fake buses and scripted frames need it; the driver itself takes about 14 KB on the unix port)
 """PN532 driver (drivers.pn532): the exact bytes each transport puts on its bus, and the
 chipset's handling of ACK, NACK, stale answers, garbage, timeouts and card answers.

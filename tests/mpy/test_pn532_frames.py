@@ -1,3 +1,6 @@
+# heapsize: 112k
+# Why: the garbage test's stream and reference frames pass down to 86 KB, not at 85 % of
+# 96 KB. 112 KB here is about 84 KB on the ESP32 (docs/memory.md).
 """PN532 frames (drivers.pn532frames): exact bytes of known frames, and the stream reader
 finding frames however the bytes are cut, past garbage, bad checksums and truncated answers.
 
