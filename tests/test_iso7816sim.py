@@ -241,7 +241,7 @@ def test_contact_cards_end_to_end_on_micropython(sim, tmp_path):
                 time.sleep(0.5)
                 assert lines.empty()
             sim.remove()
-            if not out:  # the reader sees the empty slot before the next card
+            if not out and i + 1 < len(steps):  # the reader sees the empty slot before the next card
                 assert lines.get(timeout=30) == "out", i
         assert proc.wait(30) == 0
     finally:

@@ -11,6 +11,7 @@ underneath is tools/cardmodels.py's AppletCard:
     sim.insert(ContactCard.t1(applet, crc=True))   # T=1, TA1 13 (PPS), IFSC 32, CRC
     sim.insert(ContactCard.t0(applet, inverse=True, slow=True))
     sim.pull_after(12)                             # out after 12 more bytes from the reader
+    sim.insert(card, pull_after=12)                # the same, before the reader can start on it
     sim.remove(); sim.stop()
 
 The wire (see simslot.py): a connection whose first byte is b"L" is the I/O line, b"C"
@@ -322,10 +323,12 @@ class ContactSim(LoopbackServer):
         return [self._line, self._pins] + self._new
 
     # -- the slot (thread-safe) ----------------------------------------------------------------
-    def insert(self, card):
+    def insert(self, card, pull_after=None):
+        """`card` goes into the slot; with `pull_after`, it is taken out again after that
+        many bytes from the reader (see pull_after())."""
         with self._lock:
             self.card = card
-            self._pull = None
+            self._pull = pull_after  # at once: the reader may start on the card now
             self._reset_card_state()
             self._send_pins()
         self._wake()

@@ -9,7 +9,9 @@ put into and taken out of the field by the test or the demo:
     sim.tap(NtagCard.loyalty(...))     # a card in the field
     sim.inject("stale")                # the next command gets an old answer first
     sim.pull_after(2)                  # the card leaves after two more exchanges
+    sim.tap(card, pull_after=2)        # the same, for a card a reader may be reading already
     sim.remove()
+    sim.polls_empty                    # polls answered "no card": the reader has seen the field empty
     sim.log                            # [(command code, bytes in, bytes out), ...]
     sim.stop()
 
@@ -244,6 +246,10 @@ class PN532Sim(LoopbackServer):
             self.cancelled = []  # codes of commands the host cancelled with an ACK
             self.nacks = 0  # NACKs received from the host
             self.commands = []  # every command received: its data PD0..PDn
+            # InListPassiveTarget answers: what the reader has seen of the field, for tests
+            # that must wait until it noticed a card come or go (never a fixed sleep)
+            self.polls_found = 0  # a card (or two) listed
+            self.polls_empty = 0  # no card answered
             self._log = []
             self._rx_count = 0  # bytes received not yet given to a command
             self.bytes_in = 0
@@ -254,14 +260,15 @@ class PN532Sim(LoopbackServer):
         return (self._conn,)
 
     # -- the field and the faults (thread-safe) ----------------------------------
-    def tap(self, card):
-        """`card` comes into the field (alone, unless another is already there)."""
+    def tap(self, card, pull_after=None):
+        """`card` comes into the field (alone, unless another is already there); with
+        `pull_after`, it leaves again after that many exchanges (see pull_after())."""
         with self._lock:
             if hasattr(card, "enter_field"):
                 card.enter_field()  # a phone draws a new random UID each time
             self.cards.append(card)
             self._presence += 1
-            self._pull_after = None
+            self._pull_after = pull_after  # at once: a reader may start reading it now
         self._wake()
 
     def tap_two(self, a, b):
@@ -290,6 +297,11 @@ class PN532Sim(LoopbackServer):
         with self._lock:
             self._faults.append(kind)
         self._wake()
+
+    def clear_faults(self):
+        """Forget the faults injected and not yet used (a test that ended before its fault came)."""
+        with self._lock:
+            self._faults = []
 
     @property
     def log(self):
@@ -372,7 +384,7 @@ class PN532Sim(LoopbackServer):
             if split:
                 for i in range(len(data)):
                     self._conn.sendall(data[i:i + 1])
-                    time.sleep(0.001)  # separate reads on the host side
+                    time.sleep(0.001)  # the "split" fault itself (a byte at a time), not a wait
             else:
                 self._conn.sendall(data)
         except OSError:
@@ -450,7 +462,14 @@ class PN532Sim(LoopbackServer):
         if found is None and (deadline is None or time.monotonic() < deadline):
             return
         self._pending = None
+        self._count_poll(found)
         self._answer(information_frame(found if found is not None else b"\x4b\x00"), entry)
+
+    def _count_poll(self, found):
+        if found is None:
+            self.polls_empty += 1
+        else:
+            self.polls_found += 1
 
     # -- commands -----------------------------------------------------------------
     def _run(self, data):
@@ -513,6 +532,7 @@ class PN532Sim(LoopbackServer):
         self._registers[_RX_MODE] = self._registers.get(_RX_MODE, 0) | 0x80
         found = self._list(max_tg, brty, uid)
         if found is not None:
+            self._count_poll(found)
             return found
         if self._max_retries == 0xFF:
             self._pending = (IN_LIST_PASSIVE_TARGET, None, self._log[-1] if self._log else None,
