@@ -11,6 +11,14 @@ Config, a JSON file at /config.json on the device (READER_CONFIG on the unix por
      "lang": "it", "board": "sim", "root": "data/R1",
      "till": "127.0.0.1:7001", "nfc": "127.0.0.1:7002"}
 ("nfc": the PN532 simulator; "cards" instead: card identities as lines, see card_reader.)
+
+"nfc_ms" (optional) bounds the PN532 driver's waits, in the driver's own names:
+{"ack_ms": 50, "timeout_ms": 200, "poll_ms": 300, "exchange_ms": 1000} are the defaults,
+right for a chip on the board's own bus. The simulated board gives generous ones: its
+"chip" is a thread of another process, and a loaded machine may hold it up for longer
+than a real PN532 ever takes (tools/simboard.py). "contact_ms" (optional) does the same
+for the contact slot's line: {"slack_ms": ..., "echo_ms": ...} (drivers/iso7816.Line's:
+latency of the transport added to every wait, and the wait for the echo of a byte sent).
 """
 import asyncio
 import os
@@ -134,6 +142,11 @@ class Board:
             slot = SimSlot(*_hostport(cfg["contact"]))
         else:  # pragma: no cover - needs an ESP32
             slot = _contact_slot(cfg["contact_slot"])
+        ms = cfg.get("contact_ms")
+        if ms:
+            line = slot.line
+            line.slack_ms = ms.get("slack_ms", line.slack_ms)
+            line.echo_ms = ms.get("echo_ms", line.echo_ms)
         return ContactCardReader(slot, keys, rules)
 
     async def card_reader(self, keys, rules):
@@ -159,7 +172,7 @@ class Board:
             transport = HSU(SocketUart(*_hostport(cfg["nfc"])))
         else:  # pragma: no cover - needs an ESP32
             transport = _nfc_bus(cfg["nfc_bus"])
-        return NfcCardReader(NfcDevice(transport), keys, rules)
+        return NfcCardReader(NfcDevice(transport, **cfg.get("nfc_ms", {})), keys, rules)
 
 
 def _contact_slot(pins):  # pragma: no cover - needs an ESP32

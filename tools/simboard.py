@@ -51,6 +51,24 @@ def micropython():
 # docs/memory.md for the figures and the plan.
 HEAP = "320k"
 
+# The PN532 driver's bounds on the simulated board (board.py's "nfc_ms"). On the ESP32 the
+# chip answers on its own bus within milliseconds, and the driver waits 50 ms for an ACK;
+# here the chip is a thread of the test's process, which a loaded machine may not run for
+# longer than that (a missing ACK was seen on a busy 2-core machine). Generous bounds cost
+# nothing when the simulator answers; only the faults that withhold an answer on purpose
+# ("lost_ack", "timeout") wait them out.
+NFC_MS = {"ack_ms": 2000, "timeout_ms": 5000, "poll_ms": 5000, "exchange_ms": 5000}
+
+# The contact slot's line on the simulated board (board.py's "contact_ms"; simslot.py's own
+# SLACK_MS is 100). The card's times are milliseconds (the ATR must begin 11 ms after
+# reset), and the simulator in another process adds the slack to each: at 100 ms a loaded
+# machine made a card mute. The slack is also added to the waits for a quiet line (three
+# per activation), and the contact reader gives activation and each APDU 2 s in all
+# (contactreader.STEP_MS), so it cannot grow without bound: 250 ms leaves more than a
+# second of that for the bytes themselves. An echo that does not come is a fault of the
+# line, never of the card: waiting longer for it costs nothing when it comes.
+CONTACT_MS = {"slack_ms": 250, "echo_ms": 1000}
+
 
 class _Listener:
     """Accepts the firmware's connection (again after a reconnect) on a loopback port."""
@@ -138,6 +156,7 @@ class SimReader:
 
             self.nfc = PN532Sim().start()
             self.cfg["nfc"] = "127.0.0.1:%d" % self.nfc.port
+            self.cfg["nfc_ms"] = dict(NFC_MS)
         else:
             self.cards = CardSim()
             self.cfg["cards"] = "127.0.0.1:%d" % self.cards.port
@@ -148,6 +167,7 @@ class SimReader:
 
             self.slot = ContactSim().start()
             self.cfg["contact"] = "127.0.0.1:%d" % self.slot.port
+            self.cfg["contact_ms"] = dict(CONTACT_MS)
         self.config_path = self.folder / "config.json"
         self.heap = heap
         self.log = log
