@@ -35,7 +35,7 @@ def wait_for(cond, timeout=20, what="condition", every=0.05):
         v = cond()
         if v:
             return v
-        time.sleep(every)
+        time.sleep(every)  # the pause between two looks, not a wait: the loop waits on `cond`
     raise AssertionError("timed out waiting for " + what)
 
 
@@ -69,6 +69,12 @@ NFC_MS = {"ack_ms": 2000, "timeout_ms": 5000, "poll_ms": 5000, "exchange_ms": 50
 # line, never of the card: waiting longer for it costs nothing when it comes.
 CONTACT_MS = {"slack_ms": 250, "echo_ms": 1000}
 
+# How often the reader's card tasks look at the NFC field and the contact slot between
+# sleeps (POLL_PAUSE in firmware/nfcreader.py and contactreader.py), and four times that:
+# the reader time that must pass for the contact task to have looked (SimReader.card_out).
+POLL_PAUSE = 0.05
+LOOK = 4 * POLL_PAUSE
+
 
 class _Listener:
     """Accepts the firmware's connection (again after a reconnect) on a loopback port."""
@@ -100,6 +106,7 @@ class TillSim(_Listener):
     def __init__(self):
         super().__init__()
         self.buf = b""
+        self.quote = None  # the last quote the reader sent, until it is committed or voided
 
     def send(self, msg):
         self.send_raw(till.encode_frame(msg))
@@ -117,7 +124,13 @@ class TillSim(_Listener):
                 raise EOFError("reader closed the till link")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return till.decode_answer(line + b"\n")
+        msg = till.decode_answer(line + b"\n")
+        kind = msg.get("type")
+        if kind == "quote":
+            self.quote = msg
+        elif kind in ("committed", "voided") and self.quote and msg.get("quote") == self.quote["quote"]:
+            self.quote = None
+        return msg
 
     def expect(self, kind, timeout=20):
         msg = self.recv(timeout)
@@ -206,6 +219,7 @@ class SimReader:
                 sim.conn.close()
                 sim.conn = None
         self.till.buf = b""
+        self.till.quote = None  # the reader's RAM is gone, and its waiting quote with it
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -227,6 +241,47 @@ class SimReader:
         """The reader's status answer, asked over the till link."""
         self.till.send({"type": "status"})
         return self.till.expect("status")
+
+    def answers_then_status(self, timeout=20):
+        """Asks for the status and reads up to its answer: (the answers that came first, the status).
+
+        The reader answers the till in order, so whatever it sent before it took the
+        request (a quote of a read under way, an error) is in the first list."""
+        self.till.send({"type": "status"})
+        early = []
+        while True:
+            msg = self.till.recv(timeout)
+            if msg.get("type") == "status":
+                return early, msg
+            early.append(msg)
+
+    def tap_out(self, timeout=30):
+        """Every card leaves the NFC field; returns once the reader has seen the field empty.
+
+        Then the next card tapped is a new tap, even the same card (a hand takes a card away
+        for longer than the reader's poll pause): the simulator has answered one of the
+        reader's polls with "no card" since the cards left."""
+        self.nfc.remove()
+        looked = self.nfc.polls_empty
+        wait_for(lambda: self.nfc.polls_empty > looked, timeout, "the reader to see the NFC field empty", 0.01)
+
+    def card_out(self, timeout=30):
+        """The card leaves the contact slot; returns once the reader has looked at the empty
+        slot (the next card inserted is a new one), with the till answers that came meanwhile.
+
+        The contact task looks at the slot's presence pin every POLL_PAUSE and the
+        simulator cannot see it look, so the proof is the reader's loop: once the reader
+        answers a status request, its contact task is asleep for at most POLL_PAUSE (a
+        read blocks the loop, so one under way has ended and its answer was sent first;
+        after a fault of the slot itself it sleeps a second, and this does not cover that).
+        A second request sent LOOK later is taken only after that task has run again
+        (asyncio runs the task whose time came first), and it finds the pin low: a slow
+        machine only delays both answers."""
+        self.slot.remove()
+        early, _ = self.answers_then_status(timeout)
+        time.sleep(LOOK)  # reader time that must pass (see above), not a wait for an event
+        more, _ = self.answers_then_status(timeout)
+        return early + more
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
