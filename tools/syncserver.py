@@ -46,6 +46,7 @@ class SyncServer:
         self.directory_version = 0
         self.offline = set()  # readers whose requests are dropped (a cut network)
         self.hang = set()  # readers whose requests get no answer for HANG seconds
+        self.held = {}  # reader -> how many of its requests were held so (tests wait on it)
         self.lock = threading.Lock()
         if cards:
             self.set_cards(cards)
@@ -199,7 +200,9 @@ def _handler(server):
                 self.close_connection = True
                 return  # no answer: the reader sees a dead network
             if reader in server.hang:
-                time.sleep(HANG)  # a backend that takes the request and never answers
+                with server.lock:
+                    server.held[reader] = server.held.get(reader, 0) + 1
+                time.sleep(HANG)  # the fault itself: a backend that takes the request and never answers
                 self.close_connection = True
                 return
             verified = []
