@@ -42,6 +42,7 @@ import pytest
 import shop
 from protocol.canonical import encode
 from protocol.records import body_digest, sign_answer
+from chain import idle
 from simboard import SimReader, wait_for
 from syncserver import SyncServer
 
@@ -187,7 +188,7 @@ def send(h, body, status=b"HTTP/1.1 200 OK", length=True, pieces=1, sig=True, ho
     step = -(-len(body) // pieces) or 1
     for i in range(0, len(body), step):
         if i:
-            time.sleep(0.03)  # separate TCP segments: the reader must read on until the end
+            time.sleep(0.03)  # the answer's shape, not a wait: separate TCP segments, read on to the end
         h.wfile.write(body[i:i + step])
 
 
@@ -467,6 +468,7 @@ class ShopFloor:
         self.last_fault = {}  # reader -> the fault it is recovering from
         self.turn = 0
         self.new_cards = 0
+        self.taken = set()  # readers handed out and not released yet
         for i in range(READERS):
             name = "R%d" % (i + 1)
             r = SimReader(name, server.key_hex, server.url, folder / name, sync_interval=SYNC_INTERVAL,
@@ -504,22 +506,28 @@ class ShopFloor:
         stored = {seq: rec["receipt"] for seq, rec in self.server.stored(r.reader).items()}
         assert stored == self.sold[r.reader], "%s after fault %s" % (r.reader, self.last_fault[r.reader])
 
-    def take(self, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
+    def take(self, timeout=60):
+        def next_caught_up():
             for i in range(READERS):
                 r = self.readers[(self.turn + i) % READERS]
                 if self.caught_up(r):
                     self.turn = (self.turn + i + 1) % READERS
-                    self.check_stored(r)
                     return r
-            time.sleep(0.05)
-        raise AssertionError("no reader caught up: " + ", ".join(
-            "%s after %s: %r" % (r.reader, self.last_fault[r.reader], r.status()) for r in self.readers))
+            return None
+
+        try:
+            r = wait_for(next_caught_up, timeout, "a reader to catch up")
+        except AssertionError:
+            raise AssertionError("no reader caught up: " + ", ".join(
+                "%s after %s: %r" % (r.reader, self.last_fault[r.reader], r.status()) for r in self.readers))
+        self.check_stored(r)
+        self.taken.add(r)
+        return r
 
     def release(self, r, fault_name):
         self.server.mend(r.reader)
         self.last_fault[r.reader] = fault_name
+        self.taken.discard(r)
 
     def card_changes(self):
         """Two new cards at the server: the directory moves on by two versions."""
@@ -541,21 +549,38 @@ def floor(tmp_path_factory):
         for r in floor.readers:
             floor.sell(r, 1)
         for r in floor.readers:
-            wait_for(lambda: floor.caught_up(r), what="first sync of " + r.reader)
+            wait_for(lambda: floor.caught_up(r), timeout=60, what="first sync of " + r.reader)
         yield floor
     finally:
         floor.stop()
         server.stop()
 
 
-def settle(r, code, timeout=3):
+@pytest.fixture(autouse=True)
+def floor_left_clean(request):
+    """After each test on the shop floor: the fault of a test that failed before releasing
+    its reader is mended (so the reader catches up and is handed out again), and every
+    till is idle, no quote waiting: a test that failed half-way leaves nothing for the
+    next. A reader that does not answer fails this fixture, not the next test."""
+    floor = request.getfixturevalue("floor") if "floor" in request.fixturenames else None
+    yield
+    if floor is not None:
+        for r in list(floor.taken):
+            floor.release(r, "the fault of a test that failed")
+        for r in floor.readers:
+            idle(r)
+
+
+def settle(r, code, timeout=30):
     """The reader's status once it shows `code` (or after `timeout`: then it shows something else)."""
-    end = time.time() + timeout
-    while True:
+    def shows():
         s = r.status()
-        if s["sync_error"] == code or time.time() > end:
-            return s
-        time.sleep(0.05)
+        return s["sync_error"] == code and s
+
+    try:
+        return wait_for(shows, timeout, "%s to show %s" % (r.reader, code))
+    except AssertionError:
+        return r.status()
 
 
 def log_since(r, offset):
@@ -648,13 +673,17 @@ def test_ack_that_does_not_move_is_no_reason_to_hammer(floor):
     server.spoil(r.reader, "batch", body(edit(acking(lambda c, h: c["acked"]))), ctx)
     floor.sell(r, SALES)
     with server.lock:
-        posts = server.posts.get(r.reader, 0)
+        before = server.posts.get(r.reader, 0)
+    # a window, not a wait: a reader in a tight loop fills it with batches, one at its
+    # sync interval does not (a slow machine only makes it send fewer)
     time.sleep(2)
     with server.lock:
-        posts = server.posts.get(r.reader, 0) - posts
+        posts = server.posts.get(r.reader, 0) - before
     s = r.status()
     assert s["pending"] == SALES and s["sync_error"] == "", s
-    assert 1 <= posts <= 2 / SYNC_INTERVAL + 2, "%d batches in 2 s" % posts
+    assert posts <= 2 / SYNC_INTERVAL + 2, "%d batches in 2 s" % posts
+    # and it does come back (within the window, unless the machine held it up)
+    wait_for(lambda: server.posts.get(r.reader, 0) > before, what="%s to come back with its batch" % r.reader)
     floor.release(r, "ack that does not move")
 
 
@@ -685,7 +714,7 @@ def test_batch_problem_does_not_stop_rules_and_directory(floor, answer, code):
     def downloaded():
         s = r.status()
         return s["rules"] == server.rules["version"] and s["directory"] == server.directory_version and s
-    s = wait_for(downloaded, timeout=15, what="rules and cards after %s" % code)
+    s = wait_for(downloaded, timeout=30, what="rules and cards after %s" % code)
     s = settle(r, code)
     assert s["sync_error"] == code, s
     assert s["pending"] == SALES, s  # released nothing
@@ -704,7 +733,7 @@ def test_unknown_reader_gets_an_unsigned_refusal(floor, tmp_path):
         r.start()
         floor.sold["R9"] = {}
         floor.sell(r, 1)
-        s = settle(r, "sync.signature", timeout=10)
+        s = settle(r, "sync.signature")
         assert s["sync_error"] == "sync.signature" and s["pending"] == 1, s
         assert s["rules"] == 0 and s["directory"] == 0 and s["refused"] is None, s
         with server.lock:
