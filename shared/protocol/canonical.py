@@ -181,6 +181,26 @@ def encode(value, out=None):
     return buf.getvalue() if out is None else None
 
 
+class _SameBytes:
+    """A writer that compares what encode() writes with `data` as it goes, so a strict
+    decode needs no second copy of the body (on the reader: no block of its size)."""
+
+    def __init__(self, data):
+        self.data = data
+        self.at = 0
+        self.same = True
+
+    def write(self, piece):
+        n = len(piece)
+        if self.same and bytes(self.data[self.at:self.at + n]) != piece:
+            self.same = False
+        self.at += n
+
+    def holds(self, value):
+        encode(value, self)
+        return self.same and self.at == len(self.data)
+
+
 def decode(data, strict=False):
     """Parse JSON bytes; raise EncodingError('enc.json') when malformed.
 
@@ -189,7 +209,7 @@ def decode(data, strict=False):
     """
     try:
         value = json.loads(data)
-        if strict and encode(value) != bytes(data):
+        if strict and not _SameBytes(data).holds(value):
             raise EncodingError("enc.canonical", "", "bytes differ from the canonical encoding")
     except (ValueError, UnicodeError) as e:
         raise EncodingError("enc.json", "", str(e))

@@ -125,7 +125,13 @@ def batch_body(reader, record_bytes_list, status):
     for data in record_bytes_list:
         totals.add(decode(data))
     head, tail = batch_parts(reader, status, totals.as_dict())
-    return head + b",".join(record_bytes_list) + tail
+    parts = [head]
+    for i, data in enumerate(record_bytes_list):
+        if i:
+            parts.append(b",")
+        parts.append(data)
+    parts.append(tail)
+    return b"".join(parts)  # one block of the body's size, not three copies of it
 
 
 def string_to_sign(method, path, timestamp, nonce, body_sha256_hex):
