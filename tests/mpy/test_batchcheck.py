@@ -1,0 +1,168 @@
+"""The backend's check of a batch (protocol.batchcheck): what is accepted, and every
+refusal by its code. Records and batches are built as in test_records.py.
+"""
+from check import eq, raises
+from protocol.batchcheck import check_batch
+from protocol.canonical import decode, encode
+from protocol.errors import ProtocolError, known
+from protocol.records import GENESIS, batch_body, batch_parts
+from recordchain import STATUS, chain, hex_sha256
+
+
+def _body(records, reader="R1", totals=None, status=STATUS):
+    """A batch body; `totals` overrides the true ones (to build wrong batches)."""
+    if totals is None:
+        return batch_body(reader, records, status)
+    head, tail = batch_parts(reader, status, totals)
+    return head + b",".join(records) + tail
+
+
+def _true_totals(records):
+    count = gross = disc = 0
+    for data in records:
+        rec = decode(data)
+        count += 1
+        gross += rec["gross"]
+        disc += rec["discount"]
+    return {"count": count, "discount": disc, "gross": gross}
+
+
+def _stored(records):
+    """known(seq) of a backend that holds these records."""
+    hashes = {}
+    for data in records:
+        hashes[decode(data)["seq"]] = hex_sha256(data)
+    return hashes.get
+
+
+def _refused(code, field, body, stored_seq=0, stored_hash=GENESIS, known_fn=lambda s: None):
+    e = raises(ProtocolError, check_batch, body, "R1", stored_seq, stored_hash, known_fn)
+    eq(e.code, code, "refusal code (%s)" % e)
+    eq(e.field, field, "refusal field (%s)" % e)
+    assert known(e.code), e.code
+    return e
+
+
+# -- the backend's check ---------------------------------------------------------------
+
+def test_check_batch_accepts_good_batch():
+    records = chain(1, 4)
+    fresh, status = check_batch(batch_body("R1", records, STATUS), "R1", 0, GENESIS, lambda s: None)
+    eq(status, STATUS, "status")
+    eq([seq for seq, rec, h in fresh], [1, 2, 3, 4], "fresh seqs")
+    for (seq, rec, h), data in zip(fresh, records):
+        eq(rec, decode(data), "record %d" % seq)
+        eq(h, hex_sha256(data), "hash %d" % seq)
+    # a status-only batch is fine too
+    eq(check_batch(batch_body("R1", [], STATUS), "R1", 4, fresh[-1][2], _stored(records))[0], [],
+       "status only")
+
+
+def test_check_batch_continues_stored_chain():
+    records = chain(1, 6)
+    stored = records[:3]
+    tip = hex_sha256(stored[-1])
+    fresh, _ = check_batch(batch_body("R1", records[3:], STATUS), "R1", 3, tip, _stored(stored))
+    eq([seq for seq, rec, h in fresh], [4, 5, 6], "fresh after stored")
+
+
+def test_retried_batch_stores_nothing():
+    records = chain(1, 4)
+    body = batch_body("R1", records, STATUS)
+    fresh, _ = check_batch(body, "R1", 0, GENESIS, lambda s: None)
+    tip = fresh[-1][2]
+    again, _ = check_batch(body, "R1", 4, tip, _stored(records))
+    eq(again, [], "the same batch again")
+    # overlapping: the backend has 1..2, the reader (no ack received) sends 1..4
+    partly, _ = check_batch(body, "R1", 2, hex_sha256(records[1]), _stored(records[:2]))
+    eq([seq for seq, rec, h in partly], [3, 4], "only the records not yet stored")
+    # records the backend no longer has (known returns None) are skipped, not refused
+    eq(check_batch(body, "R1", 4, tip, lambda s: None)[0], [], "old records unknown")
+
+
+def test_refused_malformed_records():
+    records = chain(1, 3)
+    bad = decode(records[1])
+    bad["tier"] = "gold"
+    body = _body([records[0], encode(bad), records[2]], totals=_true_totals(records))
+    _refused("batch.record", "records[1].tier", body)
+    # a record of another reader inside R1's batch
+    other = chain(1, 1, reader="R2")
+    _refused("batch.record", "records[0].reader", _body(other, totals=_true_totals(other)))
+    # a batch of another reader, signed by R1
+    _refused("batch.record", "reader", batch_body("R2", chain(1, 1, reader="R2"), STATUS))
+    # discount lines with text for cents: a named refusal, not a crash of the backend
+    rec = decode(records[0])
+    rec["disc"] = [{"line": 0, "rule": "tier:gold", "cents": "45"}]
+    body = _body([encode(rec)], totals={"count": 1, "discount": rec["discount"], "gross": rec["gross"]})
+    _refused("batch.record", "records[0].disc[0].cents", body)
+    # records not a list, the body not an object
+    _refused("batch.record", "records", b'{"reader":"R1","records":{},"status":{},"totals":{}}')
+    _refused("batch.record", "records", b"[]")
+
+
+def test_refused_non_canonical_body():
+    body = batch_body("R1", chain(1, 2), STATUS)
+    _refused("batch.record", "body", body.replace(b'"reader":', b'"reader": '))
+    _refused("batch.record", "body", body + b"\n")
+    # keys out of order: the same values, other bytes
+    head = b'{"records":['
+    swapped = body.replace(b'{"reader":"R1","records":[', head, 1)[:-1] + b',"reader":"R1"}'
+    eq(decode(swapped), decode(body), "same values")
+    _refused("batch.record", "body", swapped)
+    _refused("batch.record", "body", body[:-10])  # truncated
+    _refused("batch.record", "body", b"\xff" + body)  # not UTF-8
+
+
+def test_refused_deeply_nested_body():
+    # what the parser cannot hold must be a refusal, not an error 500 of the backend
+    _refused("batch.record", "body", b"[" * 3000 + b"]" * 3000)
+
+
+def test_refused_gaps():
+    records = chain(1, 5)
+    # a seq skipped inside the batch (record 3 missing; 4 chains to 3's hash, so the gap is
+    # what is wrong, not the chain)
+    skipped = [records[0], records[1], records[3]]
+    _refused("batch.gap", "records[2].seq", _body(skipped, totals=_true_totals(skipped)))
+    # the batch does not follow what is stored: the backend has 1..2, the batch starts at 4
+    tail = records[3:]
+    _refused("batch.gap", "records[0].seq", _body(tail, totals=_true_totals(tail)),
+             2, hex_sha256(records[1]), _stored(records[:2]))
+    # a new reader's first batch must start at 1
+    _refused("batch.gap", "records[0].seq", _body(records[1:], totals=_true_totals(records[1:])))
+
+
+def test_refused_broken_chain():
+    records = chain(1, 3)
+    # record 2's prev does not match record 1's hash
+    rec = decode(records[1])
+    rec["prev"] = GENESIS
+    broken = [records[0], encode(rec), records[2]]
+    _refused("batch.chain", "records[1].prev", _body(broken, totals=_true_totals(broken)))
+    # the first new record does not follow the stored one
+    other = chain(1, 3, prev="ab" * 32)
+    _refused("batch.chain", "records[0].prev", _body(other[2:], totals=_true_totals(other[2:])),
+             2, hex_sha256(records[1]), _stored(records[:2]))
+    # a record the backend already has, altered: same seq, other bytes
+    rec = decode(records[0])
+    rec["gross"] += 1
+    altered = [encode(rec)]
+    _refused("batch.chain", "records[0]", _body(altered, totals=_true_totals(altered)),
+             3, hex_sha256(records[2]), _stored(records))
+
+
+def test_refused_totals():
+    records = chain(1, 4)
+    true = _true_totals(records)
+    for name, delta in (("count", 1), ("count", -1), ("gross", 1), ("discount", -1)):
+        wrong = dict(true)
+        wrong[name] += delta
+        _refused("batch.totals", "totals", _body(records, totals=wrong))
+    _refused("batch.totals", "totals", _body(records, totals={"count": 4}))
+    _refused("batch.totals", "totals", _body(records).replace(b',"totals":', b',"totalz":'))
+    # true is not the number 1, even where the runtime compares them equal
+    one = records[:1]
+    t = _true_totals(one)
+    body = _body(one, totals=t).replace(b'"count":1', b'"count":true')
+    _refused("batch.totals", "totals", body)
