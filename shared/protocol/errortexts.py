@@ -4,8 +4,10 @@ A module of its own so that code that only raises errors does not hold the texts
 `errors.text`, `errors.known` and `errors.codes` import it when first called.
 """
 
-# One line per code: code|italiano|English. One string rather than a dict of tuples:
-# on the reader a dict of 60 pairs of strings costs about 15 KB of heap, this about 4.
+# One line per code: code|italiano|English. Strings rather than a dict of tuples: on the
+# reader a dict of 60 pairs of strings costs about 15 KB of heap, these about 5. Several
+# strings of at most 1.5 KB rather than one: a string needs a block of its size in one
+# piece, which a fragmented heap does not always have when the texts are first needed.
 # Keep texts short: the reader's display shows the first 16 characters.
 _TABLE = """
 enc.type|Tipo di dato non ammesso|Value of a type that cannot be encoded
@@ -31,6 +33,8 @@ disc.no_rules|Regole assenti: nessuno sconto|No rules loaded: no discount
 disc.return_exceeds|Reso oltre il venduto|Return exceeds what was sold
 disc.context|Dati sconto non validi|Invalid discount context
 disc.original|Vendita originale non valida|Original sale record invalid
+"""
+_JOURNAL_SYNC = """
 journal.torn|Record finale incompleto scartato|Torn last record discarded
 journal.corrupt|Journal danneggiato|Journal corrupt
 journal.full|Journal pieno|Journal full
@@ -46,6 +50,8 @@ sync.memory|Memoria insufficiente|No memory for the answer
 sync.too_long|Risposta sync troppo lunga|Sync response too long
 sync.network|Rete non disponibile|Network unreachable
 sync.signature|Risposta non autenticata|Answer not authenticated
+"""
+_BATCH_DELTA = """
 batch.signature|Firma del lotto non valida|Bad batch signature
 batch.stale|Orario del lotto fuori finestra|Batch timestamp outside the window
 batch.replay|Richiesta ripetuta|Replayed request
@@ -63,9 +69,6 @@ directory.corrupt|Elenco carte danneggiato|Card directory file corrupt
 rules.format|Regole non valide|Malformed rules
 config.wifi|Wi-Fi configurato male|Wi-Fi settings malformed
 """
-# The card readers' codes, in a string of their own: one string of over 4 KB would need
-# a block of that size in one piece when the module is imported, which a fragmented
-# 96 KB heap does not always have.
 _CARD_TABLE = """
 card.forged|Carta contraffatta|Card forged: MAC mismatch
 card.no_applet|Non e' una carta fedelta'|Not a loyalty card
@@ -74,6 +77,8 @@ card.not_registered|Carta non registrata|Card not registered
 card.removed|Carta allontanata: riprova|Card removed: tap again
 card.two|Una carta alla volta|Two cards in the field: one at a time
 card.signature|Carta NTAG non originale|NTAG originality signature invalid
+"""
+_READERS = """
 nfc.timeout|Lettore NFC non risponde|NFC controller not answering
 nfc.error|Errore lettore NFC|NFC controller error
 pn532.checksum|Checksum NFC errato|PN532 frame checksum mismatch
@@ -84,4 +89,4 @@ card.atr|Carta a contatti illeggibile|Contact card answer-to-reset unusable
 card.protocol|Errore protocollo carta|Card broke the T=0/T=1 protocol
 slot.fault|Lettore a contatti guasto|Contact slot or its line faulty
 """
-TABLES = (_TABLE, _CARD_TABLE)
+TABLES = (_TABLE, _JOURNAL_SYNC, _BATCH_DELTA, _CARD_TABLE, _READERS)

@@ -1,6 +1,3 @@
-# heapsize: 112k
-# Why: the rules store's tests bring the engine beside the day totals and the display; they
-# pass down to 86 KB, not at 85 % of 96 KB. 112 KB here is about 84 KB on the ESP32.
 """The reader's small parts, each on real files in a temporary folder: day totals, the
 display's words, the till line reader, the rules store and atomic file writes (the sync
 client's backoff: test_backoff.py).
@@ -14,6 +11,7 @@ import os
 from check import eq, raises
 from protocol import canonical
 from protocol.errors import RulesError, TillError, known
+from protocol import errortexts  # noqa: F401 (as the reader does at boot: known() needs the texts)
 from tmpfs import rmtree, temp_dir
 
 import daytotals
