@@ -11,6 +11,7 @@ import pytest
 
 from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
 from pn532sim import PN532Sim, crc_a
+from simboard import wait_for
 
 NTAG_UID = bytes.fromhex("04010203040506")
 ACK = bytes.fromhex("0000ff00ff00")
@@ -24,6 +25,8 @@ SAM_ANSWER = bytes.fromhex("0000ff02fed5151600")
 LIST_ONE = bytes.fromhex("0000ff04fcd44a0100e100")  # InListPassiveTarget MaxTg 1, 106 kbps A
 LIST_TWO = bytes.fromhex("0000ff04fcd44a0200e000")
 LIST_NONE = bytes.fromhex("0000ff03fdd54b00e000")  # NbTg 0
+
+READ_WAIT = 10  # seconds an answer the simulator owes may take (its thread may wait for a CPU)
 
 
 def ref_frame(data, tfi=0xD5):
@@ -49,7 +52,7 @@ class Host:
     """The host controller's end of the UART."""
 
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=READ_WAIT)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.chunks = 0
 
@@ -66,14 +69,15 @@ class Host:
         return out
 
     def quiet(self, seconds=0.2):
-        """Nothing arrives within `seconds` (the chip stays silent)."""
+        """Nothing arrives within `seconds` (the chip stays silent): a window, not a wait (a
+        slow machine can only make it see less)."""
         self.s.settimeout(seconds)
         try:
             got = self.s.recv(100)
         except socket.timeout:
             got = b""
         finally:
-            self.s.settimeout(3)
+            self.s.settimeout(READ_WAIT)
         assert got == b"", "unexpected bytes %s" % got.hex()
 
     def command(self, frame, expect):
@@ -126,7 +130,7 @@ def test_sam_configuration(host):
 def test_a_command_sent_byte_by_byte(host):
     for i in range(len(GET_FIRMWARE)):
         host.send(GET_FIRMWARE[i:i + 1])
-        time.sleep(0.002)
+        time.sleep(0.002)  # what is tested (bytes in separate segments), not a wait
     assert host.read(19) == ACK + FIRMWARE_ANSWER
 
 
@@ -167,6 +171,7 @@ def test_a_bad_frame_is_ignored_and_the_next_one_answered(sim, host, bad, why):
 def test_frame_over_the_chip_limit_is_ignored(sim, host):
     host.send(ref_frame(bytes(266), 0xD4))  # TFI + 266 bytes: over 265
     host.quiet()
+    wait_for(lambda: sim.ignored, what="the simulator to take the frame")
     assert sim.ignored == ["length 267"]
     host.command(GET_FIRMWARE, FIRMWARE_ANSWER)
 
@@ -266,8 +271,8 @@ def test_ack_from_host_cancels_the_waiting_command(sim, host):
     host.send(LIST_ONE)
     assert host.read(6) == ACK
     host.send(ACK)
-    time.sleep(0.05)
-    sim.tap(NtagCard(NTAG_UID))
+    wait_for(lambda: sim.cancelled == [0x4A], what="the simulator to take the cancel")
+    sim.tap(NtagCard(NTAG_UID))  # comes after the cancel: nothing answers it
     host.quiet()
     assert sim.cancelled == [0x4A]
     host.command(GET_FIRMWARE, FIRMWARE_ANSWER)
@@ -401,11 +406,11 @@ def test_field_off_makes_cards_forget(sim, host):
 def test_fault_garbage_before_the_ack(sim, host):
     sim.inject("garbage")
     host.send(GET_FIRMWARE)
-    time.sleep(0.1)
-    host.s.settimeout(1)
     got = b""
     while not got.endswith(FIRMWARE_ANSWER):
-        got += host.s.recv(100)
+        chunk = host.s.recv(100)
+        assert chunk, "simulator closed the connection"
+        got += chunk
     noise = got[:-19]
     assert got[-19:] == ACK + FIRMWARE_ANSWER
     assert 3 <= len(noise) < 12 and b"\x00" not in noise
@@ -440,7 +445,7 @@ def test_fault_timeout_then_cancel(sim, host):
     host.quiet()
     host.send(ACK)
     host.quiet()
-    assert sim.cancelled == [0x02]
+    wait_for(lambda: sim.cancelled == [0x02], what="the simulator to take the cancel")
     host.command(GET_FIRMWARE, FIRMWARE_ANSWER)
 
 
@@ -484,6 +489,7 @@ def test_log_counts_bytes_per_command(sim, host):
     assert host.read(6) == ACK
     host.send(ACK)  # the cancel is counted with the command it cancels
     host.quiet()
+    wait_for(lambda: sim.cancelled, what="the simulator to take the cancel")
     assert sim.log == [(0x02, 14, 19), (0x14, 12 + 6, 6)]
     assert (sim.bytes_in, sim.bytes_out) == (14 + 18, 19 + 6)
 
@@ -512,22 +518,22 @@ def _bridge(master, port):
 
     def run():
         while True:
-            ready, _, _ = select.select([master, s], [], [], 5)
-            if not ready:
-                return
-            if master in ready:
-                try:
+            try:
+                ready, _, _ = select.select([master, s], [], [], 5)
+                if not ready:
+                    return
+                if master in ready:
                     data = os.read(master, 4096)
-                except OSError:
-                    return
-                if not data:
-                    return
-                s.sendall(data)
-            if s in ready:
-                data = s.recv(4096)
-                if not data:
-                    return
-                os.write(master, data)
+                    if not data:
+                        return
+                    s.sendall(data)
+                if s in ready:
+                    data = s.recv(4096)
+                    if not data:
+                        return
+                    os.write(master, data)
+            except (OSError, ValueError):
+                return  # the test closed the pty or the socket under this thread: it is over
 
     threading.Thread(target=run, daemon=True).start()
     return s
