@@ -105,7 +105,7 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
                 except OSError:  # the server died under this batch, or was down
                     posted["cut"].add(posted["started"])
                     posted["errors"] += 1
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # a pause before trying again, as a reader backs off: not a wait
                     continue
                 finally:
                     in_flight.clear()
@@ -125,7 +125,9 @@ def test_server_killed_mid_batch_and_restarted(tmp_path):
                     shop_many(chain, r, 4, "K%d%s" % (kill, r.reader), committed[r.reader])
                 wait_for(lambda: posted["batches"] > 2 * (kill + 1), timeout=60, what="batches in flight")
                 in_flight.wait(10)
-                time.sleep(rng.uniform(0.0, 0.005))  # a 200-receipt batch takes the server longer
+                # where in the batch the kill lands, at random (a 200-receipt batch takes the
+                # server longer): not a wait; the flood batch is on its way (in_flight)
+                time.sleep(rng.uniform(0.0, 0.005))
                 post = posted["started"]
                 chain.backend.kill()
                 kills += 1

@@ -100,7 +100,11 @@ def test_each_refusal_is_a_4xx_with_its_reason_stores_nothing_and_shows(chain):
     assert unknown == [("batch.reader",)]  # written down, though no page is R404's
     # the reader's own refusals made it "refused"; its next good batch brings it back
     assert chain.state_of("R1") == "refused"
-    time.sleep(1.1)  # a refusal in the same second as an accepted batch counts as the later one
+    # a refusal in the same second as an accepted batch counts as the later one: the good
+    # batch goes in a later second than the last refusal
+    refused_at = chain.db_rows("SELECT last_refusal_at FROM readers WHERE id='R1'")[0][0]
+    wait_for(lambda: int(time.time()) > refused_at, timeout=5, what="the second after the last refusal",
+             every=0.02)
     fine = r1.batch_body([three])
     assert send(chain.backend.url, fine, r1.headers("POST", BATCH, fine, int(time.time())))[0] == 200
     reader = [r for r in chain.dashboard().json("/stores.json")["stores"][0]["readers"] if r["id"] == "R1"][0]

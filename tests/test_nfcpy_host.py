@@ -42,11 +42,13 @@ import issuedesk
 import nfchost
 from backend import headoffice
 from protocol import loyaltycard
+from simboard import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NTAG_UID = bytes.fromhex("04a1b2c3d4e5f6")
 OTHER_UID = bytes.fromhex("04112233445566")
 CARD = "6001000000000042"
+WAIT = 10  # seconds a card in the field may take to be found and read: a bound, not a pause
 
 
 def free_udp_port():
@@ -88,10 +90,8 @@ class Field:
 
     def __enter__(self):
         self._thread.start()
-        end = time.monotonic() + 5
-        while not port_taken(self.port):  # bound: the reader's first SENS_REQ is not lost
-            assert time.monotonic() < end, "emulator did not bind its port"
-            time.sleep(0.005)
+        # bound: the reader's first SENS_REQ is not lost
+        wait_for(lambda: port_taken(self.port), timeout=30, what="the emulator to bind its port", every=0.005)
         return self
 
     def __exit__(self, *exc):
@@ -99,7 +99,7 @@ class Field:
         # a datagram that is not anticollision ends the device's wait for a command (sent
         # again while the thread lives: in the middle of a cascade it is ignored)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        end = time.monotonic() + 5
+        end = time.monotonic() + 30
         while self._thread.is_alive() and time.monotonic() < end:
             s.sendto(b"106A 00", ("127.0.0.1", self.port))
             self._thread.join(0.05)
@@ -208,7 +208,7 @@ def loyalty_ntag(issuer, epoch, uid=NTAG_UID, card=CARD):
 def test_ntag_reads_as_its_card_through_nfcpy(reader, port, db, epoch, issuer):
     tag = loyalty_ntag(issuer, epoch)
     with Field(tag, port) as field:
-        identity = nfchost.read_card(reader, nfchost.keys_from_db(db), wait=2)
+        identity = nfchost.read_card(reader, nfchost.keys_from_db(db), wait=WAIT)
     assert identity == {"card": CARD, "kind": "ntag", "verified": True, "epoch": epoch, "counter": 0}
     # nfcpy activated it as an NXP tag does: the Ultralight C probe, then GET_VERSION
     assert field.commands[0] == b"\x1a\x00"
@@ -220,8 +220,8 @@ def test_phone_reads_with_a_fresh_nonce_each_tap(reader, port, epoch, issuer):
     phone = cardmodels.PhoneCard(card=CARD, epoch=epoch, issuer_key=issuer)
     keys = {epoch: issuer}.get
     with Field(phone, port) as field:
-        first = nfchost.read_card(reader, keys, wait=2)
-        second = nfchost.read_card(reader, keys, wait=2)
+        first = nfchost.read_card(reader, keys, wait=WAIT)
+        second = nfchost.read_card(reader, keys, wait=WAIT)
     assert first == {"card": CARD, "kind": "applet", "verified": True, "epoch": epoch, "counter": 1}
     assert second["counter"] == 2
     auths = [c for c in field.commands if c[:2] == b"\x80\x10"]
@@ -234,7 +234,7 @@ def test_contactless_smart_card_with_a_double_size_uid(reader, port, epoch, issu
     uid = bytes.fromhex("04c1c2c3c4c5c6")
     card = cardmodels.AppletCard(uid, card="6001000000000099", epoch=epoch, issuer_key=issuer)
     with Field(card, port):
-        identity = nfchost.read_card(reader, {epoch: issuer}.get, wait=2)
+        identity = nfchost.read_card(reader, {epoch: issuer}.get, wait=WAIT)
     assert identity == {"card": "6001000000000099", "kind": "applet", "verified": True, "epoch": epoch,
                         "counter": 1}
 
@@ -244,7 +244,7 @@ def test_smart_card_without_the_applet_is_a_uid_card(reader, port):
     card = cardmodels.AppletCard(uid)
     card.apdu = lambda cmd: b"\x6a\x82"
     with Field(card, port):
-        identity = nfchost.read_card(reader, {}.get, wait=2)
+        identity = nfchost.read_card(reader, {}.get, wait=WAIT)
     assert identity["kind"] == "uid" and identity["card"] == "9" + "%017d" % int(uid.hex(), 16)
 
 
@@ -254,14 +254,14 @@ def test_phone_without_the_app_is_no_card(reader, port, epoch, issuer):
     phone.apdu = lambda cmd: b"\x6a\x82"  # no loyalty applet
     with Field(phone, port):
         with pytest.raises(loyaltycard.CardError) as e:
-            nfchost.read_card(reader, {epoch: issuer}.get, wait=2)
+            nfchost.read_card(reader, {epoch: issuer}.get, wait=WAIT)
     assert e.value.code == "card.no_applet"
 
 
 def test_uid_card_is_known_by_its_uid_and_never_spoken_to(reader, port, epoch, issuer):
     uid = bytes.fromhex("a1b2c3d4")
     with Field(cardmodels.UidCard(uid), port) as field:
-        identity = nfchost.read_card(reader, {epoch: issuer}.get, wait=2)
+        identity = nfchost.read_card(reader, {epoch: issuer}.get, wait=WAIT)
     # docs/cards.md: "9" and the UID as a big-endian decimal, zero-padded to 10 digits
     assert identity["card"] == "9" + "%010d" % 0xA1B2C3D4 and identity["kind"] == "uid"
     assert field.commands == []
@@ -272,14 +272,14 @@ def test_record_copied_onto_another_tag_is_forged(reader, port, epoch, issuer):
     copy = cardmodels.NtagCard(OTHER_UID, memory=genuine.user_memory())
     with Field(copy, port):
         with pytest.raises(loyaltycard.CardError) as e:
-            nfchost.read_card(reader, {epoch: issuer}.get, wait=2)
+            nfchost.read_card(reader, {epoch: issuer}.get, wait=WAIT)
     assert e.value.code == "card.forged"
 
 
 def test_card_of_an_unknown_epoch_needs_a_sync(reader, port, epoch, issuer):
     with Field(loyalty_ntag(issuer, epoch), port):
         with pytest.raises(loyaltycard.CardError) as e:
-            nfchost.read_card(reader, {}.get, wait=2)
+            nfchost.read_card(reader, {}.get, wait=WAIT)
     assert e.value.code == "card.key"
 
 
@@ -323,7 +323,7 @@ def test_read_command_prints_a_masked_line_and_no_key(port, tmp_path, epoch, iss
     os.chmod(keyfile, 0o600)
     with Field(loyalty_ntag(issuer, epoch), port):
         r = run_tool("tools/nfchost.py", "read", "--device", "udp:127.0.0.1:%d" % port,
-                     "--keys", str(keyfile), "--wait", "3")
+                     "--keys", str(keyfile), "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "************0042 ntag verified\n"
     assert issuer.hex() not in r.stdout + r.stderr
@@ -341,8 +341,8 @@ def test_read_command_says_when_no_card_came(port, tmp_path, db, epoch):
 def test_desk_issues_a_blank_ntag_that_then_reads_as_the_card(reader, port, db, epoch, issuer):
     blank = cardmodels.NtagCard(NTAG_UID)
     with Field(blank, port):
-        done = issuedesk.issue_card(reader, db, CARD, tier=1, wait=2)
-        identity = nfchost.read_card(reader, nfchost.keys_from_db(db), wait=2)
+        done = issuedesk.issue_card(reader, db, CARD, tier=1, wait=WAIT)
+        identity = nfchost.read_card(reader, nfchost.keys_from_db(db), wait=WAIT)
     assert done["card"] == CARD and done["model"] == 215 and done["epoch"] == epoch
     assert identity == {"card": CARD, "kind": "ntag", "verified": True, "epoch": epoch, "counter": 0}
     row = db.execute("SELECT tier, status FROM cards WHERE card=?", [CARD]).fetchone()
@@ -358,8 +358,8 @@ def test_desk_issues_a_blank_ntag_that_then_reads_as_the_card(reader, port, db, 
 def test_desk_keeps_the_lock_control_tlv_of_an_ntag213(reader, port, db, epoch, issuer):
     blank = cardmodels.NtagCard(NTAG_UID, model=213, memory=cardmodels.LOCK_TLV_213 + b"\x03\x00\xfe")
     with Field(blank, port):
-        done = issuedesk.issue_card(reader, db, CARD, tier=0, wait=2)
-        identity = nfchost.read_card(reader, {epoch: issuer}.get, wait=2)
+        done = issuedesk.issue_card(reader, db, CARD, tier=0, wait=WAIT)
+        identity = nfchost.read_card(reader, {epoch: issuer}.get, wait=WAIT)
     assert done["model"] == 213 and identity["card"] == CARD and identity["kind"] == "ntag"
     assert blank.user_memory()[:6] == b"\x01\x03\xa0\x0c\x34\x03"
 
@@ -369,7 +369,7 @@ def test_desk_refuses_a_tag_with_a_loyalty_record(reader, port, db, epoch, issue
     before = bytes(tag.pages)
     with Field(tag, port):
         with pytest.raises(issuedesk.AlreadyIssued):
-            issuedesk.issue_card(reader, db, CARD, tier=0, wait=2)
+            issuedesk.issue_card(reader, db, CARD, tier=0, wait=WAIT)
     assert bytes(tag.pages) == before and tag.writes == 0
     assert db.execute("SELECT count(*) FROM cards").fetchone()[0] == 0
 
@@ -379,14 +379,14 @@ def test_desk_refuses_a_read_only_tag(reader, port, db, epoch):
     tag.pages[15] = 0x0F  # CC byte 3: write access 0 (free) becomes F (none)
     with Field(tag, port):
         with pytest.raises(issuedesk.TagLocked, match="read-only"):
-            issuedesk.issue_card(reader, db, CARD, tier=0, wait=2)
+            issuedesk.issue_card(reader, db, CARD, tier=0, wait=WAIT)
     assert tag.writes == 0
 
 
 def test_desk_refuses_a_phone(reader, port, db, epoch):
     with Field(cardmodels.PhoneCard(), port):
         with pytest.raises(issuedesk.NotNtag, match="through the app"):
-            issuedesk.issue_card(reader, db, CARD, tier=0, wait=2)
+            issuedesk.issue_card(reader, db, CARD, tier=0, wait=WAIT)
 
 
 def test_desk_says_no_tag(reader, db, epoch):
@@ -400,7 +400,7 @@ def test_desk_refuses_a_write_the_tag_refuses(reader, port, db, epoch):
     tag.answer = lambda cmd: b"\x00" if cmd[:1] == b"\xa2" and cmd[1] == 5 else answer(cmd)
     with Field(tag, port):
         with pytest.raises(issuedesk.WriteFailed, match="page 5"):
-            issuedesk.issue_card(reader, db, CARD, tier=0, wait=2)
+            issuedesk.issue_card(reader, db, CARD, tier=0, wait=WAIT)
     assert bytes(tag.pages[16:19]) == b"\x03\x00\xfe"  # page 4 not written: still blank
     assert db.execute("SELECT count(*) FROM cards").fetchone()[0] == 0
 
@@ -411,7 +411,7 @@ def test_desk_refuses_a_message_that_does_not_fit(reader, port, db, epoch, monke
                         lambda message, model, prefix: (_ for _ in ()).throw(ValueError("does not fit")))
     with Field(cardmodels.NtagCard(NTAG_UID), port):
         with pytest.raises(issuedesk.TagTooSmall):
-            issuedesk.issue_card(reader, db, CARD, tier=0, wait=2)
+            issuedesk.issue_card(reader, db, CARD, tier=0, wait=WAIT)
 
 
 @pytest.mark.parametrize("card, why", [("0042", "leading zeros"), ("9" + "0" * 10, "UID cards"),
@@ -438,7 +438,7 @@ def test_desk_command_help_and_run(port, tmp_path, db, epoch):
     blank = cardmodels.NtagCard(NTAG_UID)
     with Field(blank, port):
         r = run_tool("tools/issuedesk.py", "--db", str(tmp_path / "loyalty.db"), "--card", CARD,
-                     "--tier", "1", "--device", "udp:127.0.0.1:%d" % port, "--wait", "3")
+                     "--tier", "1", "--device", "udp:127.0.0.1:%d" % port, "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert "card %s issued on NTAG215 04A1B2C3D4E5F6" % CARD in r.stdout
     r = run_tool("tools/issuedesk.py", "--db", str(tmp_path / "loyalty.db"), "--card", "6001000000000043",
@@ -448,7 +448,7 @@ def test_desk_command_help_and_run(port, tmp_path, db, epoch):
 
 def test_a_card_that_leaves_is_no_longer_there(reader, port, epoch, issuer):
     with Field(loyalty_ntag(issuer, epoch), port):
-        card = nfchost.find_card(reader, wait=2)
+        card = nfchost.find_card(reader, wait=WAIT)
         assert card.still_there()
     assert not card.still_there()
     with pytest.raises(loyaltycard.CardError) as e:
@@ -460,6 +460,6 @@ def test_read_command_prints_a_refused_card(port, tmp_path, db, epoch, issuer):
     forged = cardmodels.NtagCard(OTHER_UID, memory=loyalty_ntag(issuer, epoch).user_memory())
     with Field(forged, port):
         r = run_tool("tools/nfchost.py", "read", "--device", "udp:127.0.0.1:%d" % port,
-                     "--db", str(tmp_path / "loyalty.db"), "--wait", "3")
+                     "--db", str(tmp_path / "loyalty.db"), "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "refused card.forged: Card forged: MAC mismatch\n"
