@@ -52,7 +52,7 @@ from pathlib import Path
 TOOLS = Path(__file__).resolve().parent
 ROOT = TOOLS.parent
 
-HEAP = "320k"  # the simulated board's heap (tools/simboard.py says why)
+HEAP = "352k"  # the simulated board's heap (tools/simboard.py says why)
 BANNER = b"MicroPython (virtual board) on unix\r\nType \"help()\" for more information.\r\n"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 PASTE_WINDOW = 512
