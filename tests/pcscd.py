@@ -118,7 +118,7 @@ class Pcscd:
         self.log = self.workdir / "pcscd.log"
         self.readers = []
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=30.0):
         other = running_pcscd()
         if other:
             raise PcscdError("a pcscd the tests did not start is running (%s): the tests need their own; "
@@ -147,7 +147,7 @@ class Pcscd:
             if time.monotonic() >= deadline:
                 self.stop()
                 raise PcscdError("pcscd did not list the vpcd readers within %g s: %s" % (timeout, self.log_tail()))
-            time.sleep(0.05)
+            time.sleep(0.05)  # the pause between two looks at the reader list, not a wait: the loop waits
 
     def _readers(self):
         code, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
