@@ -186,11 +186,13 @@ class Wallets:
         return NtagCard(self._uid(100000 + i), memory=genuine.user_memory())
 
 
-def tap(reader, card):
-    """The shopper taps the card, or inserts it into the slot if it is a contact card."""
-    reader.nfc.remove()
-    reader.slot.remove()
-    time.sleep(0.12)  # the previous card has left the field (the slot) before the next comes
+def tap(reader, card, notes):
+    """The shopper taps the card, or inserts it into the slot if it is a contact card, once
+    the reader has seen the previous card leave the field and the slot (then even the same
+    card is a new tap). Answers nobody asked for meanwhile go into `notes`."""
+    reader.tap_out()
+    for msg in reader.card_out():  # none, unless a read was still under way
+        notes.append("unasked %s %s" % (msg["type"], msg.get("code", "")))
     if isinstance(card, ContactCard):
         reader.slot.insert(card)
     else:
@@ -203,15 +205,15 @@ def shop(reader, rng, receipt, wallets):
     reader.till.expect("ready")
     notes = []
     if rng.random() < 0.03:
-        tap(reader, wallets.forged(rng))
+        tap(reader, wallets.forged(rng), notes)
         err = reader.till.expect("error")
         notes.append("a copied tag first: %s" % errors.text(err["code"], "en"))
     card, kind = wallets.card_for(rng)
-    tap(reader, card)
+    tap(reader, card, notes)
     q = reader.till.recv()
     while q["type"] == "error":  # e.g. the card left the field mid-read: the shopper taps again
         notes.append(errors.text(q["code"], "en"))
-        tap(reader, card)
+        tap(reader, card, notes)
         q = reader.till.recv()
     reader.nfc.remove()
     reader.slot.remove()
@@ -304,7 +306,7 @@ def main():
             n += 1
             if n % 10 == 0:
                 status_table(readers, dash)
-            time.sleep(args.pause)
+            time.sleep(args.pause)  # the demo's pace between shoppers, not a wait
         links[cut.reader].restore()
 
         def caught_up():
@@ -347,7 +349,7 @@ def main():
                 for _ in range(int(rng.uniform(2, 6) * 10)):
                     if stop:
                         break
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the demo's pace (a shopper now and then), checking stop: not a wait
     finally:
         for r in readers:
             r.stop()
