@@ -110,7 +110,7 @@ class Backend:
         still holding the listening socket would keep a restart off its port)."""
         end = time.time() + timeout
         while time.time() < end and group_members(self.proc.pid):
-            time.sleep(0.02)
+            time.sleep(0.02)  # the pause between two looks, not a wait: the loop waits on the group
 
     def pids(self):
         """The live processes of the server's group (the server, its auditor, its workers)."""

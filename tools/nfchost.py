@@ -126,7 +126,7 @@ def find_card(clf, wait=1.0):
             if failed:
                 raise CardError("card.removed", "activate", "card left before it was read")
             return None
-        time.sleep(POLL)
+        time.sleep(POLL)  # the reader's pause between two looks at the field (a poll loop)
 
 
 def read_card(clf, keys, wait=1.0, check_signature=False):
@@ -282,7 +282,7 @@ def _read_loop(args, keys, out):
             n += 1
             if card is not None and (args.count == 0 or n < args.count):
                 while card.still_there():  # one tap, one line
-                    time.sleep(POLL)
+                    time.sleep(POLL)  # a poll loop's pause: one tap, one line
     finally:
         clf.close()
     return 0

@@ -516,7 +516,7 @@ def main(argv=None):
     print("virtual board at %s, flash in %s (Ctrl-C stops it)" % (vb.url, vb.folder), flush=True)
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(3600)  # the command line's idle loop until Ctrl-C, not a wait
     except KeyboardInterrupt:
         pass
     finally:

@@ -172,7 +172,7 @@ class VirtualCard:
                 if time.monotonic() >= deadline:
                     raise OSError("vpcd does not listen on %s:%d: is pcscd running with the vpcd driver?"
                                   % (self.host, self.port))
-                time.sleep(0.05)
+                time.sleep(0.05)  # the pause before connecting again, not a wait: the loop waits for vpcd
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(0.2)  # so that remove() is noticed within 0.2 s
         self._sock = sock
@@ -295,7 +295,7 @@ def main(argv=None):
     print("card in vpcd's reader on %s:%d (ATR %s); Ctrl-C pulls it out" % (args.host, args.port, card.atr.hex()))
     try:
         while card.inserted:
-            time.sleep(0.2)
+            time.sleep(0.2)  # the command line's look at the card now and then, until Ctrl-C
     except KeyboardInterrupt:
         pass
     card.remove()
