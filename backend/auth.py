@@ -25,6 +25,7 @@ from flask import (Blueprint, current_app, g, jsonify, redirect, render_template
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.db import transaction
+from backend.requestdb import get_db
 
 bp = Blueprint("auth", __name__)
 
@@ -108,7 +109,6 @@ def _wants_json():
 
 
 def _current_manager():
-    from backend.app import get_db
     username = session.get("manager")
     if not username:
         return None
@@ -193,7 +193,6 @@ def login():
     if not csrf_ok():
         return render_template("login.html", next=next_page,
                                error="The form expired: please log in again."), 400
-    from backend.app import get_db
     username = request.form.get("username", "")[:64]
     keys = ("user:" + username.lower(), "addr:%s" % request.remote_addr)
     now = time.monotonic()

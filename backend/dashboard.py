@@ -16,7 +16,7 @@ from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_t
                    url_for)
 
 from backend import overview, readerstate
-from backend.app import get_db
+from backend.requestdb import get_db
 from backend.auth import login_required, may_see_store
 
 bp = Blueprint("dashboard", __name__)

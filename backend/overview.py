@@ -21,7 +21,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backend import auditor, readerstate
-from backend.app import DEFAULTS
+from backend.config import DEFAULTS
 from backend.db import meta_int
 from protocol import errors
 

@@ -29,7 +29,7 @@ from flask import Blueprint, Response, current_app, request
 
 from backend import db as dbmod
 from backend import fastjson, headoffice, ingest
-from backend.app import get_db
+from backend.requestdb import get_db
 from protocol.errors import ProtocolError
 from protocol.records import body_digest, sign, sign_answer
 
