@@ -29,8 +29,8 @@ from backend import fastjson
 from backend.db import GENESIS, transaction
 from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
+from protocol.status import http_status
 
-GAP_CODES = ("batch.gap", "batch.chain")
 SAMPLES_KEPT = 7 * 86400  # seconds of pending-receipt samples kept per reader
 MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)
 
@@ -50,17 +50,6 @@ _ADD_DAY = ("INSERT INTO day_totals(store_id, day, receipts, gross, discount) VA
 # instead of polling through SQLite's busy handler (which sleeps 1, 2, 5, 10... ms between
 # tries). Other processes still meet the busy handler.
 WRITE_TURN = threading.Lock()
-
-
-def http_status(code):
-    """The HTTP status of a refusal (docs/openapi.json)."""
-    if code in ("batch.reader", "batch.signature"):
-        return 401
-    if code == "batch.too_large":
-        return 413
-    if code in GAP_CODES:
-        return 409
-    return 400
 
 
 def load_reader(db, reader_id):

@@ -32,6 +32,7 @@ from backend import fastjson, headoffice, ingest
 from backend.requestdb import get_db
 from protocol.errors import ProtocolError
 from protocol.records import body_digest, sign, sign_answer
+from protocol.status import http_status
 
 bp = Blueprint("syncapi", __name__, url_prefix="/api/v1/sync")
 
@@ -145,7 +146,7 @@ def _guarded(endpoint, work):
             db, reader_id, reader is not None, endpoint, e, now, remote=request.remote_addr,
             nonce=nonce if verified else None, body_bytes=len(body) or request.content_length,
             contact=contact, clock_offset=offset, status=_status_of(body) if contact else None)
-        return _send(ingest.http_status(e.code), fastjson.encode(ans),
+        return _send(http_status(e.code), fastjson.encode(ans),
                      reader["key"] if verified else None, nonce)
 
 
