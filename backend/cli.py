@@ -1,6 +1,6 @@
 """The operator's commands: `flask --app backend.app <command>` (`--help` lists them).
 
-A thin layer over backend/headoffice.py (and backend.auth.create_manager): each command
+A thin layer over backend/headoffice/ (and backend.auth.create_manager): each command
 checks its options, calls one function, prints what it did. Errors exit with status 1
 and a message that says what went wrong and what to do.
 

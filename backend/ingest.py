@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import zoneinfo
 
-from backend import fastjson
+from backend import checks, fastjson
 from backend.db import GENESIS, transaction
 from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
@@ -103,9 +103,7 @@ LOCAL_DAYS = LocalDays()
 
 
 def _int_or_none(value, lo=-(2 ** 62), hi=2 ** 62):
-    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
-        return value
-    return None
+    return checks.integer_or_none(value, lo, hi)
 
 
 def _text_or_none(value):

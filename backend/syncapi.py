@@ -27,6 +27,7 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
+from backend import checks
 from backend import db as dbmod
 from backend import fastjson, headoffice, ingest
 from backend.requestdb import get_db
@@ -36,7 +37,6 @@ from protocol.status import http_status
 
 bp = Blueprint("syncapi", __name__, url_prefix="/api/v1/sync")
 
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
 _NONCE = re.compile(r"^[0-9A-Za-z]{1,64}$")
 MAX_PAGE = 1000  # directory entries per page at most, whatever a reader asks
 DEFAULT_PAGE = 100
@@ -95,9 +95,11 @@ def _query_int(name, default, lo, hi):
     text = request.args.get(name)
     if text is None:
         return default
-    if not _DIGITS.match(text) or not lo <= int(text) <= hi:
-        raise ProtocolError("delta.format", name, "must be an integer from %d to %d" % (lo, hi))
-    return int(text)
+    return checks.integer_text(text, lo, hi, name, _bad_query)
+
+
+def _bad_query(field, rule):
+    return ProtocolError("delta.format", field, rule)
 
 
 def _guarded(endpoint, work):
@@ -119,12 +121,11 @@ def _guarded(endpoint, work):
             body = _body(cfg["MAX_BATCH_BYTES"])
         if reader is None:
             raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader_id[:64])
-        stamp = headers.get("X-Timestamp", "")
-        if not _DIGITS.match(stamp):
+        t = checks.digits(headers.get("X-Timestamp", ""))
+        if t is None:
             raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
         if not _NONCE.match(nonce):
             raise ProtocolError("batch.signature", "X-Nonce", "must be 1 to 64 letters or digits (16 hex digits)")
-        t = int(stamp)
         want = sign(reader["key"], request.method, _target(), t, nonce, body_digest(body))
         if not hmac.compare_digest(want.encode(), headers.get("X-Signature", "").encode("utf-8", "replace")):
             raise ProtocolError("batch.signature", "X-Signature", "does not verify")
