@@ -14,7 +14,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from backend import auth, cli, dashboard, requestdb, syncapi
+from backend import auth, cli, requestdb
+from backend.dashboard import views as dashboard
+from backend.sync import api as syncapi
 from backend.config import DEFAULTS
 
 

@@ -33,7 +33,8 @@ with a sentence (expected vs granted). No trust in the reader:
 """
 import json
 
-from backend import checks, fastjson
+from backend import checks
+from backend.sync import fastjson
 from backend.cardstates import CardStates
 from protocol import engine
 from protocol.errors import ProtocolError

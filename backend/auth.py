@@ -189,9 +189,9 @@ def _throttle():
 def login():
     next_page = request.values.get("next", "")
     if request.method == "GET":
-        return render_template("login.html", next=next_page, error=None)
+        return render_template("auth/login.html", next=next_page, error=None)
     if not csrf_ok():
-        return render_template("login.html", next=next_page,
+        return render_template("auth/login.html", next=next_page,
                                error="The form expired: please log in again."), 400
     username = request.form.get("username", "")[:64]
     keys = ("user:" + username.lower(), "addr:%s" % request.remote_addr)
@@ -199,12 +199,12 @@ def login():
     if _throttle().blocked(keys, now):
         current_app.logger.warning("login refused for %r from %s: too many failures", username,
                                    request.remote_addr)
-        return render_template("login.html", next=next_page, error=TOO_MANY, username=username), 429
+        return render_template("auth/login.html", next=next_page, error=TOO_MANY, username=username), 429
     manager = check_login(get_db(), username, request.form.get("password", ""))
     if manager is None:
         _throttle().failed(keys, now)
         current_app.logger.info("failed login for %r from %s", username, request.remote_addr)
-        return render_template("login.html", next=next_page, error=LOGIN_FAILED,
+        return render_template("auth/login.html", next=next_page, error=LOGIN_FAILED,
                                username=username), 401
     _throttle().succeeded(keys[:1])
     session.clear()  # a fresh session (and CSRF token) after login: no session fixation

@@ -1,5 +1,5 @@
 """The backend's configuration defaults, apart from the app so that domain code reads them
-without loading Flask (backend/overview.py falls back on them).
+without loading Flask (backend/dashboard/overview.py falls back on them).
 
 The factory (backend/app.py) starts from these, then the instance folder's `config.py`,
 then its `test_config`:

@@ -1,6 +1,6 @@
 """The HTTP status of each refusal of the sync protocol (docs/protocol.md, docs/openapi.json).
 
-One table for both ends that answer readers: the backend (backend/ingest.py) and the
+One table for both ends that answer readers: the backend (backend/sync/ingest.py) and the
 reference server the firmware's fault tests talk to (tools/syncserver.py). Pure: runs on
 MicroPython too.
 

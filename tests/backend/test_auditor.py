@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import shop
-from backend import auditor, headoffice, overview
+from backend import auditor, headoffice
+from backend.dashboard import overview
 from backend.audit import Auditor, RulesBook
 from backend.db import connect
 from dashrows import add_manager, login

@@ -10,7 +10,7 @@ in this order, as tools/syncserver.py (the reference) does: a body over MAX_BATC
 (batch.too_large, 413, from Content-Length before anything is read), an unknown reader
 (batch.reader, 401), the signature (batch.signature, 401), the timestamp window
 (batch.stale, 400), a nonce seen before (batch.replay, 400); then the batch itself
-(backend/ingest.py: batch.record and batch.totals 400, batch.gap and batch.chain 409).
+(backend/sync/ingest.py: batch.record and batch.totals 400, batch.gap and batch.chain 409).
 Answers are canonical JSON, signed (X-Signature = records.sign_answer over the request's
 nonce, the status and the body) only when the request's signature verified: an
 unverified request must not make us sign what an attacker wants a reader to believe.
@@ -29,7 +29,8 @@ from flask import Blueprint, Response, current_app, request
 
 from backend import checks
 from backend import db as dbmod
-from backend import fastjson, headoffice, ingest
+from backend import headoffice
+from backend.sync import fastjson, ingest
 from backend.requestdb import get_db
 from protocol.errors import ProtocolError
 from protocol.records import body_digest, sign, sign_answer

@@ -1,6 +1,6 @@
 """Ingestion of readers' sync batches: each committed receipt stored exactly once.
 
-Plain functions over a sqlite_utils.Database (no Flask): backend/syncapi.py calls them
+Plain functions over a sqlite_utils.Database (no Flask): backend/sync/api.py calls them
 once a request's signature, timestamp and nonce have been checked.
 
     reader = load_reader(db, "R1")            # None for an unknown reader
@@ -25,7 +25,8 @@ import sqlite3
 import threading
 import zoneinfo
 
-from backend import checks, fastjson
+from backend import checks
+from backend.sync import fastjson
 from backend.db import GENESIS, transaction
 from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
