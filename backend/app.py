@@ -12,21 +12,12 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask
 
-from backend import db as dbmod
-
-DEFAULTS = {
-    "DATABASE": None,             # default: <instance>/loyalty.db
-    "MAX_BATCH_BYTES": 256 * 1024,  # docs/protocol.md: a body over 256 KiB is refused
-    "TIMESTAMP_WINDOW": 300,      # seconds a request's X-Timestamp may differ from our clock
-    "LAGGING_AFTER": 300,         # seconds: no contact, or pending receipts this old -> lagging
-    "OFFLINE_AFTER": 1800,        # seconds without contact -> offline
-    "SAMPLE_EVERY": 300,          # seconds between pending-receipt samples for the chart
-    "REFRESH_SECONDS": 10,        # the dashboard reloads itself this often
-    "SESSION_COOKIE_SAMESITE": "Lax",  # the managers' session cookie (HttpOnly is Flask's default)
-    "KEEP_DB_CONNECTIONS": False,  # sync requests reuse one connection per server thread (backend/serve.py)
-}
+from backend import auth, cli, requestdb
+from backend.dashboard import views as dashboard
+from backend.sync import api as syncapi
+from backend.config import DEFAULTS
 
 
 def _secret_key(instance):
@@ -66,24 +57,10 @@ def create_app(test_config=None):
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
 
-    from backend import auth, cli, dashboard, syncapi
     app.register_blueprint(syncapi.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     cli.register(app)
-    app.teardown_appcontext(close_db)
+    requestdb.init_app(app)
     return app
 
-
-def get_db():
-    """The request's database connection (opened on first use, closed at teardown)."""
-    from flask import current_app
-    if "db" not in g:
-        g.db = dbmod.connect(current_app.config["DATABASE"])
-    return g.db
-
-
-def close_db(_exc=None):
-    db = g.pop("db", None)
-    if db is not None:
-        db.conn.close()

@@ -33,7 +33,8 @@ with a sentence (expected vs granted). No trust in the reader:
 """
 import json
 
-from backend import fastjson
+from backend import checks
+from backend.sync import fastjson
 from backend.cardstates import CardStates
 from protocol import engine
 from protocol.errors import ProtocolError
@@ -305,7 +306,7 @@ class Auditor:
     def _reversal(self, rec):
         kind = rec["kind"]
         ref = rec.get("ref")
-        if not isinstance(ref, int) or isinstance(ref, bool) or ref < 1 or ref >= rec["seq"]:
+        if not checks.is_integer(ref, 1, rec["seq"] - 1):
             return MISMATCH, "a %s must name an earlier sale of this reader (ref %r)" % (kind, ref)
         sale = self._stored_sale(ref)
         if sale is None or sale.get("kind") != "sale":

@@ -1,6 +1,6 @@
 """The auditor: audits the receipts that ingestion stored awaiting audit (audit NULL).
 
-Ingestion (backend/ingest.py) stores a batch and acknowledges it at once; the auditor
+Ingestion (backend/sync/ingest.py) stores a batch and acknowledges it at once; the auditor
 recomputes the discounts afterwards, beside the web server (backend/serve.py starts it as
 its own process, so it has a core of its own), with exactly the verdicts backend/audit.py
 gives: the receipts are taken oldest first, and each batch's receipts are audited

@@ -25,6 +25,7 @@ from flask import (Blueprint, current_app, g, jsonify, redirect, render_template
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.db import transaction
+from backend.requestdb import get_db
 
 bp = Blueprint("auth", __name__)
 
@@ -108,7 +109,6 @@ def _wants_json():
 
 
 def _current_manager():
-    from backend.app import get_db
     username = session.get("manager")
     if not username:
         return None
@@ -189,23 +189,22 @@ def _throttle():
 def login():
     next_page = request.values.get("next", "")
     if request.method == "GET":
-        return render_template("login.html", next=next_page, error=None)
+        return render_template("auth/login.html", next=next_page, error=None)
     if not csrf_ok():
-        return render_template("login.html", next=next_page,
+        return render_template("auth/login.html", next=next_page,
                                error="The form expired: please log in again."), 400
-    from backend.app import get_db
     username = request.form.get("username", "")[:64]
     keys = ("user:" + username.lower(), "addr:%s" % request.remote_addr)
     now = time.monotonic()
     if _throttle().blocked(keys, now):
         current_app.logger.warning("login refused for %r from %s: too many failures", username,
                                    request.remote_addr)
-        return render_template("login.html", next=next_page, error=TOO_MANY, username=username), 429
+        return render_template("auth/login.html", next=next_page, error=TOO_MANY, username=username), 429
     manager = check_login(get_db(), username, request.form.get("password", ""))
     if manager is None:
         _throttle().failed(keys, now)
         current_app.logger.info("failed login for %r from %s", username, request.remote_addr)
-        return render_template("login.html", next=next_page, error=LOGIN_FAILED,
+        return render_template("auth/login.html", next=next_page, error=LOGIN_FAILED,
                                username=username), 401
     _throttle().succeeded(keys[:1])
     session.clear()  # a fresh session (and CSRF token) after login: no session fixation

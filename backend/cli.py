@@ -1,6 +1,6 @@
 """The operator's commands: `flask --app backend.app <command>` (`--help` lists them).
 
-A thin layer over backend/headoffice.py (and backend.auth.create_manager): each command
+A thin layer over backend/headoffice/ (and backend.auth.create_manager): each command
 checks its options, calls one function, prints what it did. Errors exit with status 1
 and a message that says what went wrong and what to do.
 
@@ -23,9 +23,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from backend import auditor, auth, headoffice
 from backend import db as dbmod
-from backend import headoffice
-from backend.app import get_db
+from backend.requestdb import get_db
 
 
 class _Failed(click.ClickException):
@@ -273,8 +273,6 @@ def show_rules():
 @with_appcontext
 def create_manager(username, store_id, password_file):
     """Create a dashboard login USERNAME; the password is asked twice (or --password-file)."""
-    from backend import auth
-
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
     else:
@@ -293,8 +291,6 @@ def audit():
 
     The server's auditor (backend/auditor.py, started by backend.serve) does this on its
     own; this is for a database no server runs on, or to catch up at once."""
-    from backend import auditor
-
     click.echo(auditor.summary(auditor.audit_all(_db())))
 
 

@@ -34,6 +34,7 @@ import waitress
 
 from backend import db as dbmod
 from backend.app import create_app
+from backend.auditor import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,8 +136,6 @@ def _end(pid, ended, timeout=10):
 
 def _worker(app, sock, threads, parent):
     """A forked server process: serves on the shared socket until SIGTERM or its parent's end."""
-    from backend.auditor import die_with_parent
-
     status = 0
     try:
         if die_with_parent(parent):

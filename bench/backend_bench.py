@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools"), str(ROOT / "bench")]
 
 import backend.app  # noqa: E402
-from backend import auditor, auth, headoffice, ingest, overview  # noqa: E402
+from backend import auditor, auth, headoffice  # noqa: E402
+from backend.dashboard import overview  # noqa: E402
+from backend.sync import ingest  # noqa: E402
 from backend import db as dbmod  # noqa: E402
 from backendproc import Backend  # noqa: E402
 from readerclient import ReaderClient  # noqa: E402

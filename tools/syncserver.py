@@ -26,6 +26,7 @@ from protocol.canonical import encode
 from protocol.errors import ProtocolError
 from protocol.hmac256 import equal
 from protocol.records import GENESIS, body_digest, record_hash, sign, sign_answer
+from protocol.status import http_status
 
 MAX_BODY = 256 * 1024
 HANG = 15  # seconds a hanging request is held (longer than the reader's timeout)
@@ -215,7 +216,7 @@ def _handler(server):
                     server.refusals.append((reader, e.code, e.field, e.detail))
                     ans = server.answer(reader, e.as_dict()) if reader in server.keys else \
                         {"ack": 0, "refused": e.as_dict(), "rules": 0, "directory": 0, "time": server.now()}
-                self._send(409 if e.code in ("batch.gap", "batch.chain") else 400, ans, signed=bool(verified))
+                self._send(http_status(e.code), ans, signed=bool(verified))
 
         def do_POST(self):
             if urlsplit(self.path).path != "/api/v1/sync/batch":

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from backend import auth, dashboard
+from backend import auth
+from backend.dashboard import views as dashboard
 
 PASSWORD = "correct horse battery"
 

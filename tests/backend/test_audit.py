@@ -29,7 +29,7 @@ def directory(db):
     """The sample shop's cards in the directory since long before the tests' sales (GOLD at
     tier 2, SILVER at 1): the audit allows a tier only if the card had it at the sale."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(headoffice, "_now", lambda: LONG_AGO)
+        mp.setattr(headoffice.common, "now", lambda: LONG_AGO)
         headoffice.import_cards(db, shop.CARDS + [(OTHER_GOLD, 2, 0)])
 
 

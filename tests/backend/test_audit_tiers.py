@@ -35,7 +35,7 @@ def chunk(request):
 def clock(monkeypatch):
     """headoffice's clock: the time each directory change is written down with."""
     now = [LONG_AGO]
-    monkeypatch.setattr(headoffice, "_now", lambda: now[0])
+    monkeypatch.setattr(headoffice.common, "now", lambda: now[0])
     return now
 
 

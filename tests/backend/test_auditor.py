@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import shop
-from backend import auditor, headoffice, overview
+from backend import auditor, headoffice
+from backend.dashboard import overview
 from backend.audit import Auditor, RulesBook
 from backend.db import connect
 from dashrows import add_manager, login
@@ -77,7 +78,7 @@ def directory(db):
     """The gold cards in the directory since long before the tests' sales: the audit allows
     a tier only if the card had it at the sale."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(headoffice, "_now", lambda: LONG_AGO)
+        mp.setattr(headoffice.common, "now", lambda: LONG_AGO)
         headoffice.import_cards(db, [(shop.GOLD, 2), (OTHER_GOLD, 2)])
 
 

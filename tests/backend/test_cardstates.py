@@ -6,7 +6,7 @@ import shop
 def test_tiers_the_card_had_before_the_sale_and_the_default(db, monkeypatch):
     rules = shop.rules()
     clock = [1000]
-    monkeypatch.setattr(ho, "_now", lambda: clock[0])
+    monkeypatch.setattr(ho.common, "now", lambda: clock[0])
     ho.import_cards(db, [(shop.SILVER, 1)])
     clock[0] = 5000
     ho.set_card(db, shop.SILVER, tier=2)
@@ -25,7 +25,7 @@ def test_tiers_the_card_had_before_the_sale_and_the_default(db, monkeypatch):
 
 
 def test_a_tier_the_rules_do_not_have_is_applied_as_the_default(db, monkeypatch):
-    monkeypatch.setattr(ho, "_now", lambda: 1000)
+    monkeypatch.setattr(ho.common, "now", lambda: 1000)
     ho.import_cards(db, [(shop.GOLD, 7)])
     assert cardstates.tiers_allowed(db, shop.GOLD, 2000, shop.rules()) == {0}
 
@@ -33,7 +33,7 @@ def test_a_tier_the_rules_do_not_have_is_applied_as_the_default(db, monkeypatch)
 def test_card_states_answer_as_tiers_allowed(db, monkeypatch):
     rules = shop.rules()
     clock = [1000]
-    monkeypatch.setattr(ho, "_now", lambda: clock[0])
+    monkeypatch.setattr(ho.common, "now", lambda: clock[0])
     ho.import_cards(db, [(shop.SILVER, 1), (shop.GOLD, 2)])
     clock[0] = 5000
     ho.set_card(db, shop.SILVER, tier=2)

@@ -1,4 +1,4 @@
-"""backend.overview without Flask: formatting, the SQL builders, the stores overview's numbers
+"""backend.dashboard.overview without Flask: formatting, the SQL builders, the stores overview's numbers
 (today in each store's time zone, across midnight), the chart's geometry, and the rule that
 the overview never reads the receipts table."""
 import sqlite3
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backend import overview
+from backend.dashboard import overview
 from dashrows import add_reader, add_store, dash_app, dash_db  # noqa: F401
 
 # 23:30 UTC on 1 March 2025: already 2 March in Rome (00:30 CET), still 1 March in London

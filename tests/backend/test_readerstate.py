@@ -3,8 +3,8 @@ import doctest
 
 import pytest
 
-from backend import readerstate
-from backend.readerstate import state
+from backend.sync import readerstate
+from backend.sync.readerstate import state
 
 NOW = 1_750_000_000
 LAG, OFF = 300, 1800

@@ -504,7 +504,7 @@ def test_contact_is_noted_for_the_readers_own_requests_only(db, started):
 def test_a_server_thread_keeps_its_connection(app, db, signed_reader, shop_rules):
     """backend/serve.py sets KEEP_DB_CONNECTIONS: a thread's sync requests share one
     connection, and nothing a failed request left open is carried into the next."""
-    from backend import syncapi
+    from backend.sync import api as syncapi
 
     app.config["KEEP_DB_CONNECTIONS"] = True
     r = signed_reader()

@@ -5,7 +5,7 @@ import re
 
 from hypothesis import given, settings, strategies as st
 
-from backend import fastjson
+from backend.sync import fastjson
 from protocol import canonical
 from protocol.errors import EncodingError
 

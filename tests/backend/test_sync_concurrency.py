@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend import headoffice
-from backend.ingest import accept_batch, load_reader
+from backend.sync.ingest import accept_batch, load_reader
 from backend.db import connect
 from protocol.canonical import decode
 from protocol.errors import ProtocolError

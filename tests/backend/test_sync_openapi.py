@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from protocol import errors
+from protocol.status import http_status
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -25,7 +26,6 @@ def test_every_route_is_described_and_nothing_else(app):
 
 
 def test_refusal_codes_and_statuses_are_the_ones_we_answer():
-    from backend.ingest import http_status
     doc = spec()
     codes = doc["components"]["schemas"]["Refusal"]["properties"]["code"]["enum"]
     assert all(errors.known(c) for c in codes)

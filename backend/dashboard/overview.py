@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from backend import auditor, readerstate
-from backend.app import DEFAULTS
+from backend import auditor
+from backend.sync import readerstate
+from backend.config import DEFAULTS
 from backend.db import meta_int
 from protocol import errors
 

@@ -5,7 +5,7 @@
     GET /readers/R1, /readers/R1.json   one reader: sync state, batches, refusals, mismatches
 
 Login required (backend.auth). A store's manager sees only that store: another store's
-reader is 403. The data comes from backend.overview (plain dicts, no Flask); the JSON
+reader is 403. The data comes from backend.dashboard.overview (plain dicts, no Flask); the JSON
 twin is that dict as it is, the HTML page renders it. Pages refresh themselves every
 REFRESH_SECONDS: a small script swaps in the fresh page, a <noscript> meta refresh does
 the same without JavaScript.
@@ -15,11 +15,12 @@ import time
 from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
                    url_for)
 
-from backend import overview, readerstate
-from backend.app import get_db
+from backend.dashboard import overview
+from backend.sync import readerstate
+from backend.requestdb import get_db
 from backend.auth import login_required, may_see_store
 
-bp = Blueprint("dashboard", __name__)
+bp = Blueprint("dashboard", __name__, template_folder="templates")
 
 
 def clock():
@@ -46,7 +47,7 @@ def _stores_data():
 @bp.route("/stores")
 @login_required
 def stores():
-    return render_template("stores.html", page=_stores_data(),
+    return render_template("dashboard/stores.html", page=_stores_data(),
                            refresh=current_app.config["REFRESH_SECONDS"])
 
 
@@ -68,7 +69,7 @@ def _reader_data(reader_id):
 @bp.route("/readers/<reader_id>")
 @login_required
 def reader(reader_id):
-    return render_template("reader.html", page=_reader_data(reader_id),
+    return render_template("dashboard/reader.html", page=_reader_data(reader_id),
                            refresh=current_app.config["REFRESH_SECONDS"])
 
 

@@ -10,7 +10,7 @@ in this order, as tools/syncserver.py (the reference) does: a body over MAX_BATC
 (batch.too_large, 413, from Content-Length before anything is read), an unknown reader
 (batch.reader, 401), the signature (batch.signature, 401), the timestamp window
 (batch.stale, 400), a nonce seen before (batch.replay, 400); then the batch itself
-(backend/ingest.py: batch.record and batch.totals 400, batch.gap and batch.chain 409).
+(backend/sync/ingest.py: batch.record and batch.totals 400, batch.gap and batch.chain 409).
 Answers are canonical JSON, signed (X-Signature = records.sign_answer over the request's
 nonce, the status and the body) only when the request's signature verified: an
 unverified request must not make us sign what an attacker wants a reader to believe.
@@ -27,15 +27,17 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
+from backend import checks
 from backend import db as dbmod
-from backend import fastjson, headoffice, ingest
-from backend.app import get_db
+from backend import headoffice
+from backend.sync import fastjson, ingest
+from backend.requestdb import get_db
 from protocol.errors import ProtocolError
 from protocol.records import body_digest, sign, sign_answer
+from protocol.status import http_status
 
 bp = Blueprint("syncapi", __name__, url_prefix="/api/v1/sync")
 
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
 _NONCE = re.compile(r"^[0-9A-Za-z]{1,64}$")
 MAX_PAGE = 1000  # directory entries per page at most, whatever a reader asks
 DEFAULT_PAGE = 100
@@ -94,9 +96,11 @@ def _query_int(name, default, lo, hi):
     text = request.args.get(name)
     if text is None:
         return default
-    if not _DIGITS.match(text) or not lo <= int(text) <= hi:
-        raise ProtocolError("delta.format", name, "must be an integer from %d to %d" % (lo, hi))
-    return int(text)
+    return checks.integer_text(text, lo, hi, name, _bad_query)
+
+
+def _bad_query(field, rule):
+    return ProtocolError("delta.format", field, rule)
 
 
 def _guarded(endpoint, work):
@@ -118,12 +122,11 @@ def _guarded(endpoint, work):
             body = _body(cfg["MAX_BATCH_BYTES"])
         if reader is None:
             raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader_id[:64])
-        stamp = headers.get("X-Timestamp", "")
-        if not _DIGITS.match(stamp):
+        t = checks.digits(headers.get("X-Timestamp", ""))
+        if t is None:
             raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
         if not _NONCE.match(nonce):
             raise ProtocolError("batch.signature", "X-Nonce", "must be 1 to 64 letters or digits (16 hex digits)")
-        t = int(stamp)
         want = sign(reader["key"], request.method, _target(), t, nonce, body_digest(body))
         if not hmac.compare_digest(want.encode(), headers.get("X-Signature", "").encode("utf-8", "replace")):
             raise ProtocolError("batch.signature", "X-Signature", "does not verify")
@@ -145,7 +148,7 @@ def _guarded(endpoint, work):
             db, reader_id, reader is not None, endpoint, e, now, remote=request.remote_addr,
             nonce=nonce if verified else None, body_bytes=len(body) or request.content_length,
             contact=contact, clock_offset=offset, status=_status_of(body) if contact else None)
-        return _send(ingest.http_status(e.code), fastjson.encode(ans),
+        return _send(http_status(e.code), fastjson.encode(ans),
                      reader["key"] if verified else None, nonce)
 
 

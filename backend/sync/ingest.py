@@ -1,6 +1,6 @@
 """Ingestion of readers' sync batches: each committed receipt stored exactly once.
 
-Plain functions over a sqlite_utils.Database (no Flask): backend/syncapi.py calls them
+Plain functions over a sqlite_utils.Database (no Flask): backend/sync/api.py calls them
 once a request's signature, timestamp and nonce have been checked.
 
     reader = load_reader(db, "R1")            # None for an unknown reader
@@ -25,12 +25,13 @@ import sqlite3
 import threading
 import zoneinfo
 
-from backend import fastjson
+from backend import checks
+from backend.sync import fastjson
 from backend.db import GENESIS, transaction
 from protocol.batchcheck import check_batch
 from protocol.errors import ProtocolError
+from protocol.status import http_status
 
-GAP_CODES = ("batch.gap", "batch.chain")
 SAMPLES_KEPT = 7 * 86400  # seconds of pending-receipt samples kept per reader
 MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)
 
@@ -50,17 +51,6 @@ _ADD_DAY = ("INSERT INTO day_totals(store_id, day, receipts, gross, discount) VA
 # instead of polling through SQLite's busy handler (which sleeps 1, 2, 5, 10... ms between
 # tries). Other processes still meet the busy handler.
 WRITE_TURN = threading.Lock()
-
-
-def http_status(code):
-    """The HTTP status of a refusal (docs/openapi.json)."""
-    if code in ("batch.reader", "batch.signature"):
-        return 401
-    if code == "batch.too_large":
-        return 413
-    if code in GAP_CODES:
-        return 409
-    return 400
 
 
 def load_reader(db, reader_id):
@@ -114,9 +104,7 @@ LOCAL_DAYS = LocalDays()
 
 
 def _int_or_none(value, lo=-(2 ** 62), hi=2 ** 62):
-    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
-        return value
-    return None
+    return checks.integer_or_none(value, lo, hi)
 
 
 def _text_or_none(value):

@@ -1,0 +1,65 @@
+"""The checks an input must pass, each written once: an integer in a range, decimal digits.
+
+Head office's functions, the sync API and ingestion call these and raise their own
+error class, which names the field at fault and the rule it broke (`fail(field, rule)`:
+HeadOfficeError subclasses take that as it is). The one-schema work grows this module.
+
+    >>> integer(5, 1, 9, "qty")
+    5
+    >>> integer(True, 0, 1, "ntag_signature")
+    Traceback (most recent call last):
+    ...
+    backend.checks.CheckFailed: ntag_signature: must be an integer from 0 to 1
+    >>> integer_text("0042", 0, 99, "since"), digits("1_000"), integer_or_none("7", 0, 9)
+    (42, None, None)
+"""
+import re
+
+# at most 19 digits, as many as an int64 has; never int()'s "1_000", " 7" or "²"
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+class CheckFailed(ValueError):
+    """`field` broke `rule` (the default error of the checks here)."""
+
+    def __init__(self, field, rule):
+        super().__init__("%s: %s" % (field, rule))
+        self.field = field
+        self.rule = rule
+
+
+def is_integer(value, lo, hi):
+    """An int (a bool is not one) from lo to hi, both included."""
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def integer_rule(lo, hi):
+    return "must be an integer from %d to %d" % (lo, hi)
+
+
+def integer(value, lo, hi, field, fail=CheckFailed):
+    """`value` if is_integer(value, lo, hi); else raises fail(field, rule)."""
+    if not is_integer(value, lo, hi):
+        raise fail(field, integer_rule(lo, hi))
+    return value
+
+
+def integer_or_none(value, lo, hi):
+    """`value` if is_integer(value, lo, hi), else None: for what a reader reports about
+    itself, where a bad value is left out rather than refused."""
+    return value if is_integer(value, lo, hi) else None
+
+
+def digits(text):
+    """The int written by `text`, 1 to 19 ASCII digits; None for anything else."""
+    if isinstance(text, str) and _DIGITS.match(text):
+        return int(text)
+    return None
+
+
+def integer_text(text, lo, hi, field, fail=CheckFailed):
+    """The int written by `text` (digits()) if from lo to hi; else raises fail(field, rule)."""
+    value = digits(text)
+    if value is None or not lo <= value <= hi:
+        raise fail(field, integer_rule(lo, hi))
+    return value

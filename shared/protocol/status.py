@@ -1,0 +1,33 @@
+"""The HTTP status of each refusal of the sync protocol (docs/protocol.md, docs/openapi.json).
+
+One table for both ends that answer readers: the backend (backend/sync/ingest.py) and the
+reference server the firmware's fault tests talk to (tools/syncserver.py). Pure: runs on
+MicroPython too.
+
+    >>> http_status("batch.signature"), http_status("batch.too_large")
+    (401, 413)
+    >>> http_status("batch.gap"), http_status("batch.totals")
+    (409, 400)
+"""
+
+# who sent it is not known or not proved: the reader's key or id is wrong
+UNAUTHORIZED = 401
+# the body is over the limit, refused before it is read
+TOO_LARGE = 413
+# the batch does not follow what we stored: the reader must send from the ack on
+CONFLICT = 409
+# every other refusal: the request itself breaks a rule
+BAD_REQUEST = 400
+
+STATUS = {
+    "batch.reader": UNAUTHORIZED,
+    "batch.signature": UNAUTHORIZED,
+    "batch.too_large": TOO_LARGE,
+    "batch.gap": CONFLICT,
+    "batch.chain": CONFLICT,
+}
+
+
+def http_status(code):
+    """The HTTP status that answers a refusal with error code `code`."""
+    return STATUS.get(code, BAD_REQUEST)
