@@ -10,11 +10,11 @@
 # (The long explanations are comments, not docstrings: the ESP32 gets .mpy files, but
 # the tests compile this source inside a 96 KB heap, and docstrings cost heap there.)
 #
-# Layout. Each record is stored as a frame: 0xA5, payload length (2 bytes, big-endian),
-# CRC32 of the payload (4 bytes), payload = the record's canonical JSON. Frames go into
-# segment files named by the seq of their first record ("00000042.seg"), each at most
-# segment_size bytes (a bigger record gets a segment of its own). The file "meta" holds
-# the highest acknowledged seq and that record's hash; it is replaced atomically (write
+# Layout. Each record is stored as a frame (journalframe.py: magic, length, CRC32,
+# payload = the record's canonical JSON). Frames go into segment files named by the
+# seq of their first record ("00000042.seg"), each at most segment_size bytes (a
+# bigger record gets a segment of its own). The file "meta" holds the highest
+# acknowledged seq and that record's hash; it is replaced atomically (write
 # meta.tmp, rename) and always before a segment is deleted, so seqs and the hash chain
 # go on after everything was acknowledged and deleted, across reboots too.
 #
@@ -44,34 +44,19 @@
 # `capacity` counts frame bytes; littlefs needs room beyond it (each segment rounds up
 # to whole blocks, plus metadata and copy-on-write space).
 import os
-import struct
 
 from protocol.canonical import decode, encode
-from protocol.compat import const, crc32
+from protocol.compat import const
 from protocol.errors import EncodingError, JournalError
 from protocol.records import GENESIS, record_hash
 
-_MAGIC = const(0xA5)  # neither 0x00 nor 0xFF: what torn or erased space usually holds
-_HEADER = const(7)
-_MAX_RECORD = const(8192)
-MAX_RECORD = _MAX_RECORD  # for the app: a receipt whose record is larger gets no discount
+import journalframe as frame
 # room_for() keeps this much for the seq digits, so a size measured with seq=0 still fits
 _SEQ_ROOM = const(16)
 # the level is "full" once a large receipt (30 lines, ~2.5 KB) might not fit any more
 _LARGE_RECEIPT = const(3072)
 _META = "meta"
-
-
-def _fill(f, buf, n):
-    # Read up to n bytes into buf (a bytearray or memoryview); the count read.
-    got = 0
-    mv = memoryview(buf)
-    while got < n:
-        k = f.readinto(mv[got:n])
-        if not k:
-            break
-        got += k
-    return got
+MAX_RECORD = frame.MAX_PAYLOAD  # for the app: a receipt whose record is larger gets no discount
 
 
 def _seg_name(first):
@@ -108,12 +93,12 @@ class Journal:
         self._seg_max = segment_size
         self._nearly = int(capacity * nearly_full)
         # one buffer for any frame: recovery and reads never hold more than one record
-        self._buf = bytearray(_MAX_RECORD) if buffer is None else buffer
-        if len(self._buf) < _MAX_RECORD:
-            raise ValueError("buffer: at least %d bytes" % _MAX_RECORD)
+        self._buf = bytearray(MAX_RECORD) if buffer is None else buffer
+        if len(self._buf) < MAX_RECORD:
+            raise ValueError("buffer: at least %d bytes" % MAX_RECORD)
         self._mv = memoryview(self._buf)
-        self._into = _Into(self._mv[:_MAX_RECORD])
-        self._hdr = bytearray(_HEADER)
+        self._into = _Into(self._mv[:MAX_RECORD])
+        self._hdr = bytearray(frame.HEADER)
         self._file = None  # the newest segment, open for appending
         self._segs = []  # [first seq, bytes of frames] of each segment, oldest first
         self.used = 0
@@ -132,10 +117,10 @@ class Journal:
         self._into.n = 0
         encode(record, self._into)  # straight into the frame buffer
         size = self._into.n
-        if size > _MAX_RECORD:
-            raise JournalError("journal.too_large", "record", "%d bytes, at most %d" % (size, _MAX_RECORD))
+        if size > MAX_RECORD:
+            raise JournalError("journal.too_large", "record", "%d bytes, at most %d" % (size, MAX_RECORD))
         data = self._mv[:size]
-        n = _HEADER + size
+        n = frame.HEADER + size
         if self.used + n > self._cap:
             raise JournalError("journal.full", "record", "needs %d bytes, %d free" % (n, self._cap - self.used))
         segs = self._segs
@@ -146,7 +131,7 @@ class Journal:
                 self._file = open(self._name(seq), "ab")
             elif self._file is None:
                 self._file = open(self._name(segs[-1][0]), "ab")
-            struct.pack_into(">BHI", self._hdr, 0, _MAGIC, n - _HEADER, crc32(data) & 0xFFFFFFFF)
+            frame.put_header(self._hdr, data)
             self._file.write(self._hdr)
             self._file.write(data)
             self._file.flush()  # on littlefs this sync is the commit
@@ -169,7 +154,7 @@ class Journal:
     def room_for(self, nbytes):
         """Could a record of `nbytes` canonical bytes be appended now?"""
         nbytes += _SEQ_ROOM
-        return nbytes <= _MAX_RECORD and self.used + _HEADER + nbytes <= self._cap
+        return nbytes <= MAX_RECORD and self.used + frame.HEADER + nbytes <= self._cap
 
     def records(self, from_seq=0, max_count=50, max_bytes=16384):
         """Yield (seq, payload bytes) of pending records from `from_seq` on, oldest first.
@@ -191,7 +176,7 @@ class Journal:
             try:
                 pos = 0
                 while seq < end:
-                    n = self._read_frame(f)
+                    n = frame.read(f, self._hdr, self._mv)
                     if n < 0:
                         raise JournalError("journal.corrupt", _seg_name(segs[i][0]), "bad frame at %d" % pos)
                     if seq >= want:
@@ -200,7 +185,7 @@ class Journal:
                         yield seq, bytes(self._mv[:n])
                         count += 1
                         total += n
-                    pos += _HEADER + n
+                    pos += frame.HEADER + n
                     seq += 1
             finally:
                 f.close()
@@ -225,7 +210,7 @@ class Journal:
         try:
             # persisted before anything is deleted: the seq must outlive the records
             data = encode({"acked": seq, "hash": h})
-            struct.pack_into(">BHI", self._hdr, 0, _MAGIC, len(data), crc32(data) & 0xFFFFFFFF)
+            frame.put_header(self._hdr, data)
             with open(self._name(_META + ".tmp"), "wb") as f:
                 f.write(self._hdr)
                 f.write(data)
@@ -241,7 +226,7 @@ class Journal:
         """Counts for the display, the status report and the dashboard."""
         self._ready()
         used = self.used
-        level = "full" if used + _HEADER + _LARGE_RECEIPT > self._cap else \
+        level = "full" if used + frame.HEADER + _LARGE_RECEIPT > self._cap else \
             "nearly_full" if used >= self._nearly else "ok"
         return {"pending": self.next_seq - 1 - self.acked, "oldest_t": self._oldest_t,
                 "next_seq": self.next_seq, "acked": self.acked, "used": used,
@@ -291,7 +276,7 @@ class Journal:
         acked, acked_hash = 0, GENESIS
         if _META in names:
             with open(self._name(_META), "rb") as f:
-                n = self._read_frame(f)
+                n = frame.read(f, self._hdr, self._mv)
             meta = self._decode(n, _META)
             acked, acked_hash = meta.get("acked"), meta.get("hash")
             if not isinstance(acked, int) or not isinstance(acked_hash, str):
@@ -341,7 +326,7 @@ class Journal:
             end = f.seek(0, 2)
             f.seek(0)
             while good < end:
-                n = self._read_frame(f)
+                n = frame.read(f, self._hdr, self._mv)
                 if n < 0:
                     if newest and not self._intact_after(f, good, end):
                         break  # a torn write
@@ -353,7 +338,7 @@ class Journal:
                 if seq == self.acked + 1:
                     self._oldest_t = rec.get("t")
                 prev = record_hash(self._mv[:n])
-                good += _HEADER + n
+                good += frame.HEADER + n
         finally:
             f.close()
         if good < end:
@@ -364,7 +349,7 @@ class Journal:
                 with open(self._name(name), "rb") as src, open(tmp, "wb") as dst:
                     left = good
                     while left:
-                        k = _fill(src, self._buf, min(left, _MAX_RECORD))
+                        k = frame.fill(src, self._buf, min(left, MAX_RECORD))
                         dst.write(self._mv[:k])
                         left -= k
                 os.rename(tmp, self._name(name))
@@ -372,24 +357,13 @@ class Journal:
 
     def _intact_after(self, f, start, end):
         # An intact frame after a bad one means damage: a torn write is the last thing.
-        if end - start > _HEADER + _MAX_RECORD:  # a torn write is at most one frame long
+        if end - start > frame.HEADER + MAX_RECORD:  # a torn write is at most one frame long
             return True
-        for p in range(start + 1, end - _HEADER):
+        for p in range(start + 1, end - frame.HEADER):
             f.seek(p)
-            if self._read_frame(f) > 0:
+            if frame.read(f, self._hdr, self._mv) > 0:
                 return True
         return False
-
-    def _read_frame(self, f):
-        # Read one frame, its payload into the buffer: payload length, or -1 if bad.
-        hdr = self._hdr
-        if _fill(f, hdr, _HEADER) < _HEADER:
-            return -1
-        magic, n, crc = struct.unpack_from(">BHI", hdr, 0)
-        if magic != _MAGIC or not 0 < n <= _MAX_RECORD or _fill(f, self._buf, n) < n \
-                or crc32(self._mv[:n]) & 0xFFFFFFFF != crc:
-            return -1
-        return n
 
     def _decode(self, n, where):
         # The JSON object in the buffer's first n bytes, else journal.corrupt.

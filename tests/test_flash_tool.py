@@ -1,11 +1,12 @@
-"""tools/flash.py: deploy, provision and status for real against the virtual board
+"""tools/flash: deploy, provision and status for real against the virtual board
 (tools/vboard.py) and a backend started here; flash's esptool calls with a scripted
-esptool; every command's help and README section; bad input.
+esptool; the device scripts compile; every command's help and README section; bad input.
 """
 import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -16,7 +17,9 @@ from chain import Chain
 from backend import headoffice
 from simboard import CardSim, TillSim, wait_for
 import flash
+import runtimes
 import vboard
+from flash import deployment, esp32, repl, scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("flash", "deploy", "provision", "status", "console")
@@ -238,7 +241,7 @@ def test_a_port_without_permission(tmp_path):
     tty.write_text("")
     os.chmod(tty, 0)
     with pytest.raises(flash.PortPermission, match="dialout"):
-        flash._check_port(str(tty))
+        repl.check_port(str(tty))
 
 
 def test_a_device_not_running_micropython(monkeypatch):
@@ -259,7 +262,7 @@ def test_a_device_not_running_micropython(monkeypatch):
             conn.close()
 
     threading.Thread(target=chatter, daemon=True).start()
-    monkeypatch.setattr(flash, "REPL_TIMEOUT", 2)
+    monkeypatch.setattr(repl, "REPL_TIMEOUT", 2)
     try:
         with pytest.raises(flash.NotMicroPython, match="does not answer as MicroPython") as e:
             flash.status("socket://127.0.0.1:%d" % srv.getsockname()[1])
@@ -343,7 +346,7 @@ def test_esptools_failures_say_what_to_do(image, output, error, hint, capsys, mo
     with pytest.raises(error) as e:
         flash.flash("/dev/ttyUSB0", firmware=image, run=run)
     assert hint in e.value.hint
-    monkeypatch.setattr(flash, "run_esptool", ScriptedEsptool([(2, output)]))
+    monkeypatch.setattr(esp32, "run_esptool", ScriptedEsptool([(2, output)]))
     assert flash.main(["flash", "--port", "/dev/ttyUSB0", "--firmware", str(image)]) == 1
     assert hint in capsys.readouterr().err
 
@@ -385,7 +388,7 @@ def test_every_command_has_help_and_a_readme_section(capsys):
         assert e.value.code == 0
         out = capsys.readouterr().out
         assert "--port" in out and len(out.split("\n\n", 2)[1].strip()) > 30, command  # a description
-        assert re.search(r"flash\.py %s\b" % command, section), "README does not describe %s" % command
+        assert re.search(r"tools/flash %s\b" % command, section), "README does not describe %s" % command
     with pytest.raises(SystemExit):
         flash.main(["--help"])
     top = capsys.readouterr().out
@@ -415,13 +418,13 @@ def test_a_board_that_was_another_reader_keeps_its_journal_unless_wiped(tmp_path
 
 def test_a_device_that_cannot_load_our_mpy_files_gets_none_of_them(tmp_path, board, build_dir, monkeypatch):
     # as if mpy-cross made .mpy files of another format than the board's MicroPython loads
-    monkeypatch.setattr(flash, "_mpy_version", lambda data: 5)
+    monkeypatch.setattr(deployment, "_mpy_version", lambda data: 5)
     with pytest.raises(flash.NotMicroPython) as e:
         flash.deploy(board.url, build_dir=build_dir)
     assert "version 6" in str(e.value) and "flash" in e.value.hint
     assert not [p for p in board.folder.rglob("*.mpy*")]  # nothing copied
     monkeypatch.undo()
-    assert flash._mpy_version((build_dir / "reader.mpy").read_bytes()) == 6  # the real header
+    assert deployment._mpy_version((build_dir / "reader.mpy").read_bytes()) == 6  # the real header
 
 
 def test_a_power_cut_among_the_renames_is_finished_at_boot(tmp_path, board, build_dir):
@@ -431,7 +434,7 @@ def test_a_power_cut_among_the_renames_is_finished_at_boot(tmp_path, board, buil
     real_exec = flash.Device.exec
 
     def cut_before_the_renames(self, code):
-        if code.startswith(flash._SWITCH.split("%")[0]) and "reader.mpy" in code:
+        if code.endswith(scripts.source("switch")) and "reader.mpy" in code:
             board.disconnect()  # the power goes just as the renames start
             raise flash.FlashError("lost the connection")
         return real_exec(self, code)
@@ -450,3 +453,83 @@ def test_a_power_cut_among_the_renames_is_finished_at_boot(tmp_path, board, buil
     for name in ("reader.mpy", "app.mpy"):
         assert (board.folder / name).read_bytes() == (build_dir / name).read_bytes(), name
         assert not (board.folder / (name + ".new")).exists()
+
+
+# ---------------------------------------------------------------- device scripts
+
+# values of the kind each script gets from the host (device/NAME.py's `# takes:` line)
+SCRIPT_VALUES = {"hashes": {"_PATHS": ["main.py", "protocol/engine.mpy"], "_MANIFEST": "deploy.json"},
+                 "mkdirs": {"_DIRS": ["protocol", "protocol/x"]}, "switch": {"_RENAME": ["a.mpy"], "_REMOVE": []},
+                 "data_files": {"_ROOT": "/data"}, "wipe": {"_ROOT": "/data"}}
+
+
+def test_the_device_scripts_are_the_ones_the_tool_runs():
+    assert scripts.names() == sorted(["data_files", "feed", "hashes", "mkdirs", "status", "switch", "watched", "wipe"])
+    for name in scripts.names():
+        assert scripts.takes(name) == sorted(SCRIPT_VALUES.get(name, {})), name
+
+
+@pytest.mark.parametrize("name", scripts.names())
+def test_every_device_script_compiles_with_mpy_cross(name, tmp_path):
+    """A syntax error in code the device runs fails here, not on a reader in a store."""
+    src = tmp_path / (name + ".py")
+    src.write_text(scripts.script(name, **SCRIPT_VALUES.get(name, {})))  # as it is sent
+    r = subprocess.run([runtimes.mpy_cross(), "-o", str(tmp_path / "out.mpy"), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_script_gets_exactly_the_values_it_takes():
+    text = scripts.script("wipe", _ROOT="/data")
+    assert text == "_ROOT = '/data'\n" + scripts.source("wipe")
+    with pytest.raises(ValueError, match="takes _ROOT, not nothing"):
+        scripts.script("wipe")
+    with pytest.raises(ValueError, match="takes _ROOT, not _ROOT, _ROOTS"):
+        scripts.script("wipe", _ROOT="/data", _ROOTS="/")
+    with pytest.raises(ValueError, match="not a literal"):
+        scripts.script("wipe", _ROOT=object())
+
+
+def test_the_command_runs_from_the_folder_and_as_a_module():
+    for cmd, env in (([sys.executable, str(ROOT / "tools" / "flash"), "status", "--help"], None),
+                     ([sys.executable, "-m", "flash", "deploy", "--help"],
+                      dict(os.environ, PYTHONPATH=str(ROOT / "tools")))):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+        assert r.returncode == 0 and "--port" in r.stdout and "usage: tools/flash" in r.stdout, r.stderr
+
+
+# ---------------------------------------------------------------- status reads the journal's frames
+
+
+def _journal_with_pending(root, appended, acked):
+    """A journal the firmware's own Journal writes (CPython): `appended` receipts, `acked` of them acked."""
+    from journal import Journal
+    from protocol.records import GENESIS, make_record
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    j = Journal(str(root), segment_size=400)  # several segments: status counts the newest one's frames
+    for i in range(appended):
+        j.append(make_record("sale", reader="R1", seq=0, prev=GENESIS, t=1700000000 + 60 * i, card="42%08d" % i,
+                             tier=1, lines=[{"sku": "800120001", "qty": 1, "price": 99}], gross=99, discount=0,
+                             disc=[], rules=3, quote="Q%d" % i))
+    if acked:
+        j.ack(acked)
+    j.close()
+    assert j.stats()["pending"] == appended - acked
+
+
+def test_status_counts_the_pending_receipts_with_the_firmwares_frames(tmp_path, board, build_dir):
+    flash.deploy(board.url, build_dir=build_dir, reboot=False)  # journalframe.mpy is on the board
+    journal = board.folder / "data" / "journal"
+    _journal_with_pending(journal, appended=9, acked=4)
+    assert len(list(journal.glob("*.seg"))) > 1 and (journal / "meta").exists()
+    assert flash.status(board.url, reboot=False)["pending"] == 5
+    with open(sorted(journal.glob("*.seg"))[-1], "ab") as f:
+        f.write(b"\xa5\x00\x40" + bytes(10))  # a torn frame after the last record: not a receipt
+    assert flash.status(board.url, reboot=False)["pending"] == 5
+
+
+def test_status_without_the_frame_module_says_pending_is_unknown(tmp_path, board):
+    """A board whose firmware was deployed before journalframe existed."""
+    _journal_with_pending(board.folder / "data" / "journal", appended=3, acked=0)
+    s = flash.status(board.url, reboot=False)
+    assert s["pending"] is None and "pending receipts: unknown" in flash.format_status(s)
