@@ -21,8 +21,10 @@ Not done: character-level error signalling and repetition in T=0 (the card pulli
 low in the guard time after a parity error; the UART reports a parity error at best), the
 T=1 NAD addressing beyond NAD 00, extended-length APDUs.
 """
-from protocol.compat import const, sleep_ms, ticks_diff, ticks_ms
+from protocol.compat import const
 from protocol.errors import ProtocolError
+
+from drivers import sleep_ms, ticks_diff, ticks_ms
 
 # ISO/IEC 7816-3:2006 table 7 (Fi, by the high nibble of TA1) and table 8 (Di, low nibble);
 # 0 marks RFU values

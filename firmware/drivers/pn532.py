@@ -38,9 +38,10 @@ command), card.removed (the card stopped answering), card.unreadable (RF errors)
 card.two (two cards in the field), and the frame errors pn532.checksum/length/tfi.
 After nfc.timeout the device initialises the chip again before the next poll.
 """
-from protocol.compat import const, sleep_ms, ticks_diff, ticks_ms
+from protocol.compat import const
 from protocol.errors import ProtocolError
 
+from drivers import sleep_ms, ticks_diff, ticks_ms
 from drivers.pn532frames import (
     ACK, ACK_FRAME, ERROR, INFO, NACK, NACK_FRAME, NONE, FrameError, FrameReader, frame, frame_into)
 
