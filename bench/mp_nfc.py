@@ -28,7 +28,7 @@ from protocol import cardread, engine, ntag, ntagsig
 from protocol.compat import hexstr, unhexlify
 
 from drivers.pn532 import HSU, NfcDevice
-from drivers.simuart import SocketUart
+from simuart import SocketUart
 from nfcreader import _Tag
 
 ISSUER = bytes(range(0x40, 0x60))  # epoch 1's issuer key; nfc_bench.py makes the cards with it
@@ -171,7 +171,7 @@ def record(port):
             print("rec", name, hexstr(out), hexstr(answer) if answer else "-")
         print("recorded", name, ident["kind"], dev.bytes_out - out0, dev.bytes_in - in0, len(uart.entries))
         cards.append((name, card, sig, _views(uart.entries)))
-    uart.uart.close()
+    uart.uart.deinit()
     return _views(init), cards
 
 

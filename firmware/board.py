@@ -1,10 +1,12 @@
 """Board configuration: where the till link, the card reader, the display and the pins are.
 
 `load()` reads the reader's config (identity, key, backend address, language, board
-kind) and returns a Board. On the ESP32 the till link is a UART and the feedback pins
-are machine.Pin objects; on the simulated board (MicroPython unix port) the till link
-and the card reader are TCP streams answered by simulators (tools/simboard.py), the
-pins and the display print what they do.
+kind) and returns a Board, whose parts the config's "board" picks (`parts()`): on the
+ESP32 (`Esp32`, below) the till link is a UART and the feedback pins are machine.Pin
+objects; on the simulated board ("board": "sim", the MicroPython unix port) the parts
+come from sim/board/simparts.py, which is not on the device: the till link and the card
+reader are TCP streams answered by simulators (tools/simboard.py), the pins remember
+what they were set to.
 
 Config, a JSON file at /config.json on the device (READER_CONFIG on the unix port):
     {"reader": "R1", "key": "<64 hex>", "backend": "http://10.0.0.5:8000",
@@ -53,22 +55,9 @@ class Clock:
 now = Clock()
 
 
-class SimPin:
-    """A pin that remembers its value and how often it went high (simulated board)."""
-
-    def __init__(self, name):
-        self.name, self.level, self.pulses = name, 0, 0
-
-    def value(self, v=None):
-        if v is None:
-            return self.level
-        if v and not self.level:
-            self.pulses += 1
-        self.level = 1 if v else 0
-
-
 class PrintDisplay:
-    """The simulated board's display: prints the two lines when they change."""
+    """The display as a line on the console (the ESP32's serial line, the simulated board's
+    output): prints the two lines when they change. An LCD driver replaces it."""
 
     def __init__(self, reader):
         self.reader, self.lines = reader, None
@@ -79,14 +68,57 @@ class PrintDisplay:
             print("[%s] display | %-16s | %-16s" % (self.reader, lines[0], lines[1]))
 
 
-class NullWatchdog:
-    def feed(self):
-        pass
+class Esp32:  # pragma: no cover - needs an ESP32
+    """The ESP32 reader's parts, as wired: pins, watchdog, the till's UART, the PN532's bus
+    ("nfc_bus") and the contact slot ("contact_slot"). The simulated board's parts have
+    the same methods (sim/board/simparts.py)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def pins(self):
+        """(green, red, buzzer)"""
+        from machine import Pin
+
+        pins = self.cfg.get("pins", {})
+        return (Pin(pins.get("green", 2), Pin.OUT), Pin(pins.get("red", 4), Pin.OUT),
+                Pin(pins.get("buzzer", 5), Pin.OUT))
+
+    def display(self, reader):
+        return PrintDisplay(reader)
+
+    def watchdog(self):
+        from machine import WDT
+
+        return WDT(timeout=self.cfg.get("watchdog_ms", 8000))
+
+    async def till_link(self):
+        from machine import UART
+
+        t = self.cfg.get("till_uart", {"id": 1, "tx": 17, "rx": 16, "baud": 115200})
+        uart = UART(t["id"], baudrate=t["baud"], tx=t["tx"], rx=t["rx"])
+        return asyncio.StreamReader(uart), asyncio.StreamWriter(uart, {})
+
+    async def card_lines(self):
+        return None  # cards are read with the PN532 driver
+
+    def nfc_transport(self):
+        return _nfc_bus(self.cfg["nfc_bus"])
+
+    def contact_slot(self):
+        pins = self.cfg.get("contact_slot")
+        return None if pins is None else _contact_slot(pins)
 
 
-def _hostport(text):
-    host, _, port = text.partition(":")
-    return host, int(port)
+def parts(cfg):
+    """The board's parts by the config's "board": "sim" (the default, the simulated board of
+    tests and the demo) or anything else for the ESP32."""
+    if cfg.get("board", "sim") == "sim":
+        # sim/board/, on the simulated board's path after the firmware: never on the device
+        from simparts import SimParts
+
+        return SimParts(cfg)
+    return Esp32(cfg)
 
 
 class Board:
@@ -97,52 +129,29 @@ class Board:
         # system would take the folder for the module
         self.root = cfg.get("root", "/data")
         self.lang = cfg.get("lang", "it")
-        if cfg.get("board", "sim") == "sim":
-            self.green, self.red, self.buzzer = SimPin("green"), SimPin("red"), SimPin("buzzer")
-            self.display = PrintDisplay(self.reader)
-            self.watchdog = NullWatchdog()
-        else:  # pragma: no cover - needs an ESP32
-            from machine import WDT, Pin
-
-            pins = cfg.get("pins", {})
-            self.green = Pin(pins.get("green", 2), Pin.OUT)
-            self.red = Pin(pins.get("red", 4), Pin.OUT)
-            self.buzzer = Pin(pins.get("buzzer", 5), Pin.OUT)
-            self.display = PrintDisplay(self.reader)  # an LCD driver replaces this on real boards
-            self.watchdog = WDT(timeout=cfg.get("watchdog_ms", 8000))
+        self.parts = parts(cfg)
+        self.green, self.red, self.buzzer = self.parts.pins()
+        self.display = self.parts.display(self.reader)
+        self.watchdog = self.parts.watchdog()
 
     def path(self, name):
         return self.root.rstrip("/") + "/" + name
 
     async def till_link(self):
         """(reader, writer) streams to the till."""
-        if self.cfg.get("board", "sim") == "sim":
-            host, port = _hostport(self.cfg["till"])
-            return await asyncio.open_connection(host, port)
-        from machine import UART  # pragma: no cover
-
-        t = self.cfg.get("till_uart", {"id": 1, "tx": 17, "rx": 16, "baud": 115200})
-        uart = UART(t["id"], baudrate=t["baud"], tx=t["tx"], rx=t["rx"])
-        stream = asyncio.StreamReader(uart)
-        return stream, asyncio.StreamWriter(uart, {})
+        return await self.parts.till_link()
 
     def contact_reader(self, keys, rules):
         """The contact-card slot's reader (`async wait_card()`), or None on a board without one.
 
         "contact": "host:port" on the simulated board (tools/iso7816sim.py);
         "contact_slot": {...pins} on the ESP32."""
-        cfg = self.cfg
-        if "contact" not in cfg and "contact_slot" not in cfg:
+        slot = self.parts.contact_slot()
+        if slot is None:
             return None
         from contactreader import ContactCardReader
 
-        if "contact" in cfg:
-            from drivers.simslot import SimSlot
-
-            slot = SimSlot(*_hostport(cfg["contact"]))
-        else:  # pragma: no cover - needs an ESP32
-            slot = _contact_slot(cfg["contact_slot"])
-        ms = cfg.get("contact_ms")
+        ms = self.cfg.get("contact_ms")
         if ms:
             line = slot.line
             line.slack_ms = ms.get("slack_ms", line.slack_ms)
@@ -154,25 +163,15 @@ class Board:
 
         "nfc": "host:port" on the simulated board: the PN532 driver over HSU, its UART a
         socket to tools/pn532sim.py. "nfc_bus" on the ESP32: the PN532's bus (below).
-        "cards": "host:port": identities as lines (drivers/simcard.py), for tests about
-        everything but the card."""
-        cfg = self.cfg
-        if "cards" in cfg and "nfc" not in cfg and "nfc_bus" not in cfg:
-            from drivers.simcard import SimCardReader
-
-            host, port = _hostport(cfg["cards"])
-            reader, _ = await asyncio.open_connection(host, port)
-            return SimCardReader(reader)
-        from drivers.pn532 import HSU, NfcDevice
+        "cards": "host:port" on the simulated board: identities as lines
+        (sim/board/simcard.py), for tests about everything but the card."""
+        lines = await self.parts.card_lines()
+        if lines is not None:
+            return lines
+        from drivers.pn532 import NfcDevice
         from nfcreader import NfcCardReader
 
-        if "nfc" in cfg:
-            from drivers.simuart import SocketUart
-
-            transport = HSU(SocketUart(*_hostport(cfg["nfc"])))
-        else:  # pragma: no cover - needs an ESP32
-            transport = _nfc_bus(cfg["nfc_bus"])
-        return NfcCardReader(NfcDevice(transport, **cfg.get("nfc_ms", {})), keys, rules)
+        return NfcCardReader(NfcDevice(self.parts.nfc_transport(), **self.cfg.get("nfc_ms", {})), keys, rules)
 
 
 def _contact_slot(pins):  # pragma: no cover - needs an ESP32

@@ -104,6 +104,4 @@ class ContactCardReader:
             line.budget(0)
 
     def close(self):
-        close = getattr(self.slot, "close", None)
-        if close is not None:
-            close()
+        self.slot.close()

@@ -1,6 +1,6 @@
 """The till's NFC card reader: the PN532 polled for cards, each tap identified once.
 
-`wait_card()` is what the reader's card task awaits (as with drivers/simcard.py): it
+`wait_card()` is what the reader's card task awaits (as with the simulated board's simcard.py): it
 polls the controller between short asyncio sleeps, so the till link and sync go on
 while nobody taps, and returns the identity of the next card put on the reader
 (protocol.cardread: NTAG record, loyalty applet or registered UID). A card left lying

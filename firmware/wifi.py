@@ -10,7 +10,7 @@ module: the host's network is already up, and connect() does nothing.
 A timeout is not fatal: the reader grants discounts offline and syncs once the network is
 there (the ESP32's station keeps trying to join after connect() gave up waiting).
 """
-from protocol.compat import sleep_ms, ticks_diff, ticks_ms
+from drivers import sleep_ms, ticks_diff, ticks_ms
 from protocol.errors import ProtocolError
 
 

@@ -162,7 +162,7 @@ def test_card_pulled_out_goes_silent_and_the_pins_say_so(sim):
 
 RUNNER = """
 import sys, asyncio
-from drivers.simslot import SimSlot
+from simslot import SimSlot
 import contactreader
 from protocol.compat import unhexlify
 from protocol.errors import ProtocolError

@@ -1,13 +1,24 @@
-"""Compile the reader's code with mpy-cross, laid out as on the device's filesystem.
+"""Compile the reader's code with mpy-cross, laid out as on the device's filesystem, from
+what the manifests name (firmware/manifest.py, which includes shared/protocol/manifest.py).
 
-    firmware/app.py            -> build/mpy/app.mpy
-    firmware/drivers/pn532.py  -> build/mpy/drivers/pn532.mpy
-    shared/protocol/engine.py  -> build/mpy/protocol/engine.mpy
-    firmware/main.py           -> build/mpy/main.py   (the board runs main.py as source)
+    module("app.py")                 firmware/app.py            -> build/mpy/app.mpy
+    package("drivers", files=...)    firmware/drivers/pn532.py  -> build/mpy/drivers/pn532.mpy
+    package("protocol", base_path="..")
+                                     shared/protocol/engine.py  -> build/mpy/protocol/engine.mpy
+    module("main.py")                firmware/main.py           -> build/mpy/main.py (run as source)
+
+The manifests are MicroPython's own format, so MicroPython's build can freeze the same
+files into an image; `Manifest` below evaluates the functions they use (module,
+package, include, require, metadata) with their documented meanings. `require()` of a
+micropython-lib package is recorded, not compiled: such packages go to the device's /lib
+(tools/flash.py deploy --lib). The build holds what the manifest names and nothing else:
+files left from an older build are removed.
 
 The device runs precompiled .mpy files: compiling a module on the device needs several
 times its size in heap. The simulated board and the MicroPython tests use this build so
-they run what the device runs. Only files newer than their output are compiled again.
+they run what the device runs; the simulated board's stand-ins for the ESP32's parts
+(sim/board/manifest.py) are built apart, into build/mpysim. Only files newer than their
+output are compiled again.
 
     python tools/mpybuild.py [OUT]
 """
@@ -18,6 +29,108 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "mpy"
+MANIFEST = ROOT / "firmware" / "manifest.py"
+SIM_OUT = ROOT / "build" / "mpysim"
+SIM_MANIFEST = ROOT / "sim" / "board" / "manifest.py"
+
+
+class ManifestError(Exception):
+    """A manifest that names a missing file, or uses what this evaluator does not know."""
+
+
+class _Options:
+    """`options` in a manifest: the keyword arguments of the include() that read it (None
+    for any other name), as in MicroPython's manifestfile.py."""
+
+    def __init__(self, values):
+        self.__dict__.update(values)
+
+    def __getattr__(self, name):
+        return None
+
+
+class Manifest:
+    """The files a manifest names: `files`, (source, path on the device) in the order
+    named; `required`, the micropython-lib packages it requires, as (name, options);
+    `metadata`, each manifest's metadata() by its path.
+
+        m = Manifest().execute(MANIFEST)
+        m.files[0]     # (Path(".../shared/protocol/__init__.py"), Path("protocol/__init__.py"))
+    """
+
+    def __init__(self):
+        self.files = []
+        self.required = []
+        self.metadata = {}
+        self._targets = {}
+
+    def execute(self, path, **options):
+        path = Path(path)
+        if path.is_dir():
+            path = path / "manifest.py"
+        if not path.is_file():
+            raise ManifestError("no manifest at %s" % path)
+        here = path.parent
+
+        def where(base_path, name):
+            if "$(" in str(base_path) + str(name):
+                raise ManifestError("%s: path variables such as $(MPY_DIR) are MicroPython's build's, not ours: %s"
+                                    % (path, base_path))
+            return (here / base_path / name).resolve()
+
+        def module(module_path, base_path=".", opt=None):
+            """A single .py file, frozen as the module of its name (module_path as given)."""
+            if not module_path.endswith(".py"):
+                raise ManifestError("%s: module() takes a .py file: %r" % (path, module_path))
+            self._add(where(base_path, module_path), Path(module_path), path)
+
+        def package(package_path, files=None, base_path=".", opt=None):
+            """A package folder: its .py files, all of them (recursively) or only `files`."""
+            folder = where(base_path, package_path)
+            if files is None:
+                names = sorted(p.relative_to(folder) for p in folder.rglob("*.py"))
+                if not names:
+                    raise ManifestError("%s: package %r has no .py files in %s" % (path, package_path, folder))
+            else:
+                names = [Path(f) for f in files]
+            for name in names:
+                self._add(folder / name, Path(package_path) / name, path)
+
+        def include(manifest_path, is_require=False, script=None, **kwargs):
+            """Another manifest (a file, or a folder holding manifest.py), its paths relative to it."""
+            for one in manifest_path if isinstance(manifest_path, (list, tuple)) else [manifest_path]:
+                self.execute(where(".", one), **kwargs)
+
+        def require(name, version=None, unix_ffi=False, pypi=None, **kwargs):
+            """A micropython-lib package: recorded for the deploy's /lib, never compiled here."""
+            self.required.append((name, dict(kwargs, version=version, unix_ffi=unix_ffi, pypi=pypi)))
+
+        def metadata(description=None, version=None, license=None, author=None):
+            self.metadata[str(path)] = {"description": description, "version": version,
+                                        "license": license, "author": author}
+
+        def unsupported(name):
+            def refuse(*args, **kwargs):
+                raise ManifestError("%s: %s() is not supported by tools/mpybuild.py; use module() or package()"
+                                    % (path, name))
+            return refuse
+
+        scope = {"module": module, "package": package, "include": include, "require": require,
+                 "metadata": metadata, "options": _Options(options), "__file__": str(path)}
+        for name in ("freeze", "freeze_as_str", "freeze_as_mpy", "freeze_mpy", "add_library"):
+            scope[name] = unsupported(name)
+        exec(compile(path.read_text(), str(path), "exec"), scope)
+        return self
+
+    def _add(self, src, target, manifest):
+        if not src.is_file():
+            raise ManifestError("%s names %s, which does not exist" % (manifest, src))
+        if target in self._targets:
+            if self._targets[target] != src:
+                raise ManifestError("%s: %s comes from both %s and %s" % (manifest, target, self._targets[target], src))
+            return
+        self._targets[target] = src
+        self.files.append((src, target))
 
 
 def mpy_cross():
@@ -25,33 +138,58 @@ def mpy_cross():
     return str(here) if here.exists() else "mpy-cross"
 
 
-def sources():
-    """(source path, path on the device) for every file the reader needs."""
-    for src in sorted((ROOT / "firmware").rglob("*.py")):
-        yield src, src.relative_to(ROOT / "firmware")
-    for src in sorted((ROOT / "shared" / "protocol").rglob("*.py")):
-        yield src, Path("protocol") / src.relative_to(ROOT / "shared" / "protocol")
+def sources(manifest=MANIFEST):
+    """(source path, path on the device) for every file the manifest names: by default,
+    every file the reader needs."""
+    return iter(Manifest().execute(manifest).files)
+
+
+def output(rel):
+    """The path in the build of a file with path `rel` on the device: main.py stays source."""
+    rel = Path(rel)
+    return rel if (rel.name == "main.py" and len(rel.parts) == 1) else rel.with_suffix(".mpy")
 
 
 def build(out=DEFAULT_OUT, files=None):
     """Compile what changed; returns the list of device paths written.
 
-    `files`: (source, path in out) pairs; the reader's own files by default.
-    """
+    `files`: (source, path in out) pairs; by default the files firmware/manifest.py names,
+    and then whatever else is in `out` is removed."""
+    if files is None:
+        return build_manifest(MANIFEST, out)
+    return _compile(Path(out), files)
+
+
+def build_sim(out=SIM_OUT):
+    """The simulated board's stand-ins (sim/board/manifest.py), for a second path entry."""
+    return build_manifest(SIM_MANIFEST, out)
+
+
+def build_manifest(manifest, out):
+    """Compile what `manifest` names into `out`, and remove what it does not name."""
     out = Path(out)
+    files = list(sources(manifest))
+    written = _compile(out, files)
+    keep = {out / output(rel) for _, rel in files}
+    for path in sorted(out.rglob("*"), reverse=True):  # files before their folders
+        if path.is_file() and path not in keep:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return written
+
+
+def _compile(out, files):
     written = []
-    for src, rel in (files if files is not None else sources()):
-        if rel.name == "main.py" and len(rel.parts) == 1:
-            dest = out / rel
-            if not dest.exists() or dest.stat().st_mtime < src.stat().st_mtime:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dest)
-                written.append(str(rel))
-            continue
-        dest = (out / rel).with_suffix(".mpy")
+    for src, rel in files:
+        dest = out / output(rel)
         if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.suffix == ".py":
+            shutil.copyfile(src, dest)
+            written.append(str(rel))
+            continue
         r = subprocess.run([mpy_cross(), "-o", str(dest), "-s", str(rel), str(src)],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -80,3 +218,5 @@ def build_tests(out):
 if __name__ == "__main__":
     done = build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT)
     print("compiled %d files" % len(done) if done else "up to date")
+    for name, _ in Manifest().execute(MANIFEST).required:
+        print("requires %s from micropython-lib (tools/flash.py deploy --lib)" % name)

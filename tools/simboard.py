@@ -51,6 +51,7 @@ def micropython():
 # about 100 KB: see docs/memory.md for the figures and the plan.
 HEAP = "352k"
 BUILD = "build/mpy"  # mpybuild.DEFAULT_OUT, relative to ROOT, where the board runs
+SIM_BUILD = "build/mpysim"  # mpybuild.SIM_OUT: the stand-ins for the ESP32's parts (sim/board/)
 
 # The PN532 driver's bounds on the simulated board (board.py's "nfc_ms"). On the ESP32 the
 # chip answers on its own bus within milliseconds, and the driver waits 50 ms for an ACK;
@@ -154,8 +155,11 @@ class SimReader:
     """One reader: its folder (the flash), its config, the firmware process and its simulators."""
 
     def __init__(self, reader, key_hex, backend, folder, lang="it", heap=os.environ.get("READER_HEAP", HEAP), sync_interval=2,
-                 journal_capacity=512 * 1024, log=None, nfc=False, contact=False):
+                 journal_capacity=512 * 1024, log=None, nfc=False, contact=False, builds=None):
         self.reader = reader
+        # where MicroPython imports from: the firmware's build, then the stand-ins' (by
+        # default the checkout's, built at start(); a test may give folders of its own)
+        self.builds = builds
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.till = TillSim()
@@ -190,14 +194,17 @@ class SimReader:
     def start(self):
         self.config_path.write_text(json.dumps(self.cfg))
         env = dict(os.environ)
-        import mpybuild
+        if self.builds is None:
+            import mpybuild
 
-        mpybuild.build()
-        assert mpybuild.DEFAULT_OUT == ROOT / BUILD, mpybuild.DEFAULT_OUT
+            mpybuild.build()
+            mpybuild.build_sim()
+            assert (mpybuild.DEFAULT_OUT, mpybuild.SIM_OUT) == (ROOT / BUILD, ROOT / SIM_BUILD)
         # Relative to the board's working folder (the checkout): MicroPython keeps every
         # imported module's path on its heap, so an absolute path would leave a board in a
         # deeper checkout less heap. On the ESP32 the paths are as short ("/protocol/...").
-        env["MICROPYPATH"] = "%s:.frozen" % BUILD
+        # The firmware first, as on the device; the board's stand-ins after it.
+        env["MICROPYPATH"] = ":".join([str(b) for b in self._builds()] + [".frozen"])
         env["READER_CONFIG"] = str(self.config_path)
         if self.log:
             with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
@@ -210,10 +217,11 @@ class SimReader:
             self.cards.connection()
         return self
 
-    def _command(self):
-        import mpybuild
+    def _builds(self):
+        return self.builds or (BUILD, SIM_BUILD)
 
-        return [micropython(), "-X", "heapsize=" + self.heap, BUILD + "/main.py"]
+    def _command(self):
+        return [micropython(), "-X", "heapsize=" + self.heap, "%s/main.py" % self._builds()[0]]
 
     def power_cut(self):
         """Kill the firmware at once (SIGKILL): what a pulled plug does to the reader."""

@@ -22,7 +22,10 @@ REPL's interpreter, or main.py), which it kills on a soft reset.
 The folder is "/": each MicroPython process unmounts the host's root and mounts the
 folder at "/" (a small VFS over vfs.VfsPosix, see _MOUNT), so "/config.json", "/journal/..." and os.statvfs("/")
 are the folder's, and imports come from "/" and "/lib" (then the port's frozen modules,
-asyncio among them), as on the ESP32.
+asyncio among them), as on the ESP32. The board's stand-ins for the ESP32's parts (the
+pins, the sockets to the simulators: sim/board/, built into build/mpysim) are the board's
+hardware, not its flash: for main.py only, they are mounted at "/sim", last on the path
+(_PARTS); the REPL, and so a deploy or a listing of "/", never sees them.
 
 Peripherals: the firmware on this board has no UART and no PN532. At each boot of main.py
 the board writes "/.vboard/config.json": the device's /config.json with `overlay` on top
@@ -107,7 +110,11 @@ vfs.umount("/")
 vfs.mount(_Folder(%r), "/")
 os.chdir("/")
 sys.path[:] = ["", "/", "/lib", ".frozen"]
-del _Folder
+"""
+
+# The firmware's process only: the simulated board's parts at "/sim", after everything else.
+_PARTS = """vfs.mount(_Folder(%r), "/sim")
+sys.path.append("/sim")
 """
 
 # The REPL's interpreter: reads "R<len>\\n" or "F<len>\\n" and that much code from stdin,
@@ -182,6 +189,7 @@ class VirtualBoard:
         self.esc = b""  # raw REPL: a raw-paste request being read
         self.paste = None  # raw-paste mode: bytes received so far
         self.boots = 0
+        self.sim = None  # the stand-ins' build (build/mpysim), made at start()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
@@ -190,6 +198,11 @@ class VirtualBoard:
     # -- life cycle
 
     def start(self):
+        sys.path.insert(0, str(TOOLS))
+        import mpybuild
+
+        mpybuild.build_sim()
+        self.sim = mpybuild.SIM_OUT
         self._boot(run_main=True)
         self._thread = threading.Thread(target=self._loop, name="vboard", daemon=True)
         self._thread.start()
@@ -234,7 +247,7 @@ class VirtualBoard:
         env.pop("READER_CONFIG", None)
         if self.mode == "main" and self.overlay:
             env["READER_CONFIG"] = "/.vboard/config.json"
-        code = _MOUNT % str(self.folder) + body
+        code = _MOUNT % str(self.folder) + (_PARTS % str(self.sim) if body is _FIRMWARE else "") + "del _Folder\n" + body
         self.proc = subprocess.Popen([micropython(), "-X", "heapsize=" + self.heap, "-c", code],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=env, cwd=str(self.folder), start_new_session=True)

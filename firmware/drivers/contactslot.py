@@ -84,10 +84,12 @@ class ContactSlot:
         self._rate(372, 1)
 
     def _rate(self, fi, di):
-        # the UART's baud rate is f x D / F; the simulated line has no rate to set
-        init = getattr(self.uart, "init", None)
-        if init is not None:  # pragma: no cover - machine.UART on the ESP32
-            init(baudrate=self.clock_hz * di // fi, bits=8, parity=1 if self.line.inverse else 0, stop=2)
+        # the UART's baud rate is f x D / F (the simulated line keeps it and carries on)
+        self.uart.init(baudrate=self.clock_hz * di // fi, bits=8, parity=1 if self.line.inverse else 0, stop=2)
+
+    def close(self):
+        """Lets go of the line's UART (machine.UART.deinit); the board builds a new slot."""
+        self.uart.deinit()
 
     # -- activation ---------------------------------------------------------------------------
     def activate(self):

@@ -21,8 +21,10 @@ Not done: character-level error signalling and repetition in T=0 (the card pulli
 low in the guard time after a parity error; the UART reports a parity error at best), the
 T=1 NAD addressing beyond NAD 00, extended-length APDUs.
 """
-from protocol.compat import const, sleep_ms, ticks_diff, ticks_ms
+from protocol.compat import const
 from protocol.errors import ProtocolError
+
+from drivers import sleep_ms, ticks_diff, ticks_ms
 
 # ISO/IEC 7816-3:2006 table 7 (Fi, by the high nibble of TA1) and table 8 (Di, low nibble);
 # 0 marks RFU values
@@ -300,15 +302,15 @@ def t1_times(atr, clock_hz, fi_di=None):
 class Line:
     """The card's I/O line through the board's UART. `echo`: the UART's TX and RX are both
     wired to the line, so what is sent comes back and is checked and dropped. `clock` is
-    (ticks_ms, ticks_diff, sleep_ms), for tests; `slack_ms` (the UART's attribute, if it
-    has one) is latency of the transport added to every timeout (a socket's, 0 on the ESP32)."""
+    (ticks_ms, ticks_diff, sleep_ms), for tests; `slack_ms` is latency of the transport added
+    to every timeout (0 on the ESP32; the simulated board sets its socket's)."""
 
     def __init__(self, uart, echo=True, clock=None):
         self.uart = uart
         self.echo = echo
         self.inverse = False
         self.ticks_ms, self.ticks_diff, self.sleep_ms = clock or (ticks_ms, ticks_diff, sleep_ms)
-        self.slack_ms = getattr(uart, "slack_ms", 0)
+        self.slack_ms = 0
         self.echo_ms = 20  # a character at the slowest rate we use is ~1 ms
         self._one = bytearray(1)
         self._tx = bytearray(_TX_MAX)

@@ -38,9 +38,10 @@ command), card.removed (the card stopped answering), card.unreadable (RF errors)
 card.two (two cards in the field), and the frame errors pn532.checksum/length/tfi.
 After nfc.timeout the device initialises the chip again before the next poll.
 """
-from protocol.compat import const, sleep_ms, ticks_diff, ticks_ms
+from protocol.compat import const
 from protocol.errors import ProtocolError
 
+from drivers import sleep_ms, ticks_diff, ticks_ms
 from drivers.pn532frames import (
     ACK, ACK_FRAME, ERROR, INFO, NACK, NACK_FRAME, NONE, FrameError, FrameReader, frame, frame_into)
 
@@ -105,9 +106,8 @@ class HSU:
         self.uart.write(HSU_WAKE)
 
     def close(self):
-        close = getattr(self.uart, "close", None)
-        if close:
-            close()
+        """Lets go of the UART (machine.UART.deinit; the simulated board's socket closes)."""
+        self.uart.deinit()
 
     def reset(self):
         # whatever is still in the UART's buffer belongs to a command given up on
@@ -156,6 +156,9 @@ class I2C:
         except OSError:
             pass
         sleep(2)
+
+    def close(self):
+        pass  # the bus may carry other chips: it stays up
 
     def reset(self):
         pass
@@ -584,10 +587,8 @@ class NfcDevice:
         chip.call(chip.build(IN_RELEASE, bytes((tg,))), IN_RELEASE, 0, "InRelease")
 
     def close(self):
-        """Lets go of the bus (the simulated board's socket; a no-op on a real UART)."""
-        close = getattr(self.chip.transport, "close", None)
-        if close:
-            close()
+        """Lets go of the transport (HSU: its UART; I2C and SPI buses stay up)."""
+        self.chip.transport.close()
 
     def release(self):
         """Lets the card go (InRelease). A card already gone is no error."""

@@ -57,6 +57,12 @@ class Script:
         self._advance()
 
     # the UART -------------------------------------------------------------------------------
+    def init(self, baudrate=None, **settings):
+        self.baudrate = baudrate  # machine.UART.init: the slot sets the rate the card runs at
+
+    def deinit(self):
+        self.closed = True
+
     def write(self, data):
         data = bytes(data)
         if self.steps and self.steps[0][0] == "t" and len(self.steps) > 1 and self.steps[1][0] == "r":

@@ -83,6 +83,7 @@ def test_t1_card_gets_its_pps_and_ifsd():
                           ("r", hx("00 C1 01 FE 3E")), ("c", hx("00 E1 01 FE 1E"))])
     session = slot.start()
     eq((slot.protocol, slot.fi_di, session.ifsd, slot.pps_fallback), (1, (372, 4), 254, False))
+    eq(s.baudrate, 4000000 * 4 // 372)  # the UART runs at the rate agreed: f x D / F
     s.done()
 
 
@@ -93,6 +94,7 @@ def test_a_card_that_ignores_the_pps_is_reset_and_used_at_the_defaults():
                             ("r", hx("00 C1 01 FE 3E")), ("c", hx("00 E1 01 FE 1E"))])
     slot.start()
     eq((slot.protocol, slot.fi_di, slot.pps_fallback), (1, (372, 1), True))
+    eq(s.baudrate, 4000000 // 372)
     eq(log.count(("rst", 1)), 2)
     s.done()
 

@@ -1,7 +1,7 @@
 """The buzzer and LED driver plays its patterns on pin objects and leaves them off."""
 import asyncio
 
-from board import SimPin
+from simparts import SimPin
 from drivers.feedback import PATTERNS, Feedback
 
 

@@ -3,7 +3,7 @@ TCP to tools/iso7816sim.py, so that drivers/contactslot.py and drivers/iso7816.p
 exactly as on the ESP32.
 
 Two connections to the simulator's port, each announcing itself with its first byte:
-b"L" is the I/O line (bytes as on the wire, echo included: drivers/simuart.SocketUart),
+b"L" is the I/O line (bytes as on the wire, echo included: simuart.SocketUart),
 b"C" the pins, two bytes per change: (pin, level). The board sends b"V" (CMDVCCN),
 b"R" (RSTIN) and b"K" (the clock running, 1, or stopped, 0); the simulator sends b"P"
 (PRES) and b"F" (OFFN) whenever they change, and both once at connection.
@@ -11,7 +11,7 @@ b"R" (RSTIN) and b"K" (the clock running, 1, or stopped, 0); the simulator sends
     slot = SimSlot("127.0.0.1", 7004)    # a ContactSlot
 """
 from drivers.contactslot import ContactSlot
-from drivers.simuart import SocketUart
+from simuart import SocketUart
 
 SLACK_MS = 100  # loopback TCP between two processes: added to every timeout on the line
 
@@ -69,15 +69,15 @@ class SimSlot(ContactSlot):
     def __init__(self, host, port, clock_hz=4000000):
         line = SocketUart(host, port)
         line.write(b"L")
-        line.slack_ms = SLACK_MS
         control = SocketUart(host, port)
         control.write(b"C")
         pins = _Pins(control)
         ContactSlot.__init__(self, line, present=SimPin(pins, "P"), cmdvcc=SimPin(pins, "V"),
                              rst=SimPin(pins, "R"), clock=SimClock(pins), off=SimPin(pins, "F"),
                              clock_hz=clock_hz)
-        self._sockets = (line, control)
+        self.line.slack_ms = SLACK_MS
+        self._control = control
 
     def close(self):
-        for s in self._sockets:
-            s.close()
+        ContactSlot.close(self)
+        self._control.deinit()

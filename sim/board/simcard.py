@@ -1,12 +1,10 @@
-"""The card reader of the simulated board: card identities arrive as lines on a stream.
-
-Until the PN532 and contact-card drivers exist (their own issues), the card-reader
-simulator hands over what those drivers will produce: one identity per line,
+"""The simulated board's card reader for tests about everything but the card: card
+identities arrive as lines on a stream (tools/simboard.py's CardSim), one per line,
 
     {"card": "6001000000000042", "kind": "applet", "verified": true}
 
-`wait_card()` is the boundary the real drivers will implement: it returns an identity
-dict, or raises CardError when what arrived cannot be read.
+`wait_card()` is the boundary the real readers (nfcreader.py, contactreader.py) implement:
+it returns an identity dict, or raises CardError when what arrived cannot be read.
 """
 from protocol import canonical
 from protocol.errors import EncodingError, ProtocolError

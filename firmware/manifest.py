@@ -1,0 +1,44 @@
+# What goes onto the reader, in MicroPython's manifest format (docs: "MicroPython manifest
+# files"): MicroPython's own build freezes it into an image with
+#     make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/firmware/manifest.py
+# and tools/mpybuild.py compiles the same files to .mpy for a deploy (tools/flash.py) and
+# for the tests. A file this manifest does not name is not on the reader: the simulated
+# board's stand-ins live in sim/board/ and never ship.
+#
+# The firmware's modules are top-level modules on the device ("import app"); the drivers
+# are the package drivers/; shared/protocol is the package protocol/ (its own manifest).
+# main.py is the board's entry point: a deploy copies it as source, and it finishes an
+# interrupted deploy at boot (see main.py).
+
+metadata(description="Loyalty checkout reader firmware")
+
+include("../shared/protocol")
+
+module("main.py")  # the entry point, deployed as source
+module("app.py")  # the checkout state machine
+module("board.py")  # the board's parts, picked by the config
+module("cardcache.py")  # the card directory
+module("cardkeys.py")  # the issuers' card keys
+module("contactreader.py")  # the contact slot's card task
+module("daytotals.py")  # each card's discounts today
+module("display.py")  # the display's words
+module("fsutil.py")
+module("httpclient.py")
+module("journal.py")  # the receipts on flash
+module("linereader.py")
+module("nfcreader.py")  # the NFC card task
+module("reader.py")  # the tasks
+module("rulesstore.py")
+module("syncclient.py")
+module("wifi.py")
+
+package("drivers", files=(
+    "__init__.py",
+    "contactslot.py",
+    "feedback.py",
+    "iso7816.py",
+    "pn532.py",
+    "pn532frames.py",
+))
+
+# asyncio is frozen into every ESP32 image of MicroPython 1.20 and later: nothing to require.
