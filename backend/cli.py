@@ -106,7 +106,7 @@ def add_store(store_id, name, tz):
               help="The provisioning file to write [default: <instance>/provisioning/<id>.json].")
 @with_appcontext
 def add_reader(reader_id, store_id, name, backend_url, out):
-    """Add a reader with a new key and write its provisioning file (tools/flash.py reads it).
+    """Add a reader with a new key and write its provisioning file (tools/flash reads it).
 
     The key is written only to the provisioning file (mode 0600), never printed."""
     path = out or os.path.join(current_app.instance_path, "provisioning", "%s.json" % reader_id)

@@ -3,7 +3,7 @@ compiled to .mpy on the device; this file stays small: it is compiled here at bo
 import os
 
 try:
-    # tools/flash.py lists the files it is about to rename into place; a cut among the
+    # tools/flash lists the files it is about to rename into place; a cut among the
     # renames would leave old and new modules side by side: put the rest in place first
     with open("deploy.pending") as f:
         names = f.read().split()

@@ -1,7 +1,7 @@
 # What goes onto the reader, in MicroPython's manifest format (docs: "MicroPython manifest
 # files"): MicroPython's own build freezes it into an image with
 #     make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/firmware/manifest.py
-# and tools/mpybuild.py compiles the same files to .mpy for a deploy (tools/flash.py) and
+# and tools/mpybuild.py compiles the same files to .mpy for a deploy (tools/flash) and
 # for the tests. A file this manifest does not name is not on the reader: the simulated
 # board's stand-ins live in sim/board/ and never ship.
 #
@@ -25,6 +25,7 @@ module("display.py")  # the display's words
 module("fsutil.py")
 module("httpclient.py")
 module("journal.py")  # the receipts on flash
+module("journalframe.py")  # a journal record's frame (also read by tools/flash status)
 module("linereader.py")
 module("nfcreader.py")  # the NFC card task
 module("reader.py")  # the tasks

@@ -284,7 +284,7 @@ class SyncClient:
         return ack
 
     def _keep_error(self):
-        """The sync error on flash when it changes (status.json), for tools/flash.py status:
+        """The sync error on flash when it changes (status.json), for tools/flash status:
         a technician with a laptop sees why a reader does not sync, even while it is offline.
         Written only on a change, so a reader failing all day does not wear the flash."""
         if self.last_error == self._kept_error:

@@ -1,6 +1,6 @@
 """Joins the store's Wi-Fi at boot, before the reader starts syncing.
 
-The config's "wifi" ({"ssid": ..., "password": ...}, written by tools/flash.py provision)
+The config's "wifi" ({"ssid": ..., "password": ...}, written by tools/flash provision)
 names the network. On the unix port (simulated and virtual boards) there is no `network`
 module: the host's network is already up, and connect() does nothing.
 

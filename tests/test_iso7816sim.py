@@ -5,7 +5,7 @@ The first tests speak to the simulator as a board would, with bytes written here
 ISO/IEC 7816-3 (the ATRs worked out from clause 8, T=0 procedure bytes from clause 10, a
 T=1 S-block from clause 11), so the simulator is checked independently of the firmware.
 The last runs firmware/contactreader.py, drivers/contactslot.py, drivers/iso7816.py and
-drivers/simslot.py on the MicroPython unix port (96 KB heap) against the simulator: every
+sim/board/simslot.py on the MicroPython unix port (96 KB heap) against the simulator: every
 card kind gets its verified identity, a card left in the slot counts once, a card pulled
 out mid-command is card.removed and the next card reads.
 """

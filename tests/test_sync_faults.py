@@ -622,7 +622,7 @@ def test_bad_answer_gets_named_error_and_leaves_journal_alone(floor, fault):
     assert s["sync_error"] == fault.code, s
     assert r.alive() and "restarting" not in log_since(r, log_at), log_since(r, log_at)
     assert s["next_seq"] == after_sales["next_seq"]
-    # the error is kept on flash for tools/flash.py status (and is all that was written)
+    # the error is kept on flash for tools/flash status (and is all that was written)
     def kept():
         f = flash / "status.json"
         return f.exists() and json.loads(f.read_bytes())["last_error"] == fault.code

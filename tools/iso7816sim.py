@@ -1,6 +1,6 @@
 """A contact smart card in a TDA8024-like slot, simulated: ISO/IEC 7816-3 bytes on a TCP socket.
 
-What it is for: the simulated board's contact slot (firmware/drivers/simslot.py) talks to
+What it is for: the simulated board's contact slot (sim/board/simslot.py) talks to
 this as if it were the interface chip and the card, so the slot, T=0 and T=1 code that runs
 in tests and in the demo is the code that runs on the ESP32 (DESIGN.md section 5). Cards
 are models put into and taken out of the slot by the test or the demo; the loyalty applet

@@ -11,7 +11,7 @@ The manifests are MicroPython's own format, so MicroPython's build can freeze th
 files into an image; `Manifest` below evaluates the functions they use (module,
 package, include, require, metadata) with their documented meanings. `require()` of a
 micropython-lib package is recorded, not compiled: such packages go to the device's /lib
-(tools/flash.py deploy --lib). The build holds what the manifest names and nothing else:
+(tools/flash deploy --lib). The build holds what the manifest names and nothing else:
 files left from an older build are removed.
 
 The device runs precompiled .mpy files: compiling a module on the device needs several
@@ -219,4 +219,4 @@ if __name__ == "__main__":
     done = build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT)
     print("compiled %d files" % len(done) if done else "up to date")
     for name, _ in Manifest().execute(MANIFEST).required:
-        print("requires %s from micropython-lib (tools/flash.py deploy --lib)" % name)
+        print("requires %s from micropython-lib (tools/flash deploy --lib)" % name)

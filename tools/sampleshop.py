@@ -1,5 +1,5 @@
 """A sample chain for the demo, the end-to-end tests and the benchmark, made through
-head office's own functions (backend/headoffice.py), as an operator's commands would.
+head office's own functions (backend/headoffice/), as an operator's commands would.
 
     db = backend.db.connect(path); backend.db.migrate(db)
     keys = seed(db, stores={"S1": ["R1", "R2"]}, cards=200)   # {"R1": key bytes, ...}

@@ -1,6 +1,6 @@
-"""The virtual board: a reader without hardware, for tools/flash.py's tests and for trying it.
+"""The virtual board: a reader without hardware, for tools/flash's tests and for trying it.
 
-The MicroPython unix port behind a TCP socket that mpremote (and tools/flash.py) reach
+The MicroPython unix port behind a TCP socket that mpremote (and tools/flash) reach
 with a `socket://127.0.0.1:PORT` URL, its flash a folder. It behaves as a board on its
 USB serial line does where the unix port does not:
 - the friendly REPL (`>>> `, lines echoed and run) and the raw REPL: Ctrl-A enters it,

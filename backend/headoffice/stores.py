@@ -46,7 +46,7 @@ def add_reader(db, id, store_id, name=""):
 
 
 def write_provisioning(path, reader_id, key, backend_url, store_id):
-    """Write the reader's provisioning file (tools/flash.py reads it): JSON, mode 0600.
+    """Write the reader's provisioning file (tools/flash reads it): JSON, mode 0600.
 
     {"reader", "key" (hex), "backend", "store", "created"}. An existing file is never
     overwritten (FileExistsError): it may belong to a reader already flashed.

@@ -11,7 +11,7 @@ skipped, so a replay changes nothing.
 The codec is pluggable: `decode(body)` must return the value of canonical bytes or raise
 EncodingError exactly as `canonical.decode(body, strict=True)` does, and `encode(value)`
 must return the canonical bytes of a value. The backend passes a faster pair built on the
-C json module (backend/fastjson.py) that falls back to these whenever the two could differ.
+C json module (backend/sync/fastjson.py) that falls back to these whenever the two could differ.
 """
 from protocol.canonical import decode as _decode, encode as _encode
 from protocol.errors import EncodingError, ProtocolError

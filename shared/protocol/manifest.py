@@ -1,6 +1,7 @@
 # The sans-I/O protocol package, in MicroPython's manifest format: installed on the reader as
 # the package protocol/ (firmware/manifest.py includes this file), imported by the backend
-# as a normal Python package.
+# as a normal Python package. status.py (the servers' refusal-to-HTTP-status table) is the
+# servers' only and does not ship.
 
 metadata(description="Loyalty protocol: discount engine, records, sync messages, cards")
 

@@ -1,8 +1,7 @@
 """The journal: framing, seq and hash chain, recovery, acks, full, torn tails, memory.
 
-Runs in the ESP32's 96 KB heap like every test here. The memory claim proper is
-test_500_records_in_a_small_heap: the heap is filled with ballast until only 32 KB
-are free (if more were), then 500 appends, a recovery and a read-back.
+Runs in the ESP32's 96 KB heap like every test here. The memory claim proper, 500
+appends, a recovery and a read-back in 32 KB of free heap, is test_journal_memory.py.
 
 The journal lives in a temporary directory (VfsPosix on MicroPython); a "reboot" is a
 new Journal over the same files. littlefs and power cuts: test_journal_powercut.py.
@@ -11,72 +10,40 @@ import gc
 import os
 
 from check import eq, raises, scaled
+from journaltools import on_disk, prev_of, receipt, rmtree, segments, temp_dir
 from protocol.canonical import encode
-from protocol.compat import MICROPYTHON, hexstr
 from protocol.errors import EncodingError, JournalError
-from protocol.records import GENESIS, make_record, record_hash
+from protocol.records import GENESIS, record_hash
 
 from journal import Journal
 
 
-# Not tmpfs.temp_dir: one module less to hold in a heap that test_500_records_in_a_small_heap
-# fills to the last 32 KB.
-def temp_dir():
-    if not MICROPYTHON:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix="journal-test-")
-    path = "/tmp/journal-test-" + hexstr(os.urandom(6))
-    os.mkdir(path)
-    return path
-
-
-def rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        if os.stat(p)[0] & 0x4000:  # a directory
-            rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
-
-
-def segments(root):
-    return sorted(n for n in os.listdir(root) if n.endswith(".seg"))
-
-
-def on_disk(root):
-    return sum(os.stat(root + "/" + n)[6] for n in segments(root))
-
-
-def receipt(i, n_lines=2):
-    lines = [{"sku": "80012%04d" % (i * 7 + k), "qty": 1 + k % 3, "price": 99 + 10 * k}
-             for k in range(n_lines)]
-    gross = sum(x["qty"] * x["price"] for x in lines)
-    return make_record("sale", reader="R1", seq=0, prev=GENESIS, t=1700000000 + 60 * i,
-                       card="42%08d" % i, tier=1, lines=lines, gross=gross,
-                       discount=0, disc=[], rules=3, quote="Q%d" % i)
-
-
 def fill(j, count, start=0, n_lines=2):
-    """Append receipts start..start+count-1: {seq: the bytes that should be on flash}."""
+    """Append receipts start..start+count-1: {seq: (size, hash) of the bytes that should be
+    on flash}. Not the bytes themselves: test_levels_and_full_refusal writes 12 KB of
+    records, and keeping them all would leave the test little of its heap to spare."""
     written = {}
     for i in range(start, start + count):
         rec = receipt(i, n_lines)
         seq = j.append(rec)
-        written[seq] = encode(rec)
+        data = encode(rec)
+        written[seq] = (len(data), record_hash(data))
     return written
 
 
-def prev_of(data):
-    return data[data.index(b'"prev":"') + 8:][:64].decode()
+def size_of(written):
+    return written[0]
+
+
+def hash_of(written):
+    return written[1]
 
 
 def check_chain(j, written, prev):
     """Pending records are exactly what was written, in order, chained from `prev`."""
     seqs = []
     for seq, data in j.records(0, 10000, 10 ** 9):  # streamed: the test runs in 96 KB too
-        eq(data, written[seq], "payload %d" % seq)
+        eq((len(data), record_hash(data)), written[seq], "payload %d" % seq)
         eq(prev_of(data), prev, "prev of %d" % seq)
         prev = record_hash(data)
         seqs.append(seq)
@@ -112,13 +79,13 @@ def test_append_read_back_and_chain():
         assert len(segments(root)) > 2  # crosses segment borders
         eq(j.stats()["used"], on_disk(root), "used")
         eq([s for s, _ in j.records(4, 3, 10 ** 6)], [4, 5, 6], "max_count")
-        size = len(w[4])
+        size = size_of(w[4])
         eq([s for s, _ in j.records(4, 99, 2 * size + size // 2)], [4, 5], "max_bytes")
         eq([s for s, _ in j.records(4, 99, 1)], [4], "the first always comes")
         eq(list(j.records(11)), [], "none after the last")
         j.close()
         j = open_j()  # reboot
-        eq((j.torn, j.next_seq, j.last_hash), (None, 11, record_hash(w[10])), "recovered")
+        eq((j.torn, j.next_seq, j.last_hash), (None, 11, hash_of(w[10])), "recovered")
         w.update(fill(j, 3, start=10))
         check_chain(j, w, GENESIS)
         j.close()
@@ -143,15 +110,15 @@ def test_ack_deletes_segments_persists_and_seq_continues():
         j.close()
         j = open_j()
         eq((j.acked, j.next_seq, j.stats()["oldest_t"]), (upto, 13, receipt(upto)["t"]), "after reboot")
-        check_chain(j, w, record_hash(w[upto]))
+        check_chain(j, w, hash_of(w[upto]))
         eq(j.ack(12), 12 - upto, "all")
         eq((segments(root), j.stats()["pending"], j.stats()["oldest_t"]), ([], 0, None), "all gone")
         j.close()
         j = open_j()
-        eq((j.next_seq, j.last_hash), (13, record_hash(w[12])), "seq and chain survive")
+        eq((j.next_seq, j.last_hash), (13, hash_of(w[12])), "seq and chain survive")
         more = fill(j, 2, start=12)
         eq(sorted(more), [13, 14], "seqs continue")
-        check_chain(j, more, record_hash(w[12]))
+        check_chain(j, more, hash_of(w[12]))
         j.close()
     run(t, seg=800)
 
@@ -173,7 +140,7 @@ def test_levels_and_full_refusal():
                 break
         eq(levels, ["ok", "nearly_full", "full"], "levels")
         eq(err.code if err else None, "journal.full", "refused")
-        n, size = len(w), len(w[1])
+        n, size = len(w), size_of(w[1])
         assert j.stats()["used"] + 7 + size > 12000 and not j.room_for(size)
         eq((j.next_seq, on_disk(root)), (n + 1, j.stats()["used"]), "nothing written")
         check_chain(j, w, GENESIS)
@@ -182,7 +149,7 @@ def test_levels_and_full_refusal():
         eq(j.next_seq, n + 1, "no trace after reboot")
         j.ack(n)
         assert j.room_for(size)
-        check_chain(j, fill(j, 1, start=90), record_hash(w[n]))
+        check_chain(j, fill(j, 1, start=90), hash_of(w[n]))
         j.close()
     run(t, nearly=0.5)
 
@@ -226,7 +193,7 @@ def test_damage_is_corrupt_and_changes_nothing():
         segs = segments(root)
         assert len(segs) > 1 and int(segs[-1][:-4]) < 8  # two records in the newest one
         for seg, rec in ((segs[-1], int(segs[-1][:-4])), (segs[0], 2)):
-            off = sum(7 + len(w[s]) for s in range(int(seg[:-4]), rec))
+            off = sum(7 + size_of(w[s]) for s in range(int(seg[:-4]), rec))
             path = root + "/" + seg
             with open(path, "rb") as f:
                 data = bytearray(f.read())
@@ -265,43 +232,3 @@ def test_refused_records_leave_no_trace():
         check_chain(j, w, GENESIS)
         j.close()
     run(t, cap=30000, seg=4000)
-
-
-FREE_KB = 32
-
-
-def test_500_records_in_a_small_heap():
-    """500 appends, a recovery that reads them all, and a read-back, while the rest of
-    the heap is taken (on MicroPython) so that only FREE_KB remain for the work."""
-    def t(root, _):
-        gc.collect()
-        free0 = gc.mem_free() if MICROPYTHON else 0
-        j = Journal(root, capacity=400 * 1024, segment_size=8 * 1024)
-        gc.collect()
-        held = free0 - gc.mem_free() if MICROPYTHON else 0
-        ballast = []  # the rest of the app: small pieces all over the heap
-        while MICROPYTHON and gc.mem_free() > scaled(FREE_KB * 1024) + 512:
-            ballast.append(bytearray(400))
-        for i in range(500):
-            rec = receipt(i, n_lines=3 + i % 5)
-            eq(j.append(rec), i + 1, "seq")
-            if i % 16 == 0:
-                gc.collect()  # as the firmware's watchdog task does every second
-        last = encode(rec)
-        j.close()
-        eq(j.recover(), None, "clean")  # what a reboot does, in the same object and buffer
-        eq((j.next_seq, j.last_hash), (501, record_hash(last)), "recovered")
-        prev, count = GENESIS, 0
-        for seq, data in j.records(0, 1000, 10 ** 9):
-            eq(prev_of(data), prev, "prev of %d" % seq)
-            prev = record_hash(data)
-            count += 1
-        eq(count, 500, "read back")
-        gc.collect()
-        print("500 records: %d bytes in %d segments; the journal holds %d bytes of heap; "
-              "run with %d bytes free (%d)" % (j.used, len(segments(root)), held, scaled(FREE_KB * 1024),
-                                            gc.mem_free() if MICROPYTHON else 0))
-        assert held < 10 * 1024, held  # the 8 KB frame buffer and little else
-        j.close()
-        del ballast
-    run(t)

@@ -91,7 +91,7 @@ def _check_mpy_version(dev, files):
         raise NotMicroPython("the device's MicroPython loads .mpy version %d; this build is version %s"
                              % (theirs, "/".join(str(v) for v in sorted(ours))),
                              "flash a MicroPython that matches mpy-cross (1.24 or newer): "
-                             "python tools/flash.py flash --port %s --version 1.24.1" % dev.port)
+                             "python tools/flash flash --port %s --version 1.24.1" % dev.port)
 
 
 def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, reboot=True, progress=None):

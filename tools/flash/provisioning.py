@@ -2,7 +2,7 @@
 
     provision("/dev/ttyUSB0", "R1.json", "Negozio", "wifi.txt", lang="it")   # -> "R1"
 
-The provisioning file comes from head office (backend/headoffice.py write_provisioning)
+The provisioning file comes from head office (backend/headoffice/stores.py write_provisioning)
 and holds the reader's key: it, and the Wi-Fi password's file, must be readable by their
 owner only. Secrets are never printed. A board that was another reader keeps that
 reader's journal unless --wipe-data says its last sync is done.
@@ -23,7 +23,7 @@ DATA_ROOT = "/data"  # where the firmware keeps its journal, rules and directory
 
 
 def read_provisioning(path, backend=None):
-    """The provisioning file (backend/headoffice.py write_provisioning), checked; a dict."""
+    """The provisioning file (backend/headoffice/stores.py write_provisioning), checked; a dict."""
     path = Path(path)
     try:
         st = path.stat()
