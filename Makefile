@@ -37,7 +37,7 @@ test: $(STAMP) $(CHROMIUM)
 	echo "make test: wall time $$(( $$(date +%s) - start )) s"; exit $$rc
 
 demo: $(STAMP)
-	$(BIN)/python tools/demo.py
+	$(BIN)/python demo/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tests" / "support"), str(ROOT / "bench")]
 
 import backend.app  # noqa: E402
 from backend import auditor, auth, headoffice  # noqa: E402

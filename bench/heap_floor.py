@@ -3,7 +3,7 @@
     .venv/bin/python bench/heap_floor.py [--margin 1.0] [test_journal ...]
 
 Runs each test of tests/mpy on the MicroPython unix port as `make test` does (one
-process per test, from the build's copy under the long path, tests/runtimes.py), and
+process per test, from the build's copy under the long path, tests/support/runtimes.py), and
 bisects in 1 KB steps for the smallest heap at which the test passes, its ballast
 targets scaled as they are at that heap (`--heap-margin` = heap / declared heap). Prints
 one row per module: the heap it declares, the smallest heap its tests pass at, and
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 import runtimes  # noqa: E402
 

@@ -4,7 +4,7 @@ bench/nfc_bench.py starts this and drives it; it is not meant to be run by hand.
 
     micropython -X heapsize=192k bench/mp_nfc.py PORT N
 
-1. Record: the real PN532 driver talks to tools/pn532sim.py on PORT through a UART that
+1. Record: the real PN532 driver talks to sim/pn532sim.py on PORT through a UART that
    keeps, for each write(), the bytes that answered it. The host puts a card in the field,
    then sends `kind NAME CARD SIG` on stdin (SIG 1: check the NTAG signature); this reads
    the card once as the firmware does (poll, cardread.identify, release) and prints the

@@ -7,7 +7,7 @@ kind puts on the wire (host <-> PN532 over HSU, reader <-> card over RF).
 How (bench/mp_nfc.py is the MicroPython side):
 1. The firmware's card path (nfcreader's _Tag, cardread.identify, the PN532 driver over
    HSU, then engine.quote of bench/mp_receipt.py's 30-line basket) runs once per card
-   against tools/pn532sim.py over a socket UART, and the exchange is recorded: the bytes
+   against sim/pn532sim.py over a socket UART, and the exchange is recorded: the bytes
    each write() was answered with. The applet kinds get a fixed nonce, so that...
 2. ...the recording can be replayed many times through an in-memory UART: each answer is
    there right after its write, so the timed part is the firmware alone, not the
@@ -37,7 +37,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for _p in ("tools", "tests", "shared"):
+for _p in ("sim", "tests/support", "shared"):
     if str(ROOT / _p) not in sys.path:
         sys.path.insert(0, str(ROOT / _p))
 

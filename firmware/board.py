@@ -5,7 +5,7 @@ kind) and returns a Board, whose parts the config's "board" picks (`parts()`): o
 ESP32 (`Esp32`, below) the till link is a UART and the feedback pins are machine.Pin
 objects; on the simulated board ("board": "sim", the MicroPython unix port) the parts
 come from sim/board/simparts.py, which is not on the device: the till link and the card
-reader are TCP streams answered by simulators (tools/simboard.py), the pins remember
+reader are TCP streams answered by simulators (sim/simboard.py), the pins remember
 what they were set to.
 
 Config, a JSON file at /config.json on the device (READER_CONFIG on the unix port):
@@ -18,7 +18,7 @@ Config, a JSON file at /config.json on the device (READER_CONFIG on the unix por
 {"ack_ms": 50, "timeout_ms": 200, "poll_ms": 300, "exchange_ms": 1000} are the defaults,
 right for a chip on the board's own bus. The simulated board gives generous ones: its
 "chip" is a thread of another process, and a loaded machine may hold it up for longer
-than a real PN532 ever takes (tools/simboard.py). "contact_ms" (optional) does the same
+than a real PN532 ever takes (sim/simboard.py). "contact_ms" (optional) does the same
 for the contact slot's line: {"slack_ms": ..., "echo_ms": ...} (drivers/iso7816.Line's:
 latency of the transport added to every wait, and the wait for the echo of a byte sent).
 """
@@ -144,7 +144,7 @@ class Board:
     def contact_reader(self, keys, rules):
         """The contact-card slot's reader (`async wait_card()`), or None on a board without one.
 
-        "contact": "host:port" on the simulated board (tools/iso7816sim.py);
+        "contact": "host:port" on the simulated board (sim/iso7816sim.py);
         "contact_slot": {...pins} on the ESP32."""
         slot = self.parts.contact_slot()
         if slot is None:
@@ -162,7 +162,7 @@ class Board:
         """An object with `async wait_card()`.
 
         "nfc": "host:port" on the simulated board: the PN532 driver over HSU, its UART a
-        socket to tools/pn532sim.py. "nfc_bus" on the ESP32: the PN532's bus (below).
+        socket to sim/pn532sim.py. "nfc_bus" on the ESP32: the PN532's bus (below).
         "cards": "host:port" on the simulated board: identities as lines
         (sim/board/simcard.py), for tests about everything but the card."""
         lines = await self.parts.card_lines()

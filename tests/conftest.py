@@ -1,12 +1,13 @@
 import sys
 from pathlib import Path
 
-# tests import `runtimes`; host code imports `protocol`, firmware modules and tools.
+# tests import their helpers from tests/support/ (`runtimes`, `chain`, ...); host code imports
+# `protocol`, firmware modules, the simulators of sim/ and the operator's programs of tools/.
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "support"))
 import runtimes  # noqa: E402
 
-for p in runtimes.PATHS:
+for p in runtimes.PATHS + runtimes.HOST_PATHS:
     if p not in sys.path:
         sys.path.insert(0, p)
 

@@ -1,5 +1,5 @@
 """Contact smart cards through the whole reader: the firmware on MicroPython, its ISO 7816-3
-driver talking to the contact-card simulator (tools/iso7816sim.py) through the slot's line
+driver talking to the contact-card simulator (sim/iso7816sim.py) through the slot's line
 and pins, card keys from the backend on waitress, and the receipt stored there once.
 
 The same reader also has its NFC controller: a phone and a contact card at one till.

@@ -9,7 +9,7 @@ from chain import ROOT
 
 
 def run_demo(folder):
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "demo.py"), "--once", "--shoppers", "8",
+    r = subprocess.run([sys.executable, str(ROOT / "demo" / "demo.py"), "--once", "--shoppers", "8",
                         "--pause", "0.1", "--port", "0", "--data", str(folder)],
                        capture_output=True, text=True, timeout=400, cwd=str(ROOT))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -1,5 +1,5 @@
 """tools/flash: deploy, provision and status for real against the virtual board
-(tools/vboard.py) and a backend started here; flash's esptool calls with a scripted
+(sim/vboard.py) and a backend started here; flash's esptool calls with a scripted
 esptool; the device scripts compile; every command's help and README section; bad input.
 """
 import json

@@ -1,4 +1,4 @@
-"""The contact-card simulator (tools/iso7816sim.py) on its own wire, and the reader's contact
+"""The contact-card simulator (sim/iso7816sim.py) on its own wire, and the reader's contact
 stack through it end to end on MicroPython.
 
 The first tests speak to the simulator as a board would, with bytes written here from

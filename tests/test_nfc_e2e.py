@@ -1,5 +1,5 @@
 """Cards through the whole reader: the firmware on MicroPython, its PN532 driver talking
-PN532 frames to the simulator (tools/pn532sim.py), card keys fetched from the backend on
+PN532 frames to the simulator (sim/pn532sim.py), card keys fetched from the backend on
 waitress, and the receipt stored there once.
 
 Each card kind gets its tier's discount; forged, unknown and misbehaving cards get a named

@@ -4,7 +4,7 @@ simulates between two ContactlessFrontends on one machine.
 
 On the reader side everything is nfcpy's own: sense, its tag activation (for an NXP Type 2
 tag: AUTHENTICATE 1A probe, sense again, GET_VERSION, as with a real tag), Type2Tag and
-Type4Tag.transceive. On the other side, `Field` puts a card model of tools/cardmodels.py
+Type4Tag.transceive. On the other side, `Field` puts a card model of sim/cardmodels.py
 into the field with nfcpy's udp driver in target mode.
 
 What nfcpy's public target API can and cannot do (nfcpy 1.0.4, nfc/clf/udp.py):

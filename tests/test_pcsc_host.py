@@ -1,6 +1,6 @@
 """The PC/SC host side (tools/pcschost.py) against the real PC/SC stack: pyscard, pcscd
-(started here, tests/pcscd.py) with the vsmartcard-vpcd driver, and our virtual card
-(tools/vpcdcard.py) running the loyalty applet of tools/cardmodels.py.
+(started here, tests/support/pcscd.py) with the vsmartcard-vpcd driver, and our virtual card
+(sim/vpcdcard.py) running the loyalty applet of sim/cardmodels.py.
 
 What pcscd does here is what it does with a real reader: it polls the reader for the
 card (vpcd asks our card for its ATR), powers it on, picks T=0 or T=1 from the ATR and

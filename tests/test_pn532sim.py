@@ -1,4 +1,4 @@
-"""The PN532 simulator (tools/pn532sim.py) driven over a real socket with hand-built frames.
+"""The PN532 simulator (sim/pn532sim.py) driven over a real socket with hand-built frames.
 
 Expected bytes come from NXP UM0701-02 (frame layout 6.2.1, commands chapter 7); the
 short frames are spelled out, longer ones come from `ref_frame` below, a third

@@ -5,7 +5,7 @@ module that cannot run on CPython says so with a first-lines comment
 `# runtimes: micropython`. MicroPython runs with the heap of an ESP32 (96 KB) unless
 the module asks for more (`# heapsize: ...`, and it says why), and really gets 85 % of
 that heap (runtimes.HEAP_MARGIN), from a folder under a 200-character path
-(runtimes.LONG_PATH): see tests/runtimes.py.
+(runtimes.LONG_PATH): see tests/support/runtimes.py.
 """
 import re
 

@@ -1,6 +1,6 @@
 """The reader against a broken or hostile backend, end to end.
 
-The real firmware (tools/simboard.SimReader: the MicroPython unix port, default heap)
+The real firmware (sim/simboard.SimReader: the MicroPython unix port, default heap)
 syncs over real HTTP on loopback with the reference sync server, whose answers we spoil
 on purpose: one fault for one reader and one kind of request (the batch, the rules, the
 directory pages) at a time. For each fault the shop sells a few receipts first, then,

@@ -6,7 +6,7 @@
     GET  /api/v1/sync/keys?since=V                the card key epochs, wrapped for the reader
 
 Every request carries X-Reader, X-Timestamp, X-Nonce and X-Signature. They are checked
-in this order, as tools/syncserver.py (the reference) does: a body over MAX_BATCH_BYTES
+in this order, as tests/support/syncserver.py (the reference) does: a body over MAX_BATCH_BYTES
 (batch.too_large, 413, from Content-Length before anything is read), an unknown reader
 (batch.reader, 401), the signature (batch.signature, 401), the timestamp window
 (batch.stale, 400), a nonce seen before (batch.replay, 400); then the batch itself

@@ -1,7 +1,7 @@
 """The HTTP status of each refusal of the sync protocol (docs/protocol.md, docs/openapi.json).
 
 One table for both ends that answer readers: the backend (backend/sync/ingest.py) and the
-reference server the firmware's fault tests talk to (tools/syncserver.py). Pure: runs on
+reference server the firmware's fault tests talk to (tests/support/syncserver.py). Pure: runs on
 MicroPython too.
 
     >>> http_status("batch.signature"), http_status("batch.too_large")

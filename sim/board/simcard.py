@@ -1,5 +1,5 @@
 """The simulated board's card reader for tests about everything but the card: card
-identities arrive as lines on a stream (tools/simboard.py's CardSim), one per line,
+identities arrive as lines on a stream (sim/simboard.py's CardSim), one per line,
 
     {"card": "6001000000000042", "kind": "applet", "verified": true}
 

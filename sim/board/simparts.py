@@ -2,10 +2,10 @@
 pins, watchdog, UARTs and buses (firmware/board.py picks them by the config's "board").
 
 On the MicroPython unix port the till link and the card readers are TCP connections to
-simulators (tools/simboard.py, tools/pn532sim.py, tools/iso7816sim.py); the pins
+simulators (sim/simboard.py, sim/pn532sim.py, sim/iso7816sim.py); the pins
 remember what they were set to and the watchdog has nothing to reset. This folder is
 never on the device: the simulated board finds it on a second path entry, after the
-firmware's own build (build/mpysim, tools/simboard.py).
+firmware's own build (build/mpysim, sim/simboard.py).
 
     parts = SimParts({"till": "127.0.0.1:7001", "nfc": "127.0.0.1:7002"})
     green, red, buzzer = parts.pins()
@@ -75,14 +75,14 @@ class SimParts:
         return SimCardReader(reader)
 
     def nfc_transport(self):
-        """The PN532 on HSU, its UART a socket to tools/pn532sim.py ("nfc")."""
+        """The PN532 on HSU, its UART a socket to sim/pn532sim.py ("nfc")."""
         from drivers.pn532 import HSU
         from simuart import SocketUart
 
         return HSU(SocketUart(*hostport(self.cfg["nfc"])))
 
     def contact_slot(self):
-        """The contact slot over sockets to tools/iso7816sim.py ("contact"), or None."""
+        """The contact slot over sockets to sim/iso7816sim.py ("contact"), or None."""
         if "contact" not in self.cfg:
             return None
         from simslot import SimSlot

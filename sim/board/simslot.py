@@ -1,5 +1,5 @@
 """The simulated board's contact slot: the card's I/O line and the interface chip's pins over
-TCP to tools/iso7816sim.py, so that drivers/contactslot.py and drivers/iso7816.py run here
+TCP to sim/iso7816sim.py, so that drivers/contactslot.py and drivers/iso7816.py run here
 exactly as on the ESP32.
 
 Two connections to the simulator's port, each announcing itself with its first byte:

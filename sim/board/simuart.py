@@ -6,7 +6,7 @@ a socket has no baud rate, so they are only kept), `deinit()` (the line is let g
 `write(buf) -> n`, `any() -> n` (a nonzero count when bytes are waiting),
 `read([nbytes]) -> bytes or None` and `readinto(buf[, nbytes]) -> n or None`, never
 blocking (the ESP32's UART with timeout=0). On the unix port the other end of the
-line is tools/pn532sim.py or tools/iso7816sim.py, listening on loopback.
+line is sim/pn532sim.py or sim/iso7816sim.py, listening on loopback.
 
     uart = SocketUart("127.0.0.1", 7003)
     dev = NfcDevice(HSU(uart))

@@ -6,7 +6,7 @@
   client/runner  app.test_client() / app.test_cli_runner()
   db             a sqlite_utils.Database on the app's file (closed after the test)
   make_reader    make_reader("R1", store="S1") -> key bytes (the store is added if new)
-  shop_rules     publishes tests/shop.py's tiers, promotions and limits; -> rules version
+  shop_rules     publishes tests/support/shop.py's tiers, promotions and limits; -> rules version
   signed_reader  signed_reader("R1", store="S1", tz=...) -> a Reader that signs requests as the firmware does
                  and builds chained journal records (see class Reader)
 """
@@ -68,7 +68,7 @@ def make_reader(db):
 
 
 def publish_shop_rules(db, receipt_max=5000, card_day_max=20000, stale_hours=48):
-    """tests/shop.py's rules through headoffice; returns the version published last."""
+    """tests/support/shop.py's rules through headoffice; returns the version published last."""
     r = shop.rules(receipt_max=receipt_max, card_day_max=card_day_max, stale_hours=stale_hours)
     for t in r["tiers"]:
         headoffice.add_tier(db, t["id"], t["code"], t["bp"])

@@ -1,6 +1,6 @@
 """Tiny assertion helpers for tests that run on MicroPython (no pytest there)."""
 
-# The share of its declared heap a test runs in (mprun's --heap-margin): tests/runtimes.py
+# The share of its declared heap a test runs in (mprun's --heap-margin): tests/support/runtimes.py
 # runs MicroPython in 85 % of it, so a declared heap always has 15 % to spare.
 HEAP_MARGIN = 1.0
 

@@ -1,4 +1,4 @@
-"""identify() (protocol.cardread) against the card models of tools/cardmodels.py: each kind
+"""identify() (protocol.cardread) against the card models of sim/cardmodels.py: each kind
 of card, forged and copied records, wrong keys, phones, cards that stop answering.
 
 The expected card numbers are the issued ones, or UID numbers written out by hand from

@@ -4,7 +4,7 @@ on the reader counts once, each card problem is reported once per tap, and a sil
 controller is reported once and then brought back without the loop dying.
 
 The device stands in for drivers.pn532.NfcDevice (whose bytes are tested on their own);
-the cards are tools/cardmodels.py's, so cardread runs for real.
+the cards are sim/cardmodels.py's, so cardread runs for real.
 """
 import asyncio
 

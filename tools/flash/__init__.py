@@ -27,7 +27,7 @@ The modules, one job each:
 
 `flash` drives esptool (`python -m esptool ...`); the other commands talk to
 MicroPython's raw REPL with mpremote's transport, on a serial port or on the virtual
-board (tools/vboard.py, `socket://` URLs). Every failure is a FlashError that says what
+board (sim/vboard.py, `socket://` URLs). Every failure is a FlashError that says what
 happened and what to do; main() prints it and exits non-zero.
 
 On the device (paths from its root "/"):

@@ -1,6 +1,6 @@
 """The device link: MicroPython's REPL on a reader, over a serial port or a socket:// URL.
 
-    with Device("socket://127.0.0.1:7700") as dev:   # the virtual board (tools/vboard.py)
+    with Device("socket://127.0.0.1:7700") as dev:   # the virtual board (sim/vboard.py)
         dev.eval("1+1")                               # 2
         dev.exec(script("mkdirs", _DIRS=["protocol"]))
         dev.write_file("main.py.new", data)
@@ -34,7 +34,7 @@ def check_port(port):
             socket.create_connection((host or "127.0.0.1", int(p)), timeout=3).close()
         except (OSError, ValueError) as e:
             raise NoSuchPort("nothing answers at %s (%s)" % (port, e),
-                             "start the virtual board (python tools/vboard.py FOLDER --port %s) or check the address" % p)
+                             "start the virtual board (python sim/vboard.py FOLDER --port %s) or check the address" % p)
         return
     if "://" in port:
         return  # another pyserial URL: let it speak for itself

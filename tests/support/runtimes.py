@@ -25,9 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MPY_TESTS = ROOT / "tests" / "mpy"
-PATHS = [str(ROOT / "shared"), str(ROOT / "firmware"), str(MPY_TESTS), str(ROOT / "tools"), str(ROOT / "sim" / "board")]
+PATHS = [str(ROOT / "shared"), str(ROOT / "firmware"), str(MPY_TESTS), str(ROOT / "sim"), str(ROOT / "sim" / "board")]
+# What host code imports besides: the operator's programs (mpybuild, the PC tills) and the
+# tests' helpers (this folder). Never on MicroPython's path.
+HOST_PATHS = [str(ROOT), str(ROOT / "tools"), str(ROOT / "tests" / "support")]
 DEFAULT_HEAP = "96k"
 HEAP_MARGIN = float(os.environ.get("MPY_HEAP_MARGIN", "0.85"))
 LONG_PATH = 200
@@ -36,8 +39,8 @@ MPY_BUILD = ROOT / "build" / "mpy"
 MPY_TEST_BUILD = ROOT / "build" / "mpytests"
 MPY_SIM_BUILD = ROOT / "build" / "mpysim"
 # What MicroPython imports from, besides the build: sources that are not compiled
-# (test helpers from tools/, such as the card models).
-SOURCES = ["shared", "firmware", "tests/mpy", "tools"]
+# (the simulators' card models from sim/, which tests/mpy imports).
+SOURCES = ["shared", "firmware", "tests/mpy", "sim"]
 
 
 def _tool(name):

@@ -2,7 +2,7 @@
 
 What it is for: the simulated board's PN532 driver talks to this over a TCP socket as if
 it were the chip's UART, so the driver code that runs in tests and in `make demo` is the
-code that runs on the ESP32 (DESIGN.md section 5). Cards are models (tools/cardmodels.py)
+code that runs on the ESP32 (DESIGN.md section 5). Cards are models (sim/cardmodels.py)
 put into and taken out of the field by the test or the demo:
 
     sim = PN532Sim().start()           # sim.port: the board's "UART" (TCP, loopback)

@@ -2,7 +2,7 @@
 
     with Pcscd(tmp_dir) as pcscd:         # refuses if another pcscd is running
         pcscd.port, pcscd.readers         # vpcd's first port; its two readers' names
-        card = VirtualCard(applet, port=pcscd.port)   # tools/vpcdcard.py
+        card = VirtualCard(applet, port=pcscd.port)   # sim/vpcdcard.py
 
 pcscd 1.9 keeps its socket and pid file in /run/pcscd whatever its options, so only one
 can run on a machine. A pcscd someone else started is never stopped or killed here: the

@@ -37,7 +37,7 @@ the firmware reads /config.json itself.
         vb.url                        # socket://127.0.0.1:PORT
         vb.firmware_running()         # main.py runs now
         vb.disconnect()               # a cable pulled: the current connection drops
-    python tools/vboard.py FOLDER [--port 7700]   (starts a till and a card simulator)
+    python sim/vboard.py FOLDER [--port 7700]   (starts a till and a card simulator)
 """
 import argparse
 import json
@@ -52,10 +52,11 @@ import threading
 import time
 from pathlib import Path
 
-TOOLS = Path(__file__).resolve().parent
-ROOT = TOOLS.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TOOLS = ROOT / "tools"  # mpybuild.py
 
-HEAP = "352k"  # the simulated board's heap (tools/simboard.py says why)
+HEAP = "352k"  # the simulated board's heap (sim/simboard.py says why)
 BANNER = b"MicroPython (virtual board) on unix\r\nType \"help()\" for more information.\r\n"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 PASTE_WINDOW = 512
@@ -520,7 +521,7 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=7700, help="TCP port (default 7700)")
     ap.add_argument("--heap", default=HEAP, help="MicroPython heap (default %s)" % HEAP)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(TOOLS))
+    sys.path.insert(0, str(HERE))
     from simboard import CardSim, TillSim
 
     till, cards = TillSim(), CardSim()

@@ -13,7 +13,7 @@ recvFromVICC). vpcd sends
 pcscd polls the reader: the card must answer it at any moment. Closing the connection
 is pulling the card out. Which protocol pcscd uses comes from the ATR alone.
 
-The card behind the line is a card model of tools/cardmodels.py (AppletCard: SELECT,
+The card behind the line is a card model of sim/cardmodels.py (AppletCard: SELECT,
 AUTHENTICATE, PERSONALISE), so the till code meets the same applet as over NFC.
 
     card = VirtualCard(cardmodels.AppletCard(b"\\x04\\x01\\x02\\x03"), atr=ATR_CONTACT_T1, port=35963)
@@ -21,8 +21,8 @@ AUTHENTICATE, PERSONALISE), so the till code meets the same applet as over NFC.
         ...               # pyscard / pcschost.py talk to it through pcscd
     card.commands         # what vpcd sent: "on", "off", "reset", "atr" or APDU bytes
 
-    python tools/vpcdcard.py --port 35963                          # a blank card
-    python tools/vpcdcard.py --db instance/loyalty.db --card 6001000000000042
+    python sim/vpcdcard.py --port 35963                          # a blank card
+    python sim/vpcdcard.py --db instance/loyalty.db --card 6001000000000042
 
 Faults on demand: `leave_at=b"\\x80\\x10"` pulls the card out when a command starting so
 comes (before answering it); `t0=True` answers as a T=0 card behind a TPDU reader does,
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(ROOT / "shared"), str(ROOT), str(ROOT / "tools")):
+for _p in (str(ROOT / "shared"), str(ROOT), str(ROOT / "tools"), str(ROOT / "sim")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 

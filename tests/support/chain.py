@@ -12,8 +12,8 @@ the real firmware on the MicroPython unix port, each behind a link the test can 
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for p in (str(ROOT), str(ROOT / "tools"), str(ROOT / "shared")):
+ROOT = Path(__file__).resolve().parents[2]
+for p in (str(ROOT), str(ROOT / "shared"), str(ROOT / "sim")):  # the backend, protocol, the simulators
     if p not in sys.path:
         sys.path.insert(0, p)
 

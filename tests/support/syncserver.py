@@ -238,4 +238,4 @@ def _handler(server):
 
 
 if __name__ == "__main__":
-    print(json.dumps({"usage": "imported by tests and tools/demo.py"}))
+    print(json.dumps({"usage": "imported by tests and demo/demo.py"}))

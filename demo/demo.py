@@ -9,14 +9,14 @@ limits, a card key epoch and 200 cards, three readers with their provisioning fi
   - each reader is the real firmware on the MicroPython unix port (simulated board: the
     till and the PN532 NFC controller are simulators on TCP; the firmware's PN532 driver
     reads the shoppers' NTAG cards, phones and legacy UID cards through it; its contact
-    slot, answered by tools/iso7816sim.py, takes contact smart cards), syncing over HTTP
+    slot, answered by sim/iso7816sim.py, takes contact smart cards), syncing over HTTP
     through a link the demo can cut;
   - shoppers go through the tills; one reader's network is cut for a while: it goes on
     granting discounts offline, the dashboard shows it lagging, then it catches up;
   - the dashboard's address and login are printed, and a shopper comes now and then
     until Ctrl-C, which stops everything. Run it again: the data carries on.
 
-    python tools/demo.py [--port 8000] [--shoppers 30] [--once]
+    python demo/demo.py [--port 8000] [--shoppers 30] [--once]
 """
 import argparse
 import csv
@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]
+# the backend, protocol, the simulators (sim/), and the backend process and sample shop
+# that the tests use too (tests/support/)
+sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "sim"), str(ROOT / "tests" / "support")]
 
 from backend import db as dbmod  # noqa: E402
 from backend import headoffice  # noqa: E402

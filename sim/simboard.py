@@ -3,8 +3,8 @@ till and a simulated card reader on the other ends of its byte streams.
 
 The firmware connects to two TCP ports: the till link (framed messages, as on the
 UART) and the card reader. `TillSim` listens for the till link; the card reader is
-either the PN532 simulator (`nfc=True`: tools/pn532sim.py speaks PN532 frames to the
-firmware's driver, and tests tap card models from tools/cardmodels.py), or `CardSim`,
+either the PN532 simulator (`nfc=True`: sim/pn532sim.py speaks PN532 frames to the
+firmware's driver, and tests tap card models from sim/cardmodels.py), or `CardSim`,
 which hands over identities as lines (for tests about everything but the card).
 
     with SimReader("R1", key_hex, backend_url, folder) as r:
@@ -22,8 +22,12 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "shared"))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# protocol, the other simulators beside this one, and tools/mpybuild.py (the builds it runs)
+for _p in (str(ROOT / "shared"), str(HERE), str(ROOT / "tools")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 from protocol import till  # noqa: E402
 
@@ -166,7 +170,7 @@ class SimReader:
         self.cfg = {"reader": reader, "key": key_hex, "backend": backend, "lang": lang, "board": "sim",
                     "root": str(self.folder / "flash"), "till": "127.0.0.1:%d" % self.till.port,
                     "sync_interval": sync_interval, "journal_capacity": journal_capacity}
-        # nfc: the firmware's PN532 driver talks to tools/pn532sim.py (tap card models on
+        # nfc: the firmware's PN532 driver talks to sim/pn532sim.py (tap card models on
         # self.nfc); otherwise identities arrive as lines (self.cards.tap(number))
         self.cards = self.nfc = None
         if nfc:
@@ -178,7 +182,7 @@ class SimReader:
         else:
             self.cards = CardSim()
             self.cfg["cards"] = "127.0.0.1:%d" % self.cards.port
-        # contact: a contact-card slot too, answered by tools/iso7816sim.py (self.slot)
+        # contact: a contact-card slot too, answered by sim/iso7816sim.py (self.slot)
         self.slot = None
         if contact:
             from iso7816sim import ContactSim

@@ -4,7 +4,7 @@ What it is for: the simulated board's contact slot (sim/board/simslot.py) talks 
 this as if it were the interface chip and the card, so the slot, T=0 and T=1 code that runs
 in tests and in the demo is the code that runs on the ESP32 (DESIGN.md section 5). Cards
 are models put into and taken out of the slot by the test or the demo; the loyalty applet
-underneath is tools/cardmodels.py's AppletCard:
+underneath is sim/cardmodels.py's AppletCard:
 
     sim = ContactSim().start()                     # sim.port: the board's line and pins
     sim.insert(ContactCard.t0(applet))             # T=0, direct convention
