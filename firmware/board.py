@@ -19,7 +19,7 @@ Config, a JSON file at /config.json on the device (READER_CONFIG on the unix por
 right for a chip on the board's own bus. The simulated board gives generous ones: its
 "chip" is a thread of another process, and a loaded machine may hold it up for longer
 than a real PN532 ever takes (sim/simboard.py). "contact_ms" (optional) does the same
-for the contact slot's line: {"slack_ms": ..., "echo_ms": ...} (drivers/iso7816.Line's:
+for the contact slot's line: {"slack_ms": ..., "echo_ms": ...} (drivers/iso7816line.Line's:
 latency of the transport added to every wait, and the wait for the echo of a byte sent).
 """
 import asyncio

@@ -37,7 +37,10 @@ package("drivers", files=(
     "__init__.py",
     "contactslot.py",
     "feedback.py",
-    "iso7816.py",
+    "iso7816atr.py",  # the contact slot: ATR and PPS
+    "iso7816line.py",  # its I/O line
+    "iso7816t0.py",  # T=0
+    "iso7816t1.py",  # T=1
     "pn532.py",
     "pn532frames.py",
 ))

@@ -1,4 +1,4 @@
-"""The reader's ATR parser (firmware/drivers/iso7816.py) over every literal ATR in pcsc-tools'
+"""The reader's ATR parser (firmware/drivers/iso7816atr.py) over every literal ATR in pcsc-tools'
 list (/usr/share/pcsc/smartcard_list.txt, Debian package pcsc-tools), against pyscard's
 smartcard.ATR.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers import iso7816
+from drivers import iso7816atr
 
 smartcard_atr = pytest.importorskip("smartcard.ATR")
 
@@ -85,7 +85,7 @@ def test_every_literal_atr_in_pcsc_tools_list():
     stats = Counter()
     unexplained = []
     for raw in atrs:
-        ours = iso7816.parse_atr(raw)  # must not raise, whatever the bytes
+        ours = iso7816atr.parse_atr(raw)  # must not raise, whatever the bytes
         stats["usable" if ours.usable else "not usable"] += 1
         try:
             theirs = smartcard_atr.ATR(list(raw))
@@ -109,9 +109,9 @@ def test_every_literal_atr_in_pcsc_tools_list():
 
 def test_the_known_differences_are_real():
     # one entry of each kind, checked by hand against the standard
-    t15 = iso7816.parse_atr(bytes.fromhex("3B9095801FC359"))
+    t15 = iso7816atr.parse_atr(bytes.fromhex("3B9095801FC359"))
     assert t15.protocols == [0] and t15.td == [0x80, 0x1F, None]  # TD1 T=0, TD2 T=15
-    stray = iso7816.parse_atr(bytes.fromhex("3B02145011"))
+    stray = iso7816atr.parse_atr(bytes.fromhex("3B02145011"))
     assert (stray.tck, stray.extra) == (None, b"\x11")
-    cut = iso7816.parse_atr(bytes.fromhex("3B046089"))
+    cut = iso7816atr.parse_atr(bytes.fromhex("3B046089"))
     assert (cut.usable, cut.historical) == (False, b"\x60\x89")

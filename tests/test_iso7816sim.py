@@ -4,7 +4,7 @@ stack through it end to end on MicroPython.
 The first tests speak to the simulator as a board would, with bytes written here from
 ISO/IEC 7816-3 (the ATRs worked out from clause 8, T=0 procedure bytes from clause 10, a
 T=1 S-block from clause 11), so the simulator is checked independently of the firmware.
-The last runs firmware/contactreader.py, drivers/contactslot.py, drivers/iso7816.py and
+The last runs firmware/contactreader.py, drivers/contactslot.py, drivers/iso7816*.py and
 sim/board/simslot.py on the MicroPython unix port (96 KB heap) against the simulator: every
 card kind gets its verified identity, a card left in the slot counts once, a card pulled
 out mid-command is card.removed and the next card reads.

@@ -1,8 +1,10 @@
 """The contact smart-card slot: a TDA8024-like interface chip between the ESP32 and the card.
 
 What it is for: card presence, activation (cold reset, ATR), the choice of protocol (PPS),
-and deactivation; it hands back a ready T=0 or T=1 session (drivers/iso7816.py) whose
-`transmit(apdu)` the card reader (contactreader.py) uses.
+and deactivation; it hands back a ready T=0 or T=1 session (drivers/iso7816t0.py or
+iso7816t1.py, whichever the card speaks: only that one is imported) whose `transmit(apdu)`
+the card reader (contactreader.py) uses. The ATR and PPS are drivers/iso7816atr.py's, the
+I/O line drivers/iso7816line.py's.
 
 The board's pin map (ESP32 DevKitC, the reader's rev-B board; the chip's pins in brackets):
 
@@ -40,7 +42,8 @@ protocol. TA2 (specific mode) is obeyed as it is.
 from protocol.compat import const
 from protocol.errors import ProtocolError
 
-from drivers import iso7816
+from drivers import iso7816atr
+from drivers.iso7816line import Line
 
 _ATR_MAX = const(33)  # TS + 32 (7816-3 8.2.1), and room for a stray byte or two
 _RUN = const(32768)  # duty_u16 of a running clock (50 %)
@@ -50,7 +53,7 @@ class ContactSlot:
     def __init__(self, uart, present, cmdvcc, rst, clock=None, off=None, clock_hz=4000000,
                  present_level=1, echo=True, timer=None):
         self.uart = uart
-        self.line = iso7816.Line(uart, echo, timer)
+        self.line = Line(uart, echo, timer)
         self.pres, self.cmdvcc, self.rst, self.clock, self.off = present, cmdvcc, rst, clock, off
         self.clock_hz = clock_hz
         self.present_level = present_level
@@ -93,7 +96,7 @@ class ContactSlot:
 
     # -- activation ---------------------------------------------------------------------------
     def activate(self):
-        """Cold reset: the card's ATR (iso7816.Atr), or card.mute / card.atr / card.removed."""
+        """Cold reset: the card's ATR (iso7816atr.Atr), or card.mute / card.atr / card.removed."""
         if not self.present():
             raise ProtocolError("card.removed", "card", "no card in the slot")
         line = self.line
@@ -118,16 +121,16 @@ class ContactSlot:
         b = line.byte(first_ms)
         if b < 0:
             raise ProtocolError("card.mute", "atr", "no ATR within 40,000 clock cycles")
-        if b == iso7816.INVERSE_RAW:
+        if b == iso7816atr.INVERSE_RAW:
             line.inverse = True
-            b = iso7816.INVERSE
-        elif b != iso7816.DIRECT:
+            b = iso7816atr.INVERSE
+        elif b != iso7816atr.DIRECT:
             raise ProtocolError("card.atr", "atr", "TS %02X" % b)
         self._rate(372, 1)  # parity follows the convention
         buf = self._atr
         buf[0] = b
         n = 1
-        char_ms = iso7816.wt_ms(_DEFAULT, self.clock_hz)  # the initial waiting time, 9,600 etu
+        char_ms = iso7816atr.wt_ms(_DEFAULT, self.clock_hz)  # the initial waiting time, 9,600 etu
         whole = False
         while n < len(buf):
             # once the ATR is whole, a few ms more: bytes after it (a TCK a T=0 card should
@@ -137,10 +140,10 @@ class ContactSlot:
                 break
             buf[n] = b
             n += 1
-            if not whole and iso7816.atr_length(memoryview(buf)[:n]):
+            if not whole and iso7816atr.atr_length(memoryview(buf)[:n]):
                 whole = True
         line.drain(5)
-        atr = iso7816.parse_atr(memoryview(buf)[:n])
+        atr = iso7816atr.parse_atr(memoryview(buf)[:n])
         self.atr = atr
         if not atr.usable:
             raise ProtocolError("card.atr", "atr", atr.problems[0] if atr.problems else "unusable")
@@ -148,7 +151,7 @@ class ContactSlot:
 
     # -- protocol -----------------------------------------------------------------------------
     def start(self):
-        """Activates the card and returns a session (iso7816.T0 or T1) ready for APDUs."""
+        """Activates the card and returns a session (a T0 or a T1) ready for APDUs."""
         atr = self.activate()
         self.pps_fallback = False
         spec = atr.specific()
@@ -163,9 +166,15 @@ class ContactSlot:
             raise ProtocolError("card.atr", "atr", "card speaks neither T=0 nor T=1")
         self.protocol = proto
         self._rate(*self.fi_di)
+        # only the protocol this card speaks is loaded: the other one's code would take
+        # heap for nothing (a reader meets one card at a time)
         if proto == 0:
-            return iso7816.T0(self.line, iso7816.wt_ms(atr, self.clock_hz, self.fi_di))
-        t1 = iso7816.T1(self.line, atr, self.clock_hz, self.fi_di)
+            from drivers.iso7816t0 import T0
+
+            return T0(self.line, iso7816atr.wt_ms(atr, self.clock_hz, self.fi_di))
+        from drivers.iso7816t1 import T1
+
+        t1 = T1(self.line, atr, self.clock_hz, self.fi_di)
         t1.negotiate_ifsd()
         return t1
 
@@ -173,14 +182,14 @@ class ContactSlot:
         first = atr.protocols[0]
         proto = first if first in (0, 1) else (1 if 1 in atr.protocols else 0 if 0 in atr.protocols else first)
         ta1 = atr.ta[0] if atr.ta else None
-        faster = ta1 is not None and ta1 != 0x11 and iso7816.FI[ta1 >> 4] and iso7816.DI[ta1 & 0x0F]
+        faster = ta1 is not None and ta1 != 0x11 and iso7816atr.FI[ta1 >> 4] and iso7816atr.DI[ta1 & 0x0F]
         self.fi_di = (372, 1)
         if proto == first and not faster:
             return proto  # the defaults are what the card expects without a PPS
-        request = iso7816.pps_request(proto, ta1 if faster else None)
+        request = iso7816atr.pps_request(proto, ta1 if faster else None)
         try:
             self.line.send(request)
-            agreed = iso7816.pps_agreed(request, self._pps_answer())
+            agreed = iso7816atr.pps_agreed(request, self._pps_answer())
         except ProtocolError as e:
             if e.code == "slot.fault":
                 raise
@@ -189,22 +198,22 @@ class ContactSlot:
             self.pps_fallback = True
             atr2 = self.activate()
             return atr2.protocols[0]
-        self.fi_di = (iso7816.FI[agreed >> 4], iso7816.DI[agreed & 0x0F])
+        self.fi_di = (iso7816atr.FI[agreed >> 4], iso7816atr.DI[agreed & 0x0F])
         return proto
 
     def _pps_answer(self):
         buf = self._atr
         n = 0
-        wait = iso7816.wt_ms(_DEFAULT, self.clock_hz)  # initial waiting time for each character
+        wait = iso7816atr.wt_ms(_DEFAULT, self.clock_hz)  # initial waiting time for each character
         while n < 6:
             b = self.line.byte(wait)
             if b < 0:
                 raise ProtocolError("card.mute", "pps", "no PPS answer")
             buf[n] = b
             n += 1
-            if iso7816.pps_answer_length(memoryview(buf)[:n]):
+            if iso7816atr.pps_answer_length(memoryview(buf)[:n]):
                 break
         return bytes(memoryview(buf)[:n])
 
 
-_DEFAULT = iso7816.parse_atr(b"\x3b\x00")  # WI 10, Fi 372: the initial waiting time
+_DEFAULT = iso7816atr.parse_atr(b"\x3b\x00")  # WI 10, Fi 372: the initial waiting time

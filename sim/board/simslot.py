@@ -1,6 +1,6 @@
 """The simulated board's contact slot: the card's I/O line and the interface chip's pins over
-TCP to sim/iso7816sim.py, so that drivers/contactslot.py and drivers/iso7816.py run here
-exactly as on the ESP32.
+TCP to sim/iso7816sim.py, so that drivers/contactslot.py and the drivers/iso7816*.py
+modules (ATR and PPS, the line, T=0, T=1) run here exactly as on the ESP32.
 
 Two connections to the simulator's port, each announcing itself with its first byte:
 b"L" is the I/O line (bytes as on the wire, echo included: simuart.SocketUart),

@@ -1,4 +1,4 @@
-"""T=0 byte by byte (drivers/iso7816.py): every procedure byte of ISO/IEC 7816-3 10.3.3 and
+"""T=0 byte by byte (drivers/iso7816t0.py): every procedure byte of ISO/IEC 7816-3 10.3.3 and
 the APDU mapping of 12.2, over a scripted half-duplex line on a virtual clock
 (cardline.Script). The expected bytes are written from the standard.
 """
@@ -6,13 +6,14 @@ from cardline import Script, hx
 from check import eq, raises
 from protocol.errors import ProtocolError
 
-from drivers import iso7816
+from drivers.iso7816line import Line
+from drivers.iso7816t0 import T0
 
 
 def t0(steps, wt=100, **kw):
     s = Script(steps, **kw)
-    line = iso7816.Line(s, clock=s.clock())
-    return s, iso7816.T0(line, wt)
+    line = Line(s, clock=s.clock())
+    return s, T0(line, wt)
 
 
 
@@ -120,7 +121,7 @@ def test_the_echo_must_come_back_unchanged():
 
 def test_no_echo_expected_on_a_full_duplex_board():
     s = Script([("r", hx("00 70 00 00 00")), ("c", hx("90 00"))], echo=False)
-    p = iso7816.T0(iso7816.Line(s, echo=False, clock=s.clock()), 100)
+    p = T0(Line(s, echo=False, clock=s.clock()), 100)
     eq(p.transmit(hx("00 70 00 00")), hx("90 00"))
 
 
@@ -128,9 +129,9 @@ def test_inverse_convention_on_the_wire():
     # 00 -> FF; 70 = 01110000 -> reversed 00001110 = 0E -> complemented F1;
     # 90 = 10010000 -> 00001001 = 09 -> F6
     s = Script([("r", hx("FF F1 FF FF FF")), ("c", hx("F6 FF"))])
-    line = iso7816.Line(s, clock=s.clock())
+    line = Line(s, clock=s.clock())
     line.inverse = True
-    eq(iso7816.T0(line, 100).transmit(hx("00 70 00 00")), hx("90 00"))
+    eq(T0(line, 100).transmit(hx("00 70 00 00")), hx("90 00"))
     s.done()
 
 

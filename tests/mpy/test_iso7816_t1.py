@@ -1,4 +1,4 @@
-"""T=1 block by block (drivers/iso7816.py, ISO/IEC 7816-3 clause 11): I-blocks with N(S) and
+"""T=1 block by block (drivers/iso7816t1.py, ISO/IEC 7816-3 clause 11): I-blocks with N(S) and
 chaining both ways, R-blocks with and without errors, S(IFS), S(WTX), S(ABORT), S(RESYNCH),
 LRC and CRC, timeouts, retries and resynchronisation, over the scripted line of
 cardline (virtual clock).
@@ -13,7 +13,9 @@ from cardline import Script, hx
 from check import eq, raises
 from protocol.errors import ProtocolError
 
-from drivers import iso7816
+from drivers.iso7816atr import parse_atr
+from drivers.iso7816line import Line
+from drivers.iso7816t1 import T1, crc16, lrc
 
 BWT = 91
 
@@ -25,7 +27,7 @@ def atr(ifsc=32, crc=False):
     x = 0
     for b in body[1:]:
         x ^= b
-    return iso7816.parse_atr(bytes(body) + bytes([x]))
+    return parse_atr(bytes(body) + bytes([x]))
 
 
 def crc_ref(data):
@@ -50,14 +52,19 @@ def b(text, crc=False):
 
 def t1(steps, ifsc=32, crc=False):
     s = Script(steps)
-    line = iso7816.Line(s, clock=s.clock())
-    p = iso7816.T1(line, atr(ifsc, crc), 4000000, (372, 1))
+    line = Line(s, clock=s.clock())
+    p = T1(line, atr(ifsc, crc), 4000000, (372, 1))
     eq(p.bwt_ms, BWT)
     return s, p
 
 
 def test_reference_crc_matches_the_catalogue():
     eq(crc_ref(b"123456789"), b"\x6f\x91")
+
+
+def test_check_codes():
+    eq(crc16(b"123456789", 9), 0x6F91)  # CRC-16/MCRF4XX check value
+    eq(lrc(b"\x00\xc1\x01\xfe", 4), 0x3E)
 
 
 def test_ifsd_announced_with_an_s_block():
