@@ -1,4 +1,3 @@
-# heapsize: 128k
 """The card task's NFC reader (firmware/nfcreader.py) over a scripted device: a card lying
 on the reader counts once, each card problem is reported once per tap, and a silent
 controller is reported once and then brought back without the loop dying.
