@@ -2,29 +2,12 @@
 (test_journal, test_journal_memory). Small on purpose: both run in a limited heap."""
 import os
 
-from protocol.compat import MICROPYTHON, hexstr
+import tmpfs
 from protocol.records import GENESIS, make_record
 
 
-# Not tmpfs.temp_dir: one module less to hold in a limited heap.
 def temp_dir():
-    if not MICROPYTHON:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix="journal-test-")
-    path = "/tmp/journal-test-" + hexstr(os.urandom(6))
-    os.mkdir(path)
-    return path
-
-
-def rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        if os.stat(p)[0] & 0x4000:  # a directory
-            rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
+    return tmpfs.temp_dir("journal-test-")
 
 
 def segments(root):

@@ -10,7 +10,8 @@ import gc
 import os
 
 from check import eq, raises, scaled
-from journaltools import on_disk, prev_of, receipt, rmtree, segments, temp_dir
+from journaltools import on_disk, prev_of, receipt, segments, temp_dir
+from tmpfs import rmtree
 from protocol.canonical import encode
 from protocol.errors import EncodingError, JournalError
 from protocol.records import GENESIS, record_hash

@@ -7,7 +7,8 @@ less than FREE_KB free at 85 % of the 96 KB heap before any ballast was taken.
 import gc
 
 from check import eq, scaled
-from journaltools import prev_of, receipt, rmtree, segments, temp_dir
+from journaltools import prev_of, receipt, segments, temp_dir
+from tmpfs import rmtree
 from protocol.canonical import encode
 from protocol.compat import MICROPYTHON
 from protocol.records import GENESIS, record_hash
