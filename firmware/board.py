@@ -111,9 +111,10 @@ class Esp32:  # pragma: no cover - needs an ESP32
 
 
 def parts(cfg):
-    """The board's parts by the config's "board": "sim" (the default, the simulated board of
-    tests and the demo) or anything else for the ESP32."""
-    if cfg.get("board", "sim") == "sim":
+    """The board's parts by the config's "board": "sim" (the simulated board of tests and
+    the demo) or anything else, or nothing, for the ESP32 (a hand-written config on a
+    reader must not make it look for stand-ins that never ship)."""
+    if cfg.get("board", "esp32") == "sim":
         # sim/board/, on the simulated board's path after the firmware: never on the device
         from simparts import SimParts
 

@@ -1,7 +1,11 @@
 # What goes onto the reader, in MicroPython's manifest format (docs: "MicroPython manifest
-# files"): MicroPython's own build freezes it into an image with
-#     make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/firmware/manifest.py
-# and tools/mpybuild.py compiles the same files to .mpy for a deploy (tools/flash) and
+# files"): MicroPython's own build can freeze it into an image. FROZEN_MANIFEST replaces the
+# port's own manifest (asyncio and the ESP32's _boot.py, which mounts the filesystem, come
+# from there), so the image's manifest includes both:
+#     include("$(PORT_DIR)/boards/manifest.py")
+#     include("/path/to/firmware/manifest.py")
+#     make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/that/manifest.py
+# (tools/mpybuild.py refuses $(...) paths: it builds this file alone). tools/mpybuild.py compiles the same files to .mpy for a deploy (tools/flash) and
 # for the tests. A file this manifest does not name is not on the reader: the simulated
 # board's stand-ins live in sim/board/ and never ship.
 #
@@ -45,4 +49,5 @@ package("drivers", files=(
     "pn532frames.py",
 ))
 
-# asyncio is frozen into every ESP32 image of MicroPython 1.20 and later: nothing to require.
+# asyncio is frozen into every stock ESP32 image of MicroPython 1.20 and later (the port's
+# manifest): nothing to require.

@@ -11,7 +11,8 @@ leaving the till with a frozen reader.
 On the device `main.py` runs at boot and calls `reader.run()`; this module is compiled
 to .mpy like the others (a main.py of this size compiled at boot would need its parse
 tree in the heap). On the simulated board:
-    READER_CONFIG=data/R1/config.json micropython build/mpy/main.py
+    READER_CONFIG=data/R1/config.json MICROPYPATH=build/mpy:build/mpysim:.frozen micropython build/mpy/main.py
+(sim/simboard.py does this; build/mpysim holds the stand-ins, sim/board/).
 """
 # The large buffers come first, while the heap is still in one piece: after the imports
 # it is fragmented, and an 8 KB block may no longer be found in a 96 KB heap.

@@ -27,7 +27,9 @@ LEGACY_UID = bytes.fromhex("04a2b3c4d5e6f7")  # a 7-byte UID (sampleshop.UID_CAR
 
 
 def listing(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """The files of a build, less the mark that says the folder is a build (never copied)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name != mpybuild.MARK)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,22 @@ def test_a_file_left_from_an_older_build_is_removed(tmp_path):
     mpybuild.build(tmp_path)
     assert not stale.exists() and not (tmp_path / "old").exists()
     assert (tmp_path / "drivers" / "pn532.mpy").exists()
+
+
+def test_a_folder_that_is_not_a_build_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "data.mpy").write_bytes(b"M\x06")
+    with pytest.raises(mpybuild.BuildError, match="not built by tools/mpybuild.py"):
+        mpybuild.build(tmp_path)
+    assert listing(tmp_path) == ["keep/data.mpy", "notes.txt"]
+
+
+def test_a_build_removes_only_what_it_could_have_built(tmp_path):
+    mpybuild.build(tmp_path)
+    (tmp_path / "README.txt").write_text("someone's")
+    mpybuild.build(tmp_path)
+    assert (tmp_path / "README.txt").exists()
 
 
 def test_the_simulated_stand_ins_build_apart(sim):
@@ -137,8 +155,9 @@ def test_no_simulator_module_can_be_imported_from_the_device_build(device, sim, 
 def test_a_simulated_board_config_on_the_device_build_alone_fails_to_find_its_parts(device):
     status, out = micropython([device], 'import board\nboard.parts({"board": "sim"})')
     assert status != 0 and "ImportError: no module named 'simparts'" in out, out
-    status, out = micropython([device], 'import board\nprint(type(board.parts({"board": "esp32"})).__name__)')
-    assert status == 0 and out.strip() == "Esp32", out
+    for cfg in ('{"board": "esp32"}', '{}'):  # a config without "board" is a reader's too
+        status, out = micropython([device], 'import board\nprint(type(board.parts(%s)).__name__)' % cfg)
+        assert status == 0 and out.strip() == "Esp32", (cfg, out)
 
 
 def test_a_checkout_on_the_firmware_the_manifests_name(device, sim, tmp_path):

@@ -533,3 +533,14 @@ def test_status_without_the_frame_module_says_pending_is_unknown(tmp_path, board
     _journal_with_pending(board.folder / "data" / "journal", appended=3, acked=0)
     s = flash.status(board.url, reboot=False)
     assert s["pending"] is None and "pending receipts: unknown" in flash.format_status(s)
+
+
+def test_deploy_refuses_a_build_folder_that_holds_other_files(tmp_path):
+    # the build removes what the manifest does not name: `--build ~` must not empty a home
+    (tmp_path / "thesis.txt").write_text("mine")
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "flash"), "deploy", "--port", "socket://127.0.0.1:9",
+                        "--build", str(tmp_path)], capture_output=True, text=True, cwd=str(ROOT))
+    assert r.returncode == 1, r.stderr
+    assert "not built by tools/mpybuild.py" in r.stderr and "--build names the build folder" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.txt"]

@@ -38,6 +38,23 @@ class ManifestError(Exception):
     """A manifest that names a missing file, or uses what this evaluator does not know."""
 
 
+class BuildError(Exception):
+    """A build that cannot be made."""
+
+
+class CompileError(BuildError):
+    """mpy-cross refused a file."""
+
+
+class NotABuildFolder(BuildError):
+    """The output folder holds things that are not a build of ours."""
+
+
+# In a folder this tool has built into: only there are files the manifest no longer names
+# removed. `--build ~` must not empty someone's home folder.
+MARK = ".mpybuild"
+
+
 class _Options:
     """`options` in a manifest: the keyword arguments of the include() that read it (None
     for any other name), as in MicroPython's manifestfile.py."""
@@ -168,15 +185,30 @@ def build_sim(out=SIM_OUT):
 def build_manifest(manifest, out):
     """Compile what `manifest` names into `out`, and remove what it does not name."""
     out = Path(out)
+    _claim(out)
     files = list(sources(manifest))
     written = _compile(out, files)
     keep = {out / output(rel) for _, rel in files}
     for path in sorted(out.rglob("*"), reverse=True):  # files before their folders
-        if path.is_file() and path not in keep:
+        if path.is_file() and path not in keep and path.suffix in (".mpy", ".py"):
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
     return written
+
+
+def _claim(out):
+    """Mark `out` as a build folder of ours; refuse one that holds anything else."""
+    mark = out / MARK
+    if mark.exists():
+        return
+    ours = out.resolve() in (DEFAULT_OUT.resolve(), SIM_OUT.resolve())  # from before the mark
+    if out.exists() and any(out.iterdir()) and not ours:
+        raise NotABuildFolder("%s is not empty and was not built by tools/mpybuild.py (it has no %s): "
+                         "a build removes the files its manifest does not name, so it needs a new "
+                         "or empty folder" % (out, MARK))
+    out.mkdir(parents=True, exist_ok=True)
+    mark.write_text("built by tools/mpybuild.py: .mpy and .py files the manifest does not name are removed\n")
 
 
 def _compile(out, files):
@@ -193,7 +225,7 @@ def _compile(out, files):
         r = subprocess.run([mpy_cross(), "-o", str(dest), "-s", str(rel), str(src)],
                            capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+            raise CompileError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
         written.append(str(rel))
     return written
 

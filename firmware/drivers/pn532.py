@@ -181,6 +181,11 @@ class SPI:
         self._status = bytearray(1)
         cs.value(1)
 
+    def close(self):
+        # the bus may carry other chips: it stays up; the chip is deselected, in case a
+        # transaction was cut off with NSS low
+        self.cs.value(1)
+
     def _flip(self, buf, n):
         rev = self._rev
         for i in range(n):

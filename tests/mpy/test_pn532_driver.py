@@ -111,6 +111,9 @@ class FakeUart(ChipScript):
     def any(self):
         return len(self.stream)
 
+    def deinit(self):
+        self.closed = True
+
     def readinto(self, buf):
         n = min(len(buf), len(self.stream), self.piece or len(self.stream))
         buf[:n] = self.stream[:n]
@@ -254,6 +257,20 @@ def test_a_card_read_sends_the_same_frames_on_every_bus():
         eq(bytes(dev.thru(b"\x30\x04")), read4, kind)
         dev.release()
         eq(bus.frames, INIT_FRAMES + [POLL, host(b"\x42\x30\x04"), host(b"\x52\x01")], kind)
+
+
+def test_the_reader_closes_on_every_bus():
+    # the card task closes its reader each time it restarts: on no bus may that raise
+    # (an SPI reader once did, and the card task's error became an AttributeError)
+    for kind in KINDS:
+        dev, bus, _ = _ready(kind, [])
+        if kind.startswith("spi"):
+            bus.cs.value(0)  # a transaction cut off with NSS low
+        dev.close()
+        if kind == "hsu":
+            assert getattr(bus, "closed", False), "the UART is let go"
+        if kind.startswith("spi"):
+            eq(bus.cs.v, 1, "NSS high again")
 
 
 def test_ack_and_answer_in_one_read_and_split_in_pieces_of_every_size():

@@ -102,8 +102,10 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
     p.stage("compiling firmware/ and shared/protocol/ with mpy-cross")
     try:
         files = firmware_files(build_dir)
-    except RuntimeError as e:
+    except mpybuild.CompileError as e:
         raise FlashError(str(e), "fix the module: every firmware file must compile with mpy-cross")
+    except mpybuild.NotABuildFolder as e:
+        raise FlashError(str(e), "--build names the build folder: a new one, or one a deploy built before")
     if lib is not None:
         files.update(lib_files(lib))
     want = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
