@@ -1,8 +1,8 @@
 """The HTTP status of each refusal of the sync protocol (docs/protocol.md, docs/openapi.json).
 
 One table for both ends that answer readers: the backend (backend/sync/ingest.py) and the
-reference server the firmware's fault tests talk to (tests/support/syncserver.py). Pure: runs on
-MicroPython too.
+reference server the firmware's fault tests talk to (tests/support/syncserver.py). The
+reader does not need it (it reads the refusal's code), so it does not ship.
 
     >>> http_status("batch.signature"), http_status("batch.too_large")
     (401, 413)

@@ -1,5 +1,4 @@
 """readerstate.state(): each state, the boundaries of its thresholds, and the order of the rules."""
-import doctest
 
 import pytest
 
@@ -161,11 +160,6 @@ def test_every_state_has_a_word_a_distinct_colour_and_a_rule():
     (3660 + 5, "1 h 01 min"), (86400, "1 day"), (3 * 86400 + 5, "3 days"), (-5, "0 s")])
 def test_duration(seconds, text):
     assert readerstate.duration(seconds) == text
-
-
-def test_the_docstring_example_holds():
-    result = doctest.testmod(readerstate)
-    assert result.attempted >= 1 and result.failed == 0
 
 
 class _Only(dict):
