@@ -84,9 +84,6 @@ class Esp32:  # pragma: no cover - needs an ESP32
         return (Pin(pins.get("green", 2), Pin.OUT), Pin(pins.get("red", 4), Pin.OUT),
                 Pin(pins.get("buzzer", 5), Pin.OUT))
 
-    def display(self, reader):
-        return PrintDisplay(reader)
-
     def watchdog(self):
         from machine import WDT
 
@@ -132,7 +129,7 @@ class Board:
         self.lang = cfg.get("lang", "it")
         self.parts = parts(cfg)
         self.green, self.red, self.buzzer = self.parts.pins()
-        self.display = self.parts.display(self.reader)
+        self.display = PrintDisplay(self.reader)  # the console, on either board: no parts hook
         self.watchdog = self.parts.watchdog()
 
     def path(self, name):

@@ -169,9 +169,7 @@ class Reader:
                 await self.send(self.checkout.card(identity, boardmod.now()))
         finally:
             # the supervisor starts the task again with a new connection to the reader
-            close = getattr(cards, "close", None)
-            if close:
-                close()
+            cards.close()
 
     async def display_task(self):
         while True:

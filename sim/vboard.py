@@ -199,7 +199,8 @@ class VirtualBoard:
     # -- life cycle
 
     def start(self):
-        sys.path.insert(0, str(TOOLS))
+        if str(TOOLS) not in sys.path:
+            sys.path.insert(0, str(TOOLS))
         import mpybuild
 
         mpybuild.build_sim()

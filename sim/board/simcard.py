@@ -19,8 +19,13 @@ class CardError(ProtocolError):
 
 
 class SimCardReader:
-    def __init__(self, stream):
+    def __init__(self, stream, writer):
         self.lines = LineReader(stream, bytearray(512))
+        self.writer = writer
+
+    def close(self):
+        """Lets go of the connection, as the real readers let go of their bus."""
+        self.writer.close()
 
     async def wait_card(self):
         line = await self.lines.readline()

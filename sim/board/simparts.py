@@ -13,8 +13,6 @@ firmware's own build (build/mpysim, sim/simboard.py).
 """
 import asyncio
 
-from board import PrintDisplay
-
 
 class SimPin:
     """A pin that remembers its value and how often it went high."""
@@ -54,9 +52,6 @@ class SimParts:
         """(green, red, buzzer)"""
         return SimPin("green"), SimPin("red"), SimPin("buzzer")
 
-    def display(self, reader):
-        return PrintDisplay(reader)
-
     def watchdog(self):
         return NullWatchdog()
 
@@ -71,8 +66,8 @@ class SimParts:
             return None
         from simcard import SimCardReader
 
-        reader, _ = await asyncio.open_connection(*hostport(self.cfg["cards"]))
-        return SimCardReader(reader)
+        reader, writer = await asyncio.open_connection(*hostport(self.cfg["cards"]))
+        return SimCardReader(reader, writer)
 
     def nfc_transport(self):
         """The PN532 on HSU, its UART a socket to sim/pn532sim.py ("nfc")."""
