@@ -14,10 +14,13 @@ PCSC_PACKAGES := pcscd vsmartcard-vpcd pcsc-tools libpcsclite-dev swig
 
 .PHONY: test demo bench clean
 
-$(STAMP): requirements-dev.txt | $(PCSC)
+# The host packages (pyproject.toml: loyalty.protocol, .backend, .tools, .sim, .testing) are
+# installed in editable mode: they run from this checkout, and a change to pyproject.toml
+# (a new package, a new command) installs them again.
+$(STAMP): requirements-dev.txt pyproject.toml | $(PCSC)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt --editable .
 	touch $(STAMP)
 
 # The dashboard's browser test drives Debian's Chromium (Playwright never downloads one).

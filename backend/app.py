@@ -1,4 +1,4 @@
-"""The Flask app factory: `flask --app backend.app run`, or a WSGI server (backend/serve.py).
+"""The Flask app factory: `flask --app loyalty.backend.app run`, or a WSGI server (backend/serve.py).
 
 Defaults first, then the instance folder's `config.py`, then `test_config`; the database
 and the session secret live in the instance folder, never in the repository.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from flask import Flask
 
-from backend import auth, cli, requestdb
-from backend.dashboard import views as dashboard
-from backend.sync import api as syncapi
-from backend.config import DEFAULTS
+from loyalty.backend import auth, cli, requestdb
+from loyalty.backend.dashboard import views as dashboard
+from loyalty.backend.sync import api as syncapi
+from loyalty.backend.config import DEFAULTS
 
 
 def _secret_key(instance):

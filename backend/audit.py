@@ -33,11 +33,11 @@ with a sentence (expected vs granted). No trust in the reader:
 """
 import json
 
-from backend import checks
-from backend.sync import fastjson
-from backend.cardstates import CardStates
-from protocol import engine
-from protocol.errors import ProtocolError
+from loyalty.backend import checks
+from loyalty.backend.sync import fastjson
+from loyalty.backend.cardstates import CardStates
+from loyalty.protocol import engine
+from loyalty.protocol.errors import ProtocolError
 
 OK = "ok"
 MISMATCH = "mismatch"

@@ -19,8 +19,8 @@ from ingestion. The reader page shows how many receipts still await audit.
     audit_pending(db, book)              # -> how many receipts it audited (up to 500)
     run("instance/loyalty.db", stop=threading.Event(), interval=0.5)   # until stop is set
 
-    python -m backend.auditor --db instance/loyalty.db [--once] [--idle] [--parent PID]
-    flask --app backend.app audit        # once, from a shell (backend/cli.py)
+    python -m loyalty.backend.auditor --db instance/loyalty.db [--once] [--idle] [--parent PID]
+    flask --app loyalty.backend.app audit        # once, from a shell (backend/cli.py)
 """
 import argparse
 import contextlib
@@ -30,9 +30,9 @@ import signal
 import sys
 import threading
 
-from backend import db as dbmod
-from backend.audit import MISMATCH, OK, Auditor, RulesBook
-from backend.cardstates import CardStates
+from loyalty.backend import db as dbmod
+from loyalty.backend.audit import MISMATCH, OK, Auditor, RulesBook
+from loyalty.backend.cardstates import CardStates
 
 CHUNK = 500  # receipts per transaction: a chunk's UPDATEs hold the write lock for a few ms
 

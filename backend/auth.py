@@ -24,8 +24,8 @@ from flask import (Blueprint, current_app, g, jsonify, redirect, render_template
                    session, url_for)
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from backend.db import transaction
-from backend.requestdb import get_db
+from loyalty.backend.db import transaction
+from loyalty.backend.requestdb import get_db
 
 bp = Blueprint("auth", __name__)
 

@@ -18,7 +18,7 @@ What this cannot tell: a card blocked before the sale still shows the default ti
 allowed (the reader may not have known the card); the directory version a reader had
 at the time of each sale is not recorded.
 """
-from protocol import engine
+from loyalty.protocol import engine
 
 CLOCK_SLACK = 300  # seconds
 ACTIVE = 0

@@ -9,7 +9,7 @@ HeadOfficeError subclasses take that as it is). The one-schema work grows this m
     >>> integer(True, 0, 1, "ntag_signature")
     Traceback (most recent call last):
     ...
-    backend.checks.CheckFailed: ntag_signature: must be an integer from 0 to 1
+    loyalty.backend.checks.CheckFailed: ntag_signature: must be an integer from 0 to 1
     >>> integer_text("0042", 0, 99, "since"), digits("1_000"), integer_or_none("7", 0, 9)
     (42, None, None)
 """

@@ -1,17 +1,17 @@
-"""The operator's commands: `flask --app backend.app <command>` (`--help` lists them).
+"""The operator's commands: `flask --app loyalty.backend.app <command>` (`--help` lists them).
 
 A thin layer over backend/headoffice/ (and backend.auth.create_manager): each command
 checks its options, calls one function, prints what it did. Errors exit with status 1
 and a message that says what went wrong and what to do.
 
-    flask --app backend.app init-db
-    flask --app backend.app add-store S1 "Milano Centro" --tz Europe/Rome
-    flask --app backend.app add-reader R1 --store S1 --backend http://10.0.0.5:8000
-    flask --app backend.app add-tier 0 base 200
-    flask --app backend.app import-cards cards.csv
-    flask --app backend.app new-card-epoch
-    flask --app backend.app set-card 6001000000000042 --block
-    flask --app backend.app audit
+    flask --app loyalty.backend.app init-db
+    flask --app loyalty.backend.app add-store S1 "Milano Centro" --tz Europe/Rome
+    flask --app loyalty.backend.app add-reader R1 --store S1 --backend http://10.0.0.5:8000
+    flask --app loyalty.backend.app add-tier 0 base 200
+    flask --app loyalty.backend.app import-cards cards.csv
+    flask --app loyalty.backend.app new-card-epoch
+    flask --app loyalty.backend.app set-card 6001000000000042 --block
+    flask --app loyalty.backend.app audit
 """
 import csv
 import datetime
@@ -23,9 +23,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from backend import auditor, auth, headoffice
-from backend import db as dbmod
-from backend.requestdb import get_db
+from loyalty.backend import auditor, auth, headoffice
+from loyalty.backend import db as dbmod
+from loyalty.backend.requestdb import get_db
 
 
 class _Failed(click.ClickException):

@@ -31,7 +31,7 @@ import sqlite3
 
 import sqlite_utils
 
-from protocol.records import GENESIS  # the chain's start: the acked hash of a new reader
+from loyalty.protocol.records import GENESIS  # the chain's start: the acked hash of a new reader
 
 BUSY_MS = 10000  # a writer waits this long for another's transaction (batches are short)
 
@@ -190,7 +190,7 @@ def require_schema(db):
     """Raise SchemaError unless the schema is the one this code was written for."""
     have = schema_version(db)
     if have != len(MIGRATIONS):
-        raise SchemaError("database schema is %d, this code needs %d: run `flask --app backend.app init-db`"
+        raise SchemaError("database schema is %d, this code needs %d: run `flask --app loyalty.backend.app init-db`"
                           % (have, len(MIGRATIONS)))
 
 

@@ -11,7 +11,7 @@ migrations are backend/db.py's.
 """
 from flask import current_app, g
 
-from backend import db as dbmod
+from loyalty.backend import db as dbmod
 
 
 def get_db():

@@ -1,6 +1,6 @@
 """The backend on a real WSGI server (waitress: pure Python, multi-threaded), with its auditor.
 
-    python -m backend.serve --port 8000 [--host 127.0.0.1] [--threads 8] [--processes 1]
+    python -m loyalty.backend.serve --port 8000 [--host 127.0.0.1] [--threads 8] [--processes 1]
                             [--db PATH] [--no-auditor]
 
 Prints one line `serving on http://HOST:PORT` once the socket is bound (with --port 0
@@ -28,15 +28,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import waitress
 
-from backend import db as dbmod
-from backend.app import create_app
-from backend.auditor import die_with_parent
+from loyalty.backend import db as dbmod
+from loyalty.backend.app import create_app
+from loyalty.backend.auditor import die_with_parent
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_app(database=None, config=None):
@@ -84,14 +82,11 @@ def build_server(host="127.0.0.1", port=8000, threads=8, database=None, config=N
 
 
 def start_auditor(database, parent=None):
-    """`python -m backend.auditor --idle` for `database`, ending when `parent` (a pid) does."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")] +
-                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = [sys.executable, "-m", "backend.auditor", "--db", str(database), "--idle"]
+    """`python -m loyalty.backend.auditor --idle` for `database`, ending when `parent` (a pid) does."""
+    cmd = [sys.executable, "-m", "loyalty.backend.auditor", "--db", str(database), "--idle"]
     if parent is not None:
         cmd += ["--parent", str(parent)]
-    return subprocess.Popen(cmd, env=env, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
 class _Auditor:

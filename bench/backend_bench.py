@@ -19,24 +19,21 @@
 """
 import argparse
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tests" / "support"), str(ROOT / "bench")]
 
-import backend.app  # noqa: E402
-from backend import auditor, auth, headoffice  # noqa: E402
-from backend.dashboard import overview  # noqa: E402
-from backend.sync import ingest  # noqa: E402
-from backend import db as dbmod  # noqa: E402
-from backendproc import Backend  # noqa: E402
-from readerclient import ReaderClient  # noqa: E402
-import bigshop  # noqa: E402
-import sampleshop  # noqa: E402
+import backend.app
+from loyalty.backend import auditor, auth, headoffice
+from loyalty.backend.dashboard import overview
+from loyalty.backend.sync import ingest
+from loyalty.backend import db as dbmod
+from loyalty.sim.backendproc import Backend
+from loyalty.testing.readerclient import ReaderClient
+import bigshop
+from loyalty.sim import sampleshop
 
 BATCH = 200
 

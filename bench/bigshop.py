@@ -11,14 +11,12 @@ Built once and kept in build/bench (about 1.5 GB); rebuilt when the schema chang
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 
-from backend import db as dbmod  # noqa: E402
+from loyalty.backend import db as dbmod
 
 STORES = 100
 READERS = 2000

@@ -20,9 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-import runtimes  # noqa: E402
+from loyalty.testing import runtimes
 
 LOWEST_KB = 24
 

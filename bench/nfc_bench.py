@@ -32,19 +32,15 @@ gives no other target.
 """
 import argparse
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for _p in ("sim", "tests/support", "shared"):
-    if str(ROOT / _p) not in sys.path:
-        sys.path.insert(0, str(ROOT / _p))
 
-import runtimes  # noqa: E402
-from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard  # noqa: E402
-from pn532sim import PN532Sim  # noqa: E402
-from protocol import loyaltycard  # noqa: E402
+from loyalty.testing import runtimes
+from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
+from loyalty.sim.pn532sim import PN532Sim
+from loyalty.protocol import loyaltycard
 
 # as bench/run.py: the card path alone fits the smaller heap, and a GC sweep costs in
 # proportion to the heap

@@ -9,14 +9,12 @@ cards. A target missed is printed as MISSED, never hidden. Timings are of this m
 unix port, not of an ESP32 (which is some 10-30 times slower per bytecode).
 """
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests" / "support")]
 
-import mpybuild  # noqa: E402
-import runtimes  # noqa: E402
+from loyalty.tools import mpybuild
+from loyalty.testing import runtimes
 
 # The receipt path alone (no asyncio, sockets or sync) runs in less than the whole board's
 # 256 KB; a GC sweep costs in proportion to the heap, so the smaller heap is the fairer one.
@@ -69,11 +67,10 @@ def main():
 if __name__ == "__main__":
     main()
     print()
-    sys.path.insert(0, str(ROOT / "bench"))
-    import nfc_bench  # noqa: E402
+    import nfc_bench  # beside this script: bench/ is the script's folder, first on the path
 
     nfc_bench.main([])
     print()
-    import backend_bench  # noqa: E402
+    import backend_bench
 
     backend_bench.main([])

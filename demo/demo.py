@@ -2,7 +2,7 @@
 managers' dashboard on the backend.
 
 The first run sets the chain up in data/demo with the operator's own commands
-(`flask --app backend.app ...`): the database, a store, head office's tiers, promotions,
+(`flask --app loyalty.backend.app ...`): the database, a store, head office's tiers, promotions,
 limits, a card key epoch and 200 cards, three readers with their provisioning files, and a manager's login
 (a random password, kept in data/demo/manager.txt, readable by you only). Then:
   - the backend runs on a real WSGI server (waitress) at http://127.0.0.1:8000;
@@ -31,19 +31,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# the backend, protocol, the simulators (sim/), and the backend process and sample shop
-# that the tests use too (tests/support/)
-sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "sim"), str(ROOT / "tests" / "support")]
 
-from backend import db as dbmod  # noqa: E402
-from backend import headoffice  # noqa: E402
-from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard  # noqa: E402
-from iso7816sim import ContactCard  # noqa: E402
-from backendproc import Backend, Dashboard  # noqa: E402
-from netcut import Link  # noqa: E402
-from protocol import errors, loyaltycard  # noqa: E402
-from simboard import SimReader, wait_for  # noqa: E402
-import sampleshop  # noqa: E402
+from loyalty.backend import db as dbmod
+from loyalty.backend import headoffice
+from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
+from loyalty.sim.iso7816sim import ContactCard
+from loyalty.sim.backendproc import Backend, Dashboard
+from loyalty.sim.netcut import Link
+from loyalty.protocol import errors, loyaltycard
+from loyalty.sim.simboard import SimReader, wait_for
+from loyalty.sim import sampleshop
 
 DATA = ROOT / "data" / "demo"
 INSTANCE = DATA / "instance"
@@ -70,8 +67,7 @@ def use_folder(folder):
 def flask(*args):
     """One operator command, as a shell would run it."""
     env = dict(os.environ, LOYALTY_INSTANCE=str(INSTANCE))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")])
-    r = subprocess.run([sys.executable, "-m", "flask", "--app", "backend.app"] + list(args), env=env,
+    r = subprocess.run([sys.executable, "-m", "flask", "--app", "loyalty.backend.app"] + list(args), env=env,
                        cwd=str(ROOT), capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit("flask %s failed:\n%s%s" % (" ".join(args), r.stdout, r.stderr))

@@ -14,7 +14,10 @@ one model of each card serves every layer. Plain classes that run on MicroPython
 """
 import os
 
-from protocol import loyaltycard, ndef, ntag
+try:
+    from loyalty.protocol import loyaltycard, ndef, ntag
+except ImportError:  # on MicroPython (the card tests of tests/mpy): `protocol` as on the reader
+    from protocol import loyaltycard, ndef, ntag
 
 ACK = b"\x0a"
 NAK = b"\x00"  # NAK 0: invalid argument (page out of range, unknown command)

@@ -36,9 +36,9 @@ import select
 import socket
 import time
 
-from loopserver import LoopbackServer
+from loyalty.sim.loopserver import LoopbackServer
 
-from cardmodels import AppletCard  # noqa: F401  (the applet the cards carry)
+from loyalty.sim.cardmodels import AppletCard  # noqa: F401  (the applet the cards carry)
 
 NULL = 0x60
 FAULTS = ("bad_edc", "drop")

@@ -62,7 +62,7 @@ import select
 import socket
 import time
 
-from loopserver import LoopbackServer
+from loyalty.sim.loopserver import LoopbackServer
 
 ACK = b"\x00\x00\xff\x00\xff\x00"
 NACK = b"\x00\x00\xff\xff\x00\x00"

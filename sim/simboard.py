@@ -18,18 +18,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# protocol, the other simulators beside this one, and tools/mpybuild.py (the builds it runs)
-for _p in (str(ROOT / "shared"), str(HERE), str(ROOT / "tools")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-from protocol import till  # noqa: E402
+from loyalty.protocol import till
 
 
 def wait_for(cond, timeout=20, what="condition", every=0.05):
@@ -174,7 +169,7 @@ class SimReader:
         # self.nfc); otherwise identities arrive as lines (self.cards.tap(number))
         self.cards = self.nfc = None
         if nfc:
-            from pn532sim import PN532Sim
+            from loyalty.sim.pn532sim import PN532Sim
 
             self.nfc = PN532Sim().start()
             self.cfg["nfc"] = "127.0.0.1:%d" % self.nfc.port
@@ -185,7 +180,7 @@ class SimReader:
         # contact: a contact-card slot too, answered by sim/iso7816sim.py (self.slot)
         self.slot = None
         if contact:
-            from iso7816sim import ContactSim
+            from loyalty.sim.iso7816sim import ContactSim
 
             self.slot = ContactSim().start()
             self.cfg["contact"] = "127.0.0.1:%d" % self.slot.port
@@ -199,7 +194,7 @@ class SimReader:
         self.config_path.write_text(json.dumps(self.cfg))
         env = dict(os.environ)
         if self.builds is None:
-            import mpybuild
+            from loyalty.tools import mpybuild
 
             mpybuild.build()
             mpybuild.build_sim()

@@ -37,7 +37,7 @@ the firmware reads /config.json itself.
         vb.url                        # socket://127.0.0.1:PORT
         vb.firmware_running()         # main.py runs now
         vb.disconnect()               # a cable pulled: the current connection drops
-    python sim/vboard.py FOLDER [--port 7700]   (starts a till and a card simulator)
+    python -m loyalty.sim.vboard FOLDER [--port 7700]   (starts a till and a card simulator)
 """
 import argparse
 import json
@@ -52,9 +52,6 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-TOOLS = ROOT / "tools"  # mpybuild.py
 
 HEAP = "352k"  # the simulated board's heap (sim/simboard.py says why)
 BANNER = b"MicroPython (virtual board) on unix\r\nType \"help()\" for more information.\r\n"
@@ -199,9 +196,7 @@ class VirtualBoard:
     # -- life cycle
 
     def start(self):
-        if str(TOOLS) not in sys.path:
-            sys.path.insert(0, str(TOOLS))
-        import mpybuild
+        from loyalty.tools import mpybuild
 
         mpybuild.build_sim()
         self.sim = mpybuild.SIM_OUT
@@ -522,8 +517,7 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=7700, help="TCP port (default 7700)")
     ap.add_argument("--heap", default=HEAP, help="MicroPython heap (default %s)" % HEAP)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(HERE))
-    from simboard import CardSim, TillSim
+    from loyalty.sim.simboard import CardSim, TillSim
 
     till, cards = TillSim(), CardSim()
     overlay = {"board": "sim", "till": "127.0.0.1:%d" % till.port, "cards": "127.0.0.1:%d" % cards.port}

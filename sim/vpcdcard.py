@@ -21,8 +21,8 @@ AUTHENTICATE, PERSONALISE), so the till code meets the same applet as over NFC.
         ...               # pyscard / pcschost.py talk to it through pcscd
     card.commands         # what vpcd sent: "on", "off", "reset", "atr" or APDU bytes
 
-    python sim/vpcdcard.py --port 35963                          # a blank card
-    python sim/vpcdcard.py --db instance/loyalty.db --card 6001000000000042
+    python -m loyalty.sim.vpcdcard --port 35963                          # a blank card
+    python -m loyalty.sim.vpcdcard --db instance/loyalty.db --card 6001000000000042
 
 Faults on demand: `leave_at=b"\\x80\\x10"` pulls the card out when a command starting so
 comes (before answering it); `t0=True` answers as a T=0 card behind a TPDU reader does,
@@ -33,14 +33,9 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(ROOT / "shared"), str(ROOT), str(ROOT / "tools"), str(ROOT / "sim")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-import cardmodels  # noqa: E402
+from loyalty.sim import cardmodels
 
 VPCD_PORT = 35963  # vpcd's default (VPCDPORT in vpcd.h; CHANNELID 0x8C7B in its reader.conf)
 
@@ -250,8 +245,8 @@ class VirtualCard:
 
 def _applet_from_db(db_path, card):
     """An AppletCard personalised as the issuing desk would, from the backend's database."""
-    from backend import headoffice
-    import nfchost
+    from loyalty.backend import headoffice
+    from loyalty.tools import nfchost
 
     db = nfchost.open_db(db_path)
     try:
@@ -264,7 +259,7 @@ def _applet_from_db(db_path, card):
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="vpcdcard.py", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m loyalty.sim.vpcdcard", description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=VPCD_PORT, help="vpcd's port (default %d)" % VPCD_PORT)
     ap.add_argument("--host", default="127.0.0.1", help="where pcscd runs (default 127.0.0.1)")
     ap.add_argument("--atr", choices=("t1", "t0", "contactless"), default="t1",
@@ -279,7 +274,7 @@ def main(argv=None):
     if bool(args.db) != bool(args.card):
         print("error: give --db and --card together, or neither for a blank card", file=sys.stderr)
         return 2
-    from backend.headoffice import HeadOfficeError
+    from loyalty.backend.headoffice import HeadOfficeError
     try:
         applet = _applet_from_db(args.db, args.card) if args.db else cardmodels.AppletCard(b"\x04\x5c\x0e\x70")
     except (ValueError, OSError, HeadOfficeError) as e:

@@ -1,15 +1,11 @@
-import sys
-from pathlib import Path
+"""What every test shares: the hardware option and head office's database for the card desks.
 
-# tests import their helpers from tests/support/ (`runtimes`, `chain`, ...); host code imports
-# `protocol`, firmware modules, the simulators of sim/ and the operator's programs of tools/.
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "support"))
-import runtimes  # noqa: E402
-
-for p in runtimes.PATHS + runtimes.HOST_PATHS:
-    if p not in sys.path:
-        sys.path.insert(0, p)
+Tests import the host packages as installed (`loyalty.protocol`, `loyalty.backend`,
+`loyalty.sim`, `loyalty.testing`, `loyalty.tools`: pyproject.toml); pytest.ini puts
+firmware/ and shared/ on the path for the few tests that run a firmware module under
+CPython, where it imports `protocol` and `drivers` as it does on the reader.
+"""
+import pytest
 
 # tests/mpy holds modules that run on MicroPython through test_runtimes.py, not pytest's own
 collect_ignore = ["mpy"]
@@ -24,14 +20,12 @@ def pytest_configure(config):
 
 
 # -- head office's database for the card desks and PC tills (tests/test_*_host.py) ------------
-import pytest  # noqa: E402
-
 
 @pytest.fixture
 def db(tmp_path):
     """A backend database with the sample shop's tiers (base, silver, gold) and rules."""
-    import sampleshop
-    from backend.db import connect, migrate
+    from loyalty.sim import sampleshop
+    from loyalty.backend.db import connect, migrate
 
     d = connect(tmp_path / "loyalty.db")
     migrate(d)
@@ -43,7 +37,7 @@ def db(tmp_path):
 @pytest.fixture
 def epoch(db):
     """Head office's first card key epoch."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
 
     return headoffice.new_card_epoch(db)
 
@@ -51,6 +45,6 @@ def epoch(db):
 @pytest.fixture
 def issuer(db, epoch):
     """That epoch's issuer key."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
 
     return headoffice.issuer_key(db, epoch)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from chain import Chain, wait_for
-from backend import headoffice
-import sampleshop
+from loyalty.testing.chain import Chain, wait_for
+from loyalty.backend import headoffice
+from loyalty.sim import sampleshop
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from chain import Chain, wait_for
-from readerclient import ReaderClient
-from backend import headoffice
-import sampleshop
+from loyalty.testing.chain import Chain, wait_for
+from loyalty.testing.readerclient import ReaderClient
+from loyalty.backend import headoffice
+from loyalty.sim import sampleshop
 
 
 def shop_many(chain, r, n, prefix, committed):

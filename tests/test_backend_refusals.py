@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from chain import Chain, wait_for
-from readerclient import ReaderClient
-from backend import headoffice
-from protocol.records import body_digest, sign_answer
+from loyalty.testing.chain import Chain, wait_for
+from loyalty.testing.readerclient import ReaderClient
+from loyalty.backend import headoffice
+from loyalty.protocol.records import body_digest, sign_answer
 
 BATCH = "/api/v1/sync/batch"
 

@@ -6,12 +6,12 @@ The same reader also has its NFC controller: a phone and a contact card at one t
 """
 import pytest
 
-import sampleshop
-from backend import headoffice
-from cardmodels import AppletCard, PhoneCard
-from chain import Chain, basket, idle, void
-from iso7816sim import ContactCard
-from simboard import wait_for
+from loyalty.sim import sampleshop
+from loyalty.backend import headoffice
+from loyalty.sim.cardmodels import AppletCard, PhoneCard
+from loyalty.testing.chain import Chain, basket, idle, void
+from loyalty.sim.iso7816sim import ContactCard
+from loyalty.sim.simboard import wait_for
 
 GOLD = sampleshop.card_number(20)    # tier 2
 SILVER = sampleshop.card_number(6)   # tier 1

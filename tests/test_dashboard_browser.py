@@ -7,7 +7,7 @@ page refreshes itself: nobody reloads it), and sees it turn "in sync" once it ha
 
 import pytest
 
-from chain import MANAGER, Chain, wait_for
+from loyalty.testing.chain import MANAGER, Chain, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 # the flags Chromium needs as root on a machine with no network beyond loopback

@@ -13,13 +13,13 @@ import subprocess
 
 import pytest
 
-import mpybuild
-import runtimes
-import shop
-from cardmodels import UidCard
-from protocol import loyaltycard
-from simboard import HEAP, SimReader, wait_for
-from syncserver import SyncServer
+from loyalty.tools import mpybuild
+from loyalty.testing import runtimes
+from loyalty.testing import shop
+from loyalty.sim.cardmodels import UidCard
+from loyalty.protocol import loyaltycard
+from loyalty.sim.simboard import HEAP, SimReader, wait_for
+from loyalty.testing.syncserver import SyncServer
 
 ROOT = runtimes.ROOT
 SIM_MODULES = sorted(p.stem for p in (ROOT / "sim" / "board").glob("*.py") if p.name != "manifest.py")

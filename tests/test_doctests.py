@@ -1,8 +1,7 @@
 """The examples in the docstrings of shared/protocol and backend run, and say what happens.
 
-Each module is imported under the name the code imports it by: `protocol.engine` for
-shared/protocol/engine.py (shared/ is on the path, as on the reader), `backend.sync.api`
-for backend/sync/api.py. A module joins by having an example (`>>> ` in its text); one
+Each module is imported under its installed name (pyproject.toml): `loyalty.protocol.engine`
+for shared/protocol/engine.py, `loyalty.backend.sync.api` for backend/sync/api.py. A module joins by having an example (`>>> ` in its text); one
 whose examples doctest cannot find (a `>>> ` outside a docstring) fails rather than
 passing with nothing run.
 
@@ -13,10 +12,10 @@ import importlib
 
 import pytest
 
-import runtimes
+from loyalty.testing import runtimes
 
 ROOT = runtimes.ROOT
-PACKAGES = {"protocol": ROOT / "shared" / "protocol", "backend": ROOT / "backend"}
+PACKAGES = {"loyalty.protocol": ROOT / "shared" / "protocol", "loyalty.backend": ROOT / "backend"}
 
 
 def modules():
@@ -37,7 +36,7 @@ MODULES = modules()
 
 
 def test_there_are_examples_in_both_packages():
-    assert {name.split(".")[0] for name in MODULES} == set(PACKAGES)
+    assert {".".join(name.split(".")[:2]) for name in MODULES} == set(PACKAGES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -5,14 +5,14 @@ JSON of the engine's answer for every worked case of tests/cases/engine_cases.js
 a few hundred generated rule sets, baskets and return sequences. The generator is a small
 LCG written in the script, because MicroPython's `random` is not CPython's.
 """
-import runtimes
+from loyalty.testing import runtimes
 
 # The runner imports the engine first, while the heap is empty: the unix port compiles
 # it from source (the ESP32 loads mpy-cross output), which briefly needs ~60 KB.
 # Worked cases and generated baskets run as two processes, each within the 96 KB heap.
 RUNNER = """
 import sys
-from protocol import canonical, engine
+from loyalty.protocol import canonical, engine
 if sys.argv[1] == "cases":
     import engine_identical_cases
 else:
@@ -21,8 +21,8 @@ else:
 
 CASES = r'''
 import gc
-from protocol import canonical, engine
-from protocol.errors import ProtocolError
+from loyalty.protocol import canonical, engine
+from loyalty.protocol.errors import ProtocolError
 import test_engine
 
 
@@ -42,8 +42,8 @@ print("END")
 
 SCRIPT = r'''
 import gc
-from protocol import canonical, engine
-from protocol.errors import ProtocolError
+from loyalty.protocol import canonical, engine
+from loyalty.protocol.errors import ProtocolError
 
 
 def text(v):

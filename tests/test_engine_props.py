@@ -8,7 +8,7 @@ import copy
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from protocol import engine
+from loyalty.protocol import engine
 
 NOW = 1700000000
 BIG = 10 ** 9

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from chain import Chain
-from backend import headoffice
-from simboard import CardSim, TillSim, wait_for
-import flash
-import runtimes
-import vboard
-from flash import deployment, esp32, repl, scripts
+from loyalty.testing.chain import Chain
+from loyalty.backend import headoffice
+from loyalty.sim.simboard import CardSim, TillSim, wait_for
+from loyalty.tools import flash
+from loyalty.testing import runtimes
+from loyalty.sim import vboard
+from loyalty.tools.flash import deployment, esp32, repl, scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("flash", "deploy", "provision", "status", "console")
@@ -388,7 +388,7 @@ def test_every_command_has_help_and_a_readme_section(capsys):
         assert e.value.code == 0
         out = capsys.readouterr().out
         assert "--port" in out and len(out.split("\n\n", 2)[1].strip()) > 30, command  # a description
-        assert re.search(r"tools/flash %s\b" % command, section), "README does not describe %s" % command
+        assert re.search(r"loyalty-flash %s\b" % command, section), "README does not describe %s" % command
     with pytest.raises(SystemExit):
         flash.main(["--help"])
     top = capsys.readouterr().out
@@ -489,12 +489,12 @@ def test_a_script_gets_exactly_the_values_it_takes():
         scripts.script("wipe", _ROOT=object())
 
 
-def test_the_command_runs_from_the_folder_and_as_a_module():
-    for cmd, env in (([sys.executable, str(ROOT / "tools" / "flash"), "status", "--help"], None),
-                     ([sys.executable, "-m", "flash", "deploy", "--help"],
-                      dict(os.environ, PYTHONPATH=str(ROOT / "tools")))):
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
-        assert r.returncode == 0 and "--port" in r.stdout and "usage: tools/flash" in r.stdout, r.stderr
+def test_the_command_runs_as_installed_and_as_a_module(tmp_path):
+    # from a folder that is not the checkout: the installed package, not the working directory
+    for cmd in ([str(Path(sys.executable).parent / "loyalty-flash"), "status", "--help"],
+                [sys.executable, "-m", "loyalty.tools.flash", "deploy", "--help"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tmp_path))
+        assert r.returncode == 0 and "--port" in r.stdout and "usage: loyalty-flash" in r.stdout, r.stderr
 
 
 # ---------------------------------------------------------------- status reads the journal's frames
@@ -503,7 +503,7 @@ def test_the_command_runs_from_the_folder_and_as_a_module():
 def _journal_with_pending(root, appended, acked):
     """A journal the firmware's own Journal writes (CPython): `appended` receipts, `acked` of them acked."""
     from journal import Journal
-    from protocol.records import GENESIS, make_record
+    from loyalty.protocol.records import GENESIS, make_record
 
     root.parent.mkdir(parents=True, exist_ok=True)
     j = Journal(str(root), segment_size=400)  # several segments: status counts the newest one's frames

@@ -4,7 +4,7 @@ import hmac
 import random
 
 from mpy.test_hmac256 import RFC4231
-from protocol.hmac256 import hmac_sha256
+from loyalty.protocol.hmac256 import hmac_sha256
 
 
 def test_rfc4231_against_cpython_hmac():

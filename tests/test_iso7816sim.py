@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-import runtimes
-from cardmodels import AppletCard
-from iso7816sim import ContactCard, ContactSim
+from loyalty.testing import runtimes
+from loyalty.sim.cardmodels import AppletCard
+from loyalty.sim.iso7816sim import ContactCard, ContactSim
 
 ISSUER = bytes(range(32))
 
@@ -164,8 +164,8 @@ RUNNER = """
 import sys, asyncio
 from simslot import SimSlot
 import contactreader
-from protocol.compat import unhexlify
-from protocol.errors import ProtocolError
+from loyalty.protocol.compat import unhexlify
+from loyalty.protocol.errors import ProtocolError
 contactreader.POLL_PAUSE = 0.01
 contactreader.RETRY_PAUSE = 0.05
 ISSUER = unhexlify(sys.argv[2])

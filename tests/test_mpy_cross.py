@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-import mpybuild
-import runtimes
+from loyalty.tools import mpybuild
+from loyalty.testing import runtimes
 
 FILES = sorted({src for src, _ in mpybuild.sources()} | {src for src, _ in mpybuild.sources(mpybuild.SIM_MANIFEST)})
 

@@ -10,8 +10,8 @@ import ndef as ndeflib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import ndef
-from protocol.ndef import NdefError
+from loyalty.protocol import ndef
+from loyalty.protocol.ndef import NdefError
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _tok = st.text(_ALNUM + "-", min_size=1, max_size=12)

@@ -8,12 +8,12 @@ reads the next card.
 """
 import pytest
 
-import sampleshop
-from backend import headoffice
-from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
-from chain import Chain, basket, idle, void
-from protocol import loyaltycard
-from simboard import wait_for
+from loyalty.sim import sampleshop
+from loyalty.backend import headoffice
+from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
+from loyalty.testing.chain import Chain, basket, idle, void
+from loyalty.protocol import loyaltycard
+from loyalty.sim.simboard import wait_for
 
 GOLD = sampleshop.card_number(10)    # tier 2
 SILVER = sampleshop.card_number(3)   # tier 1

@@ -37,14 +37,13 @@ import pytest
 import nfc
 import nfc.clf
 
-import cardmodels
-import issuedesk
-import nfchost
-from backend import headoffice
-from protocol import loyaltycard
-from simboard import wait_for
+from loyalty.sim import cardmodels
+from loyalty.tools import issuedesk
+from loyalty.tools import nfchost
+from loyalty.backend import headoffice
+from loyalty.protocol import loyaltycard
+from loyalty.sim.simboard import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 NTAG_UID = bytes.fromhex("04a1b2c3d4e5f6")
 OTHER_UID = bytes.fromhex("04112233445566")
 CARD = "6001000000000042"
@@ -313,8 +312,10 @@ def test_mask_shows_only_the_last_four_digits():
     assert nfchost.describe({"card": CARD, "kind": "applet", "verified": True}) == "************0042 applet verified"
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=30, cwd=ROOT)
+def run_tool(command, *args):
+    """An operator's command as installed in the environment (pyproject.toml's scripts)."""
+    return subprocess.run([str(Path(sys.executable).parent / command), *args], capture_output=True, text=True,
+                          timeout=30)
 
 
 def test_read_command_prints_a_masked_line_and_no_key(port, tmp_path, epoch, issuer):
@@ -322,7 +323,7 @@ def test_read_command_prints_a_masked_line_and_no_key(port, tmp_path, epoch, iss
     keyfile.write_text(json.dumps({"card_keys": {str(epoch): issuer.hex()}}))
     os.chmod(keyfile, 0o600)
     with Field(loyalty_ntag(issuer, epoch), port):
-        r = run_tool("tools/nfchost.py", "read", "--device", "udp:127.0.0.1:%d" % port,
+        r = run_tool("loyalty-nfchost", "read", "--device", "udp:127.0.0.1:%d" % port,
                      "--keys", str(keyfile), "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "************0042 ntag verified\n"
@@ -330,7 +331,7 @@ def test_read_command_prints_a_masked_line_and_no_key(port, tmp_path, epoch, iss
 
 
 def test_read_command_says_when_no_card_came(port, tmp_path, db, epoch):
-    r = run_tool("tools/nfchost.py", "read", "--device", "udp:127.0.0.1:%d" % port,
+    r = run_tool("loyalty-nfchost", "read", "--device", "udp:127.0.0.1:%d" % port,
                  "--db", str(tmp_path / "loyalty.db"), "--wait", "0.5")
     assert r.returncode == 1 and "no card within 0.5 s" in r.stderr
 
@@ -433,15 +434,15 @@ def test_desk_needs_an_epoch_a_tier_and_a_new_number(db):
 
 
 def test_desk_command_help_and_run(port, tmp_path, db, epoch):
-    r = run_tool("tools/issuedesk.py", "--help")
+    r = run_tool("loyalty-issuedesk", "--help")
     assert r.returncode == 0 and "--card" in r.stdout and "--tier" in r.stdout
     blank = cardmodels.NtagCard(NTAG_UID)
     with Field(blank, port):
-        r = run_tool("tools/issuedesk.py", "--db", str(tmp_path / "loyalty.db"), "--card", CARD,
+        r = run_tool("loyalty-issuedesk", "--db", str(tmp_path / "loyalty.db"), "--card", CARD,
                      "--tier", "1", "--device", "udp:127.0.0.1:%d" % port, "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert "card %s issued on NTAG215 04A1B2C3D4E5F6" % CARD in r.stdout
-    r = run_tool("tools/issuedesk.py", "--db", str(tmp_path / "loyalty.db"), "--card", "6001000000000043",
+    r = run_tool("loyalty-issuedesk", "--db", str(tmp_path / "loyalty.db"), "--card", "6001000000000043",
                  "--device", "udp:127.0.0.1:%d" % port, "--wait", "0.5")
     assert r.returncode == 1 and "no tag within 0.5 s" in r.stderr
 
@@ -459,7 +460,7 @@ def test_a_card_that_leaves_is_no_longer_there(reader, port, epoch, issuer):
 def test_read_command_prints_a_refused_card(port, tmp_path, db, epoch, issuer):
     forged = cardmodels.NtagCard(OTHER_UID, memory=loyalty_ntag(issuer, epoch).user_memory())
     with Field(forged, port):
-        r = run_tool("tools/nfchost.py", "read", "--device", "udp:127.0.0.1:%d" % port,
+        r = run_tool("loyalty-nfchost", "read", "--device", "udp:127.0.0.1:%d" % port,
                      "--db", str(tmp_path / "loyalty.db"), "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "refused card.forged: Card forged: MAC mismatch\n"

@@ -6,7 +6,7 @@ from ecdsa.util import sigdecode_string, sigencode_string
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocol import ntagsig
+from loyalty.protocol import ntagsig
 
 CURVE = ecdsa.SECP128r1
 

@@ -21,14 +21,13 @@ import pytest
 from smartcard import scard
 from smartcard.ATR import ATR
 
-import cardmodels
-import pcschost
-import pcscd as pcscd_helper
-import vpcdcard
-from backend import headoffice
-from protocol import engine, loyaltycard
+from loyalty.sim import cardmodels
+from loyalty.tools import pcschost
+from loyalty.testing import pcscd as pcscd_helper
+from loyalty.sim import vpcdcard
+from loyalty.backend import headoffice
+from loyalty.protocol import engine, loyaltycard
 
-ROOT = Path(__file__).resolve().parent.parent
 CARD = "6001000000000042"
 AID = bytes.fromhex("F0 53 43 4F 4E 54 4F 01")
 SELECT = bytes.fromhex("00 A4 04 00 08") + AID + b"\x00"  # docs/cards.md
@@ -337,8 +336,9 @@ def test_card_pulled_out_while_personalising_leaves_the_directory_alone(pcsc, re
 
 
 def run_tool(*args, env=None):
-    return subprocess.run([sys.executable, "tools/pcschost.py", *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, env=env)
+    """loyalty-pcschost as installed in the environment (pyproject.toml's scripts)."""
+    return subprocess.run([str(Path(sys.executable).parent / "loyalty-pcschost"), *args], capture_output=True,
+                          text=True, timeout=60, env=env)
 
 
 def test_read_command_prints_a_masked_line_and_no_key(reader, slot, tmp_path, epoch, issuer):

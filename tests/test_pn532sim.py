@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
-from pn532sim import PN532Sim, crc_a
-from simboard import wait_for
+from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
+from loyalty.sim.pn532sim import PN532Sim, crc_a
+from loyalty.sim.simboard import wait_for
 
 NTAG_UID = bytes.fromhex("04010203040506")
 ACK = bytes.fromhex("0000ff00ff00")

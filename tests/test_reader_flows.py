@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-import shop
-from protocol import engine
-from protocol.till import encode_frame
-from simboard import SimReader, wait_for
-from syncserver import SyncServer
+from loyalty.testing import shop
+from loyalty.protocol import engine
+from loyalty.protocol.till import encode_frame
+from loyalty.sim.simboard import SimReader, wait_for
+from loyalty.testing.syncserver import SyncServer
 
 
 

@@ -11,11 +11,10 @@ each has a row of its own, says what it is for, and names each of its modules
 (`name/`) in its last column.
 """
 import re
-from pathlib import Path
 
 import pytest
 
-import runtimes
+from loyalty.testing import runtimes
 
 ROOT = runtimes.ROOT
 README = ROOT / "README.md"

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-import runtimes
+from loyalty.testing import runtimes
 
 
 def _collect():

@@ -39,12 +39,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-import shop
-from protocol.canonical import encode
-from protocol.records import body_digest, sign_answer
-from chain import idle
-from simboard import SimReader, wait_for
-from syncserver import SyncServer
+from loyalty.testing import shop
+from loyalty.protocol.canonical import encode
+from loyalty.protocol.records import body_digest, sign_answer
+from loyalty.testing.chain import idle
+from loyalty.sim.simboard import SimReader, wait_for
+from loyalty.testing.syncserver import SyncServer
 
 READERS = 5
 SYNC_INTERVAL = 0.5  # seconds between a reader's sync rounds: each fault waits for one

@@ -6,10 +6,10 @@ import os
 import time
 from urllib.parse import urlsplit
 
-import shop
-from protocol import canonical
-from protocol.records import GENESIS, batch_body, body_digest, make_record, sign, sign_answer
-from syncserver import SyncServer
+from loyalty.testing import shop
+from loyalty.protocol import canonical
+from loyalty.protocol.records import GENESIS, batch_body, body_digest, make_record, sign, sign_answer
+from loyalty.testing.syncserver import SyncServer
 
 
 def post(url, headers, body=b'{}'):
@@ -45,9 +45,9 @@ def test_only_verified_requests_get_signed_answers():
 
 def _backend(tmp_path, monkeypatch):
     """The backend's app on a new database with store S1 and reader R1; -> (app, R1's key)."""
-    from backend import headoffice
-    from backend.app import create_app
-    from backend.db import connect, migrate
+    from loyalty.backend import headoffice
+    from loyalty.backend.app import create_app
+    from loyalty.backend.db import connect, migrate
 
     monkeypatch.setenv("LOYALTY_INSTANCE", str(tmp_path / "instance"))
     app = create_app({"DATABASE": str(tmp_path / "loyalty.db"), "SECRET_KEY": "test", "TESTING": True})

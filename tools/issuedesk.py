@@ -1,6 +1,6 @@
 """The card-issuing desk: a blank NTAG becomes a loyalty card, and head office knows it.
 
-    python tools/issuedesk.py --db instance/loyalty.db --card 6001000000000042 --tier 1
+    loyalty-issuedesk --db instance/loyalty.db --card 6001000000000042 --tier 1
     issue_card(clf, db, "6001000000000042", tier=1)   # -> {"card", "tier", "epoch", "model", "uid", ...}
 
 With any reader nfcpy supports (--device usb, tty:USB0:pn532, udp:host:port) the desk
@@ -20,19 +20,14 @@ which is never printed. Anything else a tag held in its NDEF message is replaced
 """
 import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(ROOT / "shared"), str(ROOT), str(ROOT / "tools")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-import nfc.clf  # noqa: E402
-import nfc.tag  # noqa: E402
+import nfc.clf
+import nfc.tag
 
-import nfchost  # noqa: E402
-from protocol import errors, loyaltycard, ndef, ntag  # noqa: E402
-from protocol.errors import ProtocolError  # noqa: E402
+from loyalty.tools import nfchost
+from loyalty.protocol import errors, loyaltycard, ndef, ntag
+from loyalty.protocol.errors import ProtocolError
 
 _READ = 0x30
 _GET_VERSION = 0x60
@@ -87,14 +82,14 @@ def check_card_number(card):
 
 def _issuing(db, card, tier):
     """(epoch, issuer key) to issue `card` in; BadRequest when head office cannot."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
     try:
         headoffice.check_new_card(db, card, tier)
     except headoffice.HeadOfficeError as e:
         raise BadRequest(e.message)
     epoch = headoffice.current_epoch(db)
     if epoch is None:
-        raise BadRequest("no card key epoch yet: start one with flask --app backend.app new-card-epoch")
+        raise BadRequest("no card key epoch yet: start one with flask --app loyalty.backend.app new-card-epoch")
     return epoch, headoffice.issuer_key(db, epoch)
 
 
@@ -178,7 +173,7 @@ def issue_card(clf, db, card, tier, wait=10.0):
     the card with `tier`; returns {"card", "tier", "epoch", "model", "uid" (hex),
     "directory_version"}. DeskError (a subclass) says what went wrong; the directory is
     changed only once the tag reads back as the card."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
     card = check_card_number(card)
     epoch, key = _issuing(db, card, tier)
     try:
@@ -209,13 +204,13 @@ def issue_card(clf, db, card, tier, wait=10.0):
         version = headoffice.set_card(db, card, tier=tier)
     except headoffice.HeadOfficeError as e:
         raise DeskError("the tag holds card %s but the directory refused it (%s): register it with "
-                        "flask --app backend.app set-card %s --tier %d" % (card, e, card, tier))
+                        "flask --app loyalty.backend.app set-card %s --tier %d" % (card, e, card, tier))
     return {"card": card, "tier": tier, "epoch": epoch, "model": model, "uid": tag.uid.hex().upper(),
             "directory_version": version}
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="issuedesk.py", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="loyalty-issuedesk", description=__doc__.split("\n")[0],
                                  epilog="Phones and smart cards are personalised through their app.")
     ap.add_argument("--db", required=True, help="the backend's database (instance/loyalty.db)")
     ap.add_argument("--card", required=True, help="the new card's number (1 to 19 digits, not yet issued)")

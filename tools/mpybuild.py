@@ -20,7 +20,7 @@ they run what the device runs; the simulated board's stand-ins for the ESP32's p
 (sim/board/manifest.py) are built apart, into build/mpysim. Only files newer than their
 output are compiled again.
 
-    python tools/mpybuild.py [OUT]
+    python -m loyalty.tools.mpybuild [OUT]
 """
 import shutil
 import subprocess

@@ -10,8 +10,8 @@ and contactless smart cards, nothing for UID-only cards.
     # {"card": "6001000000000042", "kind": "ntag", "verified": True, "epoch": 1, ...}
     # None when no card came within `wait` seconds; CardError when a card was refused
 
-    python tools/nfchost.py read --device usb --db instance/loyalty.db
-    python tools/nfchost.py export-keys --db instance/loyalty.db --out cardkeys.json
+    loyalty-nfchost read --device usb --db instance/loyalty.db
+    loyalty-nfchost export-keys --db instance/loyalty.db --out cardkeys.json
 
 `read` prints one line per card: the card number masked but for its last 4 digits, the
 kind, verified or not (or the error's code and text). Issuer keys come from the backend's
@@ -23,22 +23,17 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(ROOT / "shared"), str(ROOT)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-import nfc  # noqa: E402
-import nfc.clf  # noqa: E402
-import nfc.tag  # noqa: E402
-import nfc.tag.tt2  # noqa: E402
-import nfc.tag.tt4  # noqa: E402
+import nfc
+import nfc.clf
+import nfc.tag
+import nfc.tag.tt2
+import nfc.tag.tt4
 
-from protocol import cardread, errors, ntag  # noqa: E402
-from protocol.errors import ProtocolError  # noqa: E402
-from protocol.loyaltycard import CardError, NONCE_LEN  # noqa: E402
+from loyalty.protocol import cardread, errors, ntag
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.loyaltycard import CardError, NONCE_LEN
 
 SAK_ISO_DEP = 0x20
 SAK_TYPE2 = 0x00
@@ -152,7 +147,7 @@ def identify(card, keys, check_signature=False):
 
 def keys_from_db(db):
     """keys(epoch) -> issuer key or None, from the backend's database (sqlite_utils)."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
 
     # a retired epoch's cards must not read here either
     return headoffice.active_issuer_keys(db).get
@@ -193,7 +188,7 @@ def keys_from_file(path):
 def export_keys(db, path):
     """Write every issuer key of the backend's database to a new key file (mode 0600);
     returns the number of epochs. An existing file is never overwritten."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
 
     keys = headoffice.active_issuer_keys(db)
     data = {"card_keys": {str(e): k.hex() for e, k in keys.items()}}
@@ -206,7 +201,7 @@ def export_keys(db, path):
 
 def open_db(path):
     """The backend's database at `path`, with a schema this code knows; ValueError if not."""
-    from backend import db as dbmod
+    from loyalty.backend import db as dbmod
     if not os.path.exists(path):
         raise ValueError("no database at %s: give the backend's (instance/loyalty.db)" % path)
     db = dbmod.connect(path)
@@ -301,7 +296,7 @@ def cmd_export_keys(args, out):
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="nfchost.py", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="loyalty-nfchost", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     rd = sub.add_parser("read", help="read loyalty cards, one line per card",
                         description="Read loyalty cards with an nfcpy reader; one line per card.")

@@ -14,10 +14,10 @@ the reader runs.
     # None when no card came within `wait` seconds; CardError (card.*) when a card was refused
     done = personalise(pcsc, db, "6001000000000043", tier=1)
 
-    python tools/pcschost.py readers
-    python tools/pcschost.py read --db instance/loyalty.db [--reader NAME] [--count N] [--wait S]
-    python tools/pcschost.py read --keys cardkeys.json
-    python tools/pcschost.py personalise --db instance/loyalty.db --card 6001000000000043 --tier 1
+    loyalty-pcschost readers
+    loyalty-pcschost read --db instance/loyalty.db [--reader NAME] [--count N] [--wait S]
+    loyalty-pcschost read --keys cardkeys.json
+    loyalty-pcschost personalise --db instance/loyalty.db --card 6001000000000043 --tier 1
 
 `read` prints one line per card (the number masked but for its last 4 digits, the kind,
 verified), as tools/nfchost.py does, whose key helpers it uses: issuer keys come from the
@@ -33,20 +33,15 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(ROOT / "shared"), str(ROOT), str(ROOT / "tools")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
 
-from smartcard import scard  # noqa: E402
+from smartcard import scard
 
-import issuedesk  # noqa: E402
-import nfchost  # noqa: E402
-from protocol import cardread, loyaltycard  # noqa: E402
-from protocol.errors import ProtocolError  # noqa: E402
-from protocol.loyaltycard import CardError, NONCE_LEN  # noqa: E402
+from loyalty.tools import issuedesk
+from loyalty.tools import nfchost
+from loyalty.protocol import cardread, loyaltycard
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.loyaltycard import CardError, NONCE_LEN
 
 POLL_MS = 500  # longest single wait on pcscd, so Ctrl-C is heard
 GET_RESPONSE = b"\x00\xc0\x00\x00"
@@ -316,7 +311,7 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
     read it back, and register it with `tier`; returns {"card", "tier", "epoch", "kind",
     "reader", "directory_version"}. PersonaliseError (or a subclass) says what went wrong;
     the directory changes only once the card has proved it is `card`."""
-    from backend import headoffice
+    from loyalty.backend import headoffice
     try:
         card = issuedesk.check_card_number(card)
     except issuedesk.BadRequest as e:
@@ -328,7 +323,7 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
     try:
         epoch, key = headoffice.issue_card_key(db, card)
     except headoffice.HeadOfficeError as e:
-        raise PersonaliseError("%s (flask --app backend.app new-card-epoch)" % e)
+        raise PersonaliseError("%s (flask --app loyalty.backend.app new-card-epoch)" % e)
     name = pcsc.wait_for_card(reader, wait)
     if name is None:
         raise NoCard("no card within %g s: put a blank loyalty card in the reader" % wait)
@@ -342,7 +337,7 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
         if e.code == "card.removed":
             raise PersonaliseError("the card left the reader (%s): put it back and personalise it again; "
                                    "if it says it is personalised already, it holds card %s: register it "
-                                   "with flask --app backend.app set-card %s --tier %d" % (e.detail, card, card, tier))
+                                   "with flask --app loyalty.backend.app set-card %s --tier %d" % (e.detail, card, card, tier))
         if not written:
             raise WrongCard("the card cannot be personalised (%s: %s): use another card" % (e.code, e.detail))
         raise WrongCard("the card does not read back as card %s (%s: %s): it is not registered"
@@ -353,7 +348,7 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
         version = headoffice.set_card(db, card, tier=tier)
     except headoffice.HeadOfficeError as e:
         raise PersonaliseError("the card holds card %s but the directory refused it (%s): register it with "
-                               "flask --app backend.app set-card %s --tier %d" % (card, e, card, tier))
+                               "flask --app loyalty.backend.app set-card %s --tier %d" % (card, e, card, tier))
     return {"card": card, "tier": tier, "epoch": epoch, "kind": back["kind"], "reader": name,
             "directory_version": version}
 
@@ -427,7 +422,7 @@ def cmd_personalise(args, out):
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="pcschost.py", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="loyalty-pcschost", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("readers", help="list the PC/SC readers", description="List the PC/SC readers.")
     ls.set_defaults(run=cmd_readers)

@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from backend import auditor
-from backend.sync import readerstate
-from backend.config import DEFAULTS
-from backend.db import meta_int
-from protocol import errors
+from loyalty.backend import auditor
+from loyalty.backend.sync import readerstate
+from loyalty.backend.config import DEFAULTS
+from loyalty.backend.db import meta_int
+from loyalty.protocol import errors
 
 BATCHES_SHOWN = 20
 REFUSALS_SHOWN = 20

@@ -15,10 +15,10 @@ import time
 from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
                    url_for)
 
-from backend.dashboard import overview
-from backend.sync import readerstate
-from backend.requestdb import get_db
-from backend.auth import login_required, may_see_store
+from loyalty.backend.dashboard import overview
+from loyalty.backend.sync import readerstate
+from loyalty.backend.requestdb import get_db
+from loyalty.backend.auth import login_required, may_see_store
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 

@@ -20,14 +20,14 @@ sync API, tools/issuedesk.py, tools/pcschost.py and the tests all say
     import_cards(db, [("6001000000000042", 0)])     # directory version 1
     directory_page(db, since=0, limit=100)          # b'{"entries":[["6001000000000042",0,0]],...'
 """
-from backend.headoffice.cardkeys import (active_issuer_keys, card_keys_for, current_epoch, issue_card_key,
+from loyalty.backend.headoffice.cardkeys import (active_issuer_keys, card_keys_for, current_epoch, issue_card_key,
                                          issuer_key, new_card_epoch, retire_card_epoch)
-from backend.headoffice.cards import (ACTIVE, BLOCKED, REMOVED, STATUS_WORDS, check_new_card, directory_page,
+from loyalty.backend.headoffice.cards import (ACTIVE, BLOCKED, REMOVED, STATUS_WORDS, check_new_card, directory_page,
                                       import_cards, set_card)
-from backend.headoffice.common import AlreadyExists, HeadOfficeError, InvalidValue, NotFound, RulesRefused
-from backend.headoffice.rules import (DEFAULT_LIMITS, KINDS, LIMIT_KEYS, add_promotion, add_tier, build_rules,
+from loyalty.backend.headoffice.common import AlreadyExists, HeadOfficeError, InvalidValue, NotFound, RulesRefused
+from loyalty.backend.headoffice.rules import (DEFAULT_LIMITS, KINDS, LIMIT_KEYS, add_promotion, add_tier, build_rules,
                                       current_rules, end_promotion, rules_at, set_limits, set_tier)
-from backend.headoffice.stores import add_reader, add_store, write_provisioning
+from loyalty.backend.headoffice.stores import add_reader, add_store, write_provisioning
 
 __all__ = ["ACTIVE", "BLOCKED", "DEFAULT_LIMITS", "KINDS", "LIMIT_KEYS", "REMOVED", "STATUS_WORDS",
            "AlreadyExists", "HeadOfficeError", "InvalidValue", "NotFound", "RulesRefused",

@@ -8,10 +8,10 @@
 """
 import os
 
-from backend.db import meta_int, set_meta, transaction
-from backend.headoffice import common
-from backend.headoffice.common import InvalidValue, NotFound, card_text
-from protocol import loyaltycard
+from loyalty.backend.db import meta_int, set_meta, transaction
+from loyalty.backend.headoffice import common
+from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
+from loyalty.protocol import loyaltycard
 
 
 def new_card_epoch(db):

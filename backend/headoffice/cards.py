@@ -7,11 +7,11 @@ changed (docs/directory.md).
     set_card(db, "6001000000000042", status="blocked")
     directory_page(db, since=0, limit=100)        # b'{"entries":[["6001000000000042",0,1]],...'
 """
-from backend import checks
-from backend.db import meta_int, set_meta, transaction
-from backend.headoffice import common
-from backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, card_text
-from protocol import delta
+from loyalty.backend import checks
+from loyalty.backend.db import meta_int, set_meta, transaction
+from loyalty.backend.headoffice import common
+from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, card_text
+from loyalty.protocol import delta
 
 ACTIVE, BLOCKED, REMOVED = delta.ACTIVE, delta.BLOCKED, delta.REMOVED
 STATUS_WORDS = {"active": ACTIVE, "blocked": BLOCKED, "removed": REMOVED}
@@ -92,7 +92,7 @@ def check_new_card(db, card, tier):
     if db.execute("SELECT 1 FROM cards WHERE card=?", [card]).fetchone():
         raise AlreadyExists("card", "card %s is in the directory already: give a new number" % card)
     if not isinstance(tier, int) or not db.execute("SELECT 1 FROM tiers WHERE id=?", [tier]).fetchone():
-        raise NotFound("tier", "no tier %r: add it first (flask --app backend.app add-tier)" % (tier,))
+        raise NotFound("tier", "no tier %r: add it first (flask --app loyalty.backend.app add-tier)" % (tier,))
 
 
 def set_card(db, card, tier=None, status=None):

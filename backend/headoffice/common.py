@@ -10,8 +10,8 @@ prints it as it is:
 import re
 import time
 
-from protocol import delta
-from protocol.errors import DeltaError
+from loyalty.protocol import delta
+from loyalty.protocol.errors import DeltaError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 

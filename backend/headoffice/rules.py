@@ -13,12 +13,12 @@ set_limits(default_tier=...) names another.
 """
 import json
 
-from backend import checks
-from backend.db import meta_int, set_meta, transaction
-from backend.headoffice import common
-from backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, RulesRefused, need_text
-from protocol import engine
-from protocol.errors import RulesError
+from loyalty.backend import checks
+from loyalty.backend.db import meta_int, set_meta, transaction
+from loyalty.backend.headoffice import common
+from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, RulesRefused, need_text
+from loyalty.protocol import engine
+from loyalty.protocol.errors import RulesError
 
 DEFAULT_LIMITS = {
     "receipt_max_cents": 5000,          # head office's maximum discount per receipt

@@ -8,9 +8,9 @@ import json
 import os
 import zoneinfo
 
-from backend.db import transaction
-from backend.headoffice import common
-from backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, need_id, need_text
+from loyalty.backend.db import transaction
+from loyalty.backend.headoffice import common
+from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, need_id, need_text
 
 
 def add_store(db, id, name, tz="Europe/Rome"):

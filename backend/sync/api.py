@@ -27,14 +27,14 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from backend import checks
-from backend import db as dbmod
-from backend import headoffice
-from backend.sync import fastjson, ingest
-from backend.requestdb import get_db
-from protocol.errors import ProtocolError
-from protocol.records import body_digest, sign, sign_answer
-from protocol.status import http_status
+from loyalty.backend import checks
+from loyalty.backend import db as dbmod
+from loyalty.backend import headoffice
+from loyalty.backend.sync import fastjson, ingest
+from loyalty.backend.requestdb import get_db
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.records import body_digest, sign, sign_answer
+from loyalty.protocol.status import http_status
 
 bp = Blueprint("syncapi", __name__, url_prefix="/api/v1/sync")
 

@@ -29,7 +29,7 @@ import json
 import json.scanner
 import re
 
-from protocol import canonical
+from loyalty.protocol import canonical
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 

@@ -25,12 +25,12 @@ import sqlite3
 import threading
 import zoneinfo
 
-from backend import checks
-from backend.sync import fastjson
-from backend.db import GENESIS, transaction
-from protocol.batchcheck import check_batch
-from protocol.errors import ProtocolError
-from protocol.status import http_status
+from loyalty.backend import checks
+from loyalty.backend.sync import fastjson
+from loyalty.backend.db import GENESIS, transaction
+from loyalty.protocol.batchcheck import check_batch
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.status import http_status
 
 SAMPLES_KEPT = 7 * 86400  # seconds of pending-receipt samples kept per reader
 MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)

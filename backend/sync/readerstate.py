@@ -34,7 +34,7 @@ in_sync     otherwise.
 Colours (CSS classes state-<name>): in sync green, lagging amber, offline red, refused
 purple, never seen grey. The dashboard always prints the word next to the colour.
 """
-from protocol import errors
+from loyalty.protocol import errors
 
 
 STATES = ("in_sync", "lagging", "refused", "offline", "never_seen")

@@ -13,9 +13,9 @@ EncodingError exactly as `canonical.decode(body, strict=True)` does, and `encode
 must return the canonical bytes of a value. The backend passes a faster pair built on the
 C json module (backend/sync/fastjson.py) that falls back to these whenever the two could differ.
 """
-from protocol.canonical import decode as _decode, encode as _encode
-from protocol.errors import EncodingError, ProtocolError
-from protocol.records import Totals, check_record, record_hash
+from .canonical import decode as _decode, encode as _encode
+from .errors import EncodingError, ProtocolError
+from .records import Totals, check_record, record_hash
 
 
 def _strict(data):

@@ -13,7 +13,7 @@ The rules (docs/protocol.md, "Canonical encoding"):
 import json
 from io import BytesIO
 
-from protocol.errors import EncodingError
+from .errors import EncodingError
 
 _ESCAPE_BYTES = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}
 

@@ -17,9 +17,9 @@ checked when the caller asks for it (the rules' "cards": {"ntag_signature": true
     ident = identify(tag, keys.get, os.urandom(16), buf)   # buf = bytearray(ntag.BUF_SIZE)
     {"card": "6001000000000042", "kind": "ntag", "verified": True, "epoch": 1, "counter": 0}
 """
-from protocol import loyaltycard, ndef, ntag
-from protocol.compat import const
-from protocol.loyaltycard import CardError
+from . import loyaltycard, ndef, ntag
+from .compat import const
+from .loyaltycard import CardError
 
 _ISO_DEP = const(0x20)
 _READ = const(0x30)
@@ -99,7 +99,7 @@ def _ntag(tag, uid, keys, buf, check_signature):
         if len(sig) != 32:
             raise CardError("card.unreadable", "signature", "READ_SIG answer is not 32 bytes")
         # imported only here: most chains never ask for it, and its curve code costs heap
-        from protocol import ntagsig
+        from . import ntagsig
 
         if not ntagsig.verify(uid, sig):
             raise CardError("card.signature", "signature", "not NXP's signature of this UID")

@@ -4,7 +4,6 @@ Everything else imports `const`, `sha256`, `crc32` and friends from here, so the
 same source runs on the ESP32's MicroPython and on the backend's CPython. No clock:
 shared/protocol keeps no time (the firmware's drivers have theirs, in drivers/__init__.py).
 
-    >>> from protocol.compat import sha256
     >>> sha256(b"abc").digest()[:2]
     b'\\xbax'
 """

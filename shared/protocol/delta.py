@@ -30,8 +30,8 @@ Card numbers compare as numbers, so leading zeros carry no meaning: "0042" is ca
 """
 import struct
 
-from protocol.compat import const
-from protocol.errors import DeltaError
+from .compat import const
+from .errors import DeltaError
 
 ACTIVE = const(0)
 BLOCKED = const(1)

@@ -17,9 +17,9 @@ ordering rule lives here once and is written down in docs/discount.md.
 
 (3 x 125 = 375 cents; 2% of 375 = 7.5, rounded half-up to 8.)
 """
-from protocol.canonical import text_size
-from protocol.compat import const
-from protocol.errors import ProtocolError, RulesError, TillError
+from .canonical import text_size
+from .compat import const
+from .errors import ProtocolError, RulesError, TillError
 
 _MAX_LINES = const(200)
 _MAX_QTY = const(9999)

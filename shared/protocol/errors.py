@@ -13,7 +13,7 @@ store manager reads, in Italian (the default) or English, from the table in
 def _tables():
     # The texts are imported when first asked for: the modules that only raise errors
     # (most of the reader's) then leave their 5 KB out of the heap.
-    from protocol.errortexts import TABLES
+    from .errortexts import TABLES
 
     return TABLES
 

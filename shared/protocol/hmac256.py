@@ -1,10 +1,10 @@
 """HMAC-SHA256 (RFC 2104), because MicroPython's hashlib has sha256 but no hmac.
 
-    >>> from protocol.compat import hexstr  # bytes.hex() is not on every MicroPython
+    >>> from .compat import hexstr  # bytes.hex() is not on every MicroPython
     >>> hexstr(hmac_sha256(b"key", b"The quick brown fox jumps over the lazy dog"))[:16]
     'f7bc83f430538424'
 """
-from protocol.compat import sha256
+from .compat import sha256
 
 _BLOCK = 64
 

@@ -10,9 +10,9 @@ Bytes in, values out; no radio, no files.
     >>> check_ntag_payload(payload, uid, {1: issuer}.get)
     ('6001000000000042', 1)
 """
-from protocol.compat import const
-from protocol.errors import ProtocolError
-from protocol.hmac256 import equal, hmac_sha256
+from .compat import const
+from .errors import ProtocolError
+from .hmac256 import equal, hmac_sha256
 
 VERSION = const(1)
 MAC_LEN = const(16)

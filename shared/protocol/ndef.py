@@ -11,8 +11,8 @@ refused: the loyalty record is small and no tag we issue carries chunks.
     >>> bytes(find(msg, TNF_EXTERNAL, b"sconto.org:card"))
     b'\\x01\\x02'
 """
-from protocol.compat import const
-from protocol.errors import ProtocolError
+from .compat import const
+from .errors import ProtocolError
 
 TNF_EMPTY = const(0)
 TNF_WELL_KNOWN = const(1)

@@ -13,8 +13,8 @@ models apart from their GET_VERSION answer (NXP NTAG213/215/216 datasheet, secti
     >>> pages_to_write(b"\\xd0\\x00\\x00", 213)[:2]
     [(3, b'\\xe1\\x10\\x12\\x00'), (4, b'\\x03\\x03\\xd0\\x00')]
 """
-from protocol.compat import const
-from protocol.errors import ProtocolError
+from .compat import const
+from .errors import ProtocolError
 
 BUF_SIZE = const(888)  # NTAG216's user memory, the largest data area of the family
 CC_PAGE = const(3)

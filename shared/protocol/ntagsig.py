@@ -11,7 +11,7 @@ inverse is the last one, taken by Fermat (pow(z, p - 2, p)).
     >>> verify(bytes(7), bytes(32))
     False
 """
-from protocol.compat import unhexlify
+from .compat import unhexlify
 
 # secp128r1, SEC 2 version 1.0 section 2.3.1: p = 2^128 - 2^97 - 1, a = p - 3
 P = 0xFFFFFFFDFFFFFFFFFFFFFFFFFFFFFFFF

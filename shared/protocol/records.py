@@ -19,10 +19,10 @@ and so is the backend's answer, under the same key, bound to that request's nonc
     >>> len(record_hash(encode(rec)))
     64
 """
-from protocol.canonical import decode, encode
-from protocol.compat import hexstr, sha256
-from protocol.errors import ProtocolError
-from protocol.hmac256 import hmac_sha256
+from .canonical import decode, encode
+from .compat import hexstr, sha256
+from .errors import ProtocolError
+from .hmac256 import hmac_sha256
 
 FORMAT = 1
 GENESIS = "0" * 64

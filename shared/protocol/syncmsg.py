@@ -6,9 +6,9 @@ truncated answer, so every answer goes through here first.
     >>> parse_ack(b'{"ack":17,"directory":3,"refused":null,"rules":5,"time":1700000000}')["ack"]
     17
 """
-from protocol.canonical import decode
-from protocol.compat import unhexlify
-from protocol.errors import EncodingError, SyncError, known
+from .canonical import decode
+from .compat import unhexlify
+from .errors import EncodingError, SyncError, known
 
 MAX_ANSWER = 16384  # an acknowledgement is ~100 bytes; rules ~ a few KB
 

@@ -13,10 +13,10 @@ committed, voided, returned, status, error. docs/protocol.md lists every field.
     >>> decode_frame(frame)["type"]
     'status'
 """
-from protocol import engine
-from protocol.canonical import decode, encode, text_size
-from protocol.compat import const, crc32
-from protocol.errors import EncodingError, TillError
+from . import engine
+from .canonical import decode, encode, text_size
+from .compat import const, crc32
+from .errors import EncodingError, TillError
 
 MAX_FRAME = const(8192)  # a 200-line basket is about 8 KB; anything longer is garbage
 MAX_LINES = const(200)  # as engine.check_lines

@@ -1,7 +1,7 @@
 """Helpers for the audit's tests (no tests here): send a batch that must be accepted, and
 read every receipt's verdict once the auditor has audited what awaits."""
-from backend import auditor
-from backend.audit import RulesBook
+from loyalty.backend import auditor
+from loyalty.backend.audit import RulesBook
 
 
 def send(r, records):

@@ -15,13 +15,13 @@ import time
 
 import pytest
 
-import shop
-from backend import headoffice
-from backend.app import create_app
-from backend.db import connect, migrate
-from protocol import engine
-from protocol.canonical import encode
-from protocol.records import GENESIS, batch_body, body_digest, make_record, record_hash, sign, sign_answer
+from loyalty.testing import shop
+from loyalty.backend import headoffice
+from loyalty.backend.app import create_app
+from loyalty.backend.db import connect, migrate
+from loyalty.protocol import engine
+from loyalty.protocol.canonical import encode
+from loyalty.protocol.records import GENESIS, batch_body, body_digest, make_record, record_hash, sign, sign_answer
 
 STATUS = {"pending": 0, "oldest_t": 0, "journal": "ok", "used": 100, "capacity": 100000,
           "free_flash": 500000, "firmware": "0.1.0", "rules": 0, "directory": 0,

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from backend import auth
-from backend.dashboard import views as dashboard
+from loyalty.backend import auth
+from loyalty.backend.dashboard import views as dashboard
 
 PASSWORD = "correct horse battery"
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-import shop
-from backend import auditor, headoffice
-from protocol import engine
-from protocol.canonical import decode
+from loyalty.testing import shop
+from loyalty.backend import auditor, headoffice
+from loyalty.protocol import engine
+from loyalty.protocol.canonical import decode
 from auditrows import audits, send
 
 

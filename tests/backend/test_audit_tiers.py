@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-import shop
-from backend import auditor, cardstates, headoffice
-from backend.audit import QUOTE_SLACK
-from protocol import engine
+from loyalty.testing import shop
+from loyalty.backend import auditor, cardstates, headoffice
+from loyalty.backend.audit import QUOTE_SLACK
+from loyalty.protocol import engine
 from auditrows import send
 from auditrows import audits as _audits
 

@@ -1,25 +1,22 @@
 """The auditor (backend/auditor.py): receipts stored awaiting audit, audited afterwards with
 the verdicts ingestion used to give, whatever the chunks, by two auditors at once, from
-the loop, the CLI and `python -m backend.auditor`; the reader page counts what awaits."""
-import os
+the loop, the CLI and `python -m loyalty.backend.auditor`; the reader page counts what awaits."""
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-import shop
-from backend import auditor, headoffice
-from backend.dashboard import overview
-from backend.audit import Auditor, RulesBook
-from backend.db import connect
+from loyalty.testing import shop
+from loyalty.backend import auditor, headoffice
+from loyalty.backend.dashboard import overview
+from loyalty.backend.audit import Auditor, RulesBook
+from loyalty.backend.db import connect
 from dashrows import add_manager, login
-from protocol import engine
-from protocol.canonical import decode
+from loyalty.protocol import engine
+from loyalty.protocol.canonical import decode
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400
 LINE = [{"sku": "1", "cat": "x", "qty": 1, "price": 338}]  # gold (50 %) takes 1.69 of it
 LONG_AGO = 1600000000
@@ -282,9 +279,8 @@ def test_python_m_backend_auditor_once(app, db, signed_reader, shop_rules):
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)
     send(r, [r.sale(rules), r.sale(rules, gross=1)])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "shared")]))
-    out = subprocess.run([sys.executable, "-m", "backend.auditor", "--db", app.config["DATABASE"], "--once"],
-                         cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "loyalty.backend.auditor", "--db", app.config["DATABASE"], "--once"],
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "audited 2 receipts, 1 mismatch"
     assert auditor.awaiting(db) == 0

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from backend import headoffice
-from backend.db import connect, migrate
-from backendproc import Backend, group_members
-from readerclient import ReaderClient
-import sampleshop
+from loyalty.backend import headoffice
+from loyalty.backend.db import connect, migrate
+from loyalty.sim.backendproc import Backend, group_members
+from loyalty.testing.readerclient import ReaderClient
+from loyalty.sim import sampleshop
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from backend import auth
+from loyalty.backend import auth
 from dashrows import (PASSWORD, add_manager, add_reader, add_store, csrf_from,  # noqa: F401
                                 dash_app, dash_client, dash_db, login)
 

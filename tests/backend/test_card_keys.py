@@ -4,9 +4,9 @@ import hmac
 
 import pytest
 
-from backend import headoffice
-from protocol.canonical import decode
-from protocol.records import body_digest, sign_answer
+from loyalty.backend import headoffice
+from loyalty.protocol.canonical import decode
+from loyalty.protocol.records import body_digest, sign_answer
 
 KEYS = "/api/v1/sync/keys?since=0"
 
@@ -84,7 +84,7 @@ def test_the_cli_never_prints_the_key(db, runner):
 
 
 def test_head_office_can_ask_for_ntag_signatures(db, runner, shop_rules):
-    from protocol import engine
+    from loyalty.protocol import engine
 
     assert "cards" not in headoffice.current_rules(db)[1]
     result = runner.invoke(args=["set-limits", "--ntag-signature"])

@@ -1,6 +1,6 @@
 """The tiers a reader's directory could have given a card at the time of a sale."""
-from backend import cardstates, headoffice as ho
-import shop
+from loyalty.backend import cardstates, headoffice as ho
+from loyalty.testing import shop
 
 
 def test_tiers_the_card_had_before_the_sale_and_the_default(db, monkeypatch):

@@ -1,9 +1,9 @@
 """backend.checks: the integer-in-range check every input goes through, and its texts."""
 import pytest
 
-from backend import checks
-from backend import headoffice as ho
-from protocol.errors import ProtocolError
+from loyalty.backend import checks
+from loyalty.backend import headoffice as ho
+from loyalty.protocol.errors import ProtocolError
 
 
 @pytest.mark.parametrize("value", [True, False, 1.0, "1", None, -1, 11])

@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from backend import cli
-from backend.db import MIGRATIONS, connect, schema_version
+from loyalty.backend import cli
+from loyalty.backend.db import MIGRATIONS, connect, schema_version
 
 
 def run(runner, *args, **kwargs):

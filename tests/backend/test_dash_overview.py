@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backend.dashboard import overview
+from loyalty.backend.dashboard import overview
 from dashrows import add_reader, add_store, dash_app, dash_db  # noqa: F401
 
 # 23:30 UTC on 1 March 2025: already 2 March in Rome (00:30 CET), still 1 March in London

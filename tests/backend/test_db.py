@@ -1,7 +1,7 @@
 """The schema's numbered migrations: an old database is brought forward with its data."""
 import pytest
 
-from backend import db as dbmod
+from loyalty.backend import db as dbmod
 
 
 def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path):

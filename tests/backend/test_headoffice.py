@@ -5,10 +5,10 @@ import stat
 
 import pytest
 
-from backend import headoffice as ho
-from backend.db import meta_int
-from protocol import delta, engine
-from protocol.canonical import decode
+from loyalty.backend import headoffice as ho
+from loyalty.backend.db import meta_int
+from loyalty.protocol import delta, engine
+from loyalty.protocol.canonical import decode
 
 
 def test_stores_need_a_known_time_zone(db):

@@ -1,5 +1,5 @@
 """The backend's wiring: domain modules never load Flask, and no backend module imports
-one that imports it back (blueprints import backend.requestdb, never the factory)."""
+one that imports it back (blueprints import loyalty.backend.requestdb, never the factory)."""
 import ast
 import json
 import pkgutil
@@ -7,21 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import backend
+from loyalty import backend
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = ROOT / "backend"
 
 # The web side: the factory, its blueprints, the request's connection, the commands and
 # the server. Every other backend module is domain code and must work without Flask.
-WEB = {"backend.app", "backend.requestdb", "backend.auth", "backend.dashboard.views", "backend.sync.api",
-       "backend.cli", "backend.serve"}
+WEB = {"loyalty.backend." + m for m in ("app", "requestdb", "auth", "dashboard.views", "sync.api", "cli", "serve")}
 
 
 def modules():
     """Every module and package under backend/, by dotted name."""
-    found = {"backend"}
-    for info in pkgutil.walk_packages(backend.__path__, "backend."):
+    found = {"loyalty.backend"}
+    for info in pkgutil.walk_packages(backend.__path__, "loyalty.backend."):
         found.add(info.name)
     return sorted(found)
 
@@ -33,7 +32,7 @@ def test_the_web_side_names_modules_that_exist():
 def test_domain_modules_load_without_flask():
     # (click may load: sqlite_utils itself imports it)
     domain = [m for m in modules() if m not in WEB]
-    assert {"backend.headoffice", "backend.dashboard.overview", "backend.sync.ingest"} <= set(domain)
+    assert {"loyalty.backend." + m for m in ("headoffice", "dashboard.overview", "sync.ingest")} <= set(domain)
     code = ("import importlib, json, sys\n"
             "for name in %r: importlib.import_module(name)\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug'))))"
@@ -44,7 +43,7 @@ def test_domain_modules_load_without_flask():
 
 
 def _file(name):
-    path = BACKEND.joinpath(*name.split(".")[1:])
+    path = BACKEND.joinpath(*name.split(".")[2:])  # loyalty.backend.a.b -> backend/a/b
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
@@ -62,8 +61,8 @@ def imports_of(name, known):
                 parts = package.split(".")[:len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
             found.add(base)
-            found.update(base + "." + a.name for a in node.names)  # `from backend import db`
-    # a module imports its parent packages too: `import backend.x.y` runs backend/x/__init__
+            found.update(base + "." + a.name for a in node.names)  # `from loyalty.backend import db`
+    # a module imports its parent packages too: `import loyalty.backend.x.y` runs backend/x/__init__
     for m in list(found):
         while "." in m:
             m = m.rpartition(".")[0]
@@ -103,11 +102,11 @@ def test_cycle_finds_a_circle_and_only_a_circle():
 def test_no_backend_module_imports_itself_back():
     known = set(modules())
     graph = {m: imports_of(m, known) for m in known}
-    assert graph["backend.app"] >= {"backend.sync.api", "backend.dashboard.views", "backend.auth"}
+    assert graph["loyalty.backend.app"] >= {"loyalty.backend." + m for m in ("sync.api", "dashboard.views", "auth")}
     assert cycle(graph) is None
 
 
 def test_blueprints_never_import_the_factory():
     known = set(modules())
-    for name in WEB - {"backend.app", "backend.serve"}:
-        assert "backend.app" not in imports_of(name, known), name
+    for name in WEB - {"loyalty.backend.app", "loyalty.backend.serve"}:
+        assert "loyalty.backend.app" not in imports_of(name, known), name

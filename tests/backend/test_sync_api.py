@@ -6,10 +6,10 @@ import time
 import pytest
 from werkzeug.test import EnvironBuilder
 
-import shop
-from backend import headoffice
-from protocol.canonical import decode, encode
-from protocol.records import batch_body, sign_answer, body_digest
+from loyalty.testing import shop
+from loyalty.backend import headoffice
+from loyalty.protocol.canonical import decode, encode
+from loyalty.protocol.records import batch_body, sign_answer, body_digest
 
 BATCH = "/api/v1/sync/batch"
 
@@ -504,7 +504,7 @@ def test_contact_is_noted_for_the_readers_own_requests_only(db, started):
 def test_a_server_thread_keeps_its_connection(app, db, signed_reader, shop_rules):
     """backend/serve.py sets KEEP_DB_CONNECTIONS: a thread's sync requests share one
     connection, and nothing a failed request left open is carried into the next."""
-    from backend.sync import api as syncapi
+    from loyalty.backend.sync import api as syncapi
 
     app.config["KEEP_DB_CONNECTIONS"] = True
     r = signed_reader()

@@ -5,9 +5,9 @@ import re
 
 from hypothesis import given, settings, strategies as st
 
-from backend.sync import fastjson
-from protocol import canonical
-from protocol.errors import EncodingError
+from loyalty.backend.sync import fastjson
+from loyalty.protocol import canonical
+from loyalty.protocol.errors import EncodingError
 
 # text with what the encoders treat differently: control characters (\b and \f above all),
 # quotes, backslashes, non-ASCII, non-BMP characters, and lone surrogates
@@ -192,8 +192,8 @@ def test_firmware_records_take_the_fast_path_and_agree(batch):
 
 
 def test_a_real_batch_takes_the_fast_path(signed_reader, db, shop_rules):
-    from backend import headoffice
-    from protocol.records import batch_body
+    from loyalty.backend import headoffice
+    from loyalty.protocol.records import batch_body
 
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)

@@ -5,18 +5,16 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from backend import headoffice
-from backend.sync.ingest import accept_batch, load_reader
-from backend.db import connect
-from protocol.canonical import decode
-from protocol.errors import ProtocolError
-from protocol.records import batch_body
+from loyalty.backend import headoffice
+from loyalty.backend.sync.ingest import accept_batch, load_reader
+from loyalty.backend.db import connect
+from loyalty.protocol.canonical import decode
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.records import batch_body
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_same_batch_from_many_threads_at_once(app, db, signed_reader, shop_rules):
@@ -65,9 +63,9 @@ def test_accept_batch_rechecks_inside_the_lock(app, db, signed_reader, shop_rule
 
 
 def _serve(path, instance):
-    env = dict(os.environ, LOYALTY_INSTANCE=str(instance), PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "backend.serve", "--port", "0", "--threads", "4",
-                             "--db", str(path)], cwd=str(ROOT), env=env, stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ, LOYALTY_INSTANCE=str(instance))
+    proc = subprocess.Popen([sys.executable, "-m", "loyalty.backend.serve", "--port", "0", "--threads", "4",
+                             "--db", str(path)], env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("serving on "):
         proc.kill()

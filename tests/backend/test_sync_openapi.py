@@ -2,8 +2,8 @@
 import json
 from pathlib import Path
 
-from protocol import errors
-from protocol.status import http_status
+from loyalty.protocol import errors
+from loyalty.protocol.status import http_status
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

@@ -9,19 +9,13 @@ the real firmware on the MicroPython unix port, each behind a link the test can 
         c.wait_audited("R1")               # the server's auditor has audited every stored receipt
         c.dashboard().json("/stores.json")
 """
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-for p in (str(ROOT), str(ROOT / "shared"), str(ROOT / "sim")):  # the backend, protocol, the simulators
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-from backend import auth, db as dbmod  # noqa: E402
-from backendproc import Backend, Dashboard  # noqa: E402
-from netcut import Link  # noqa: E402
-from simboard import SimReader, wait_for  # noqa: E402
-import sampleshop  # noqa: E402
+from loyalty.backend import auth, db as dbmod
+from loyalty.sim.backendproc import Backend, Dashboard
+from loyalty.sim.netcut import Link
+from loyalty.sim.simboard import SimReader, wait_for
+from loyalty.sim import sampleshop
 
 MANAGER = ("manager", "password-for-tests")
 LINES = [{"sku": "1001", "cat": "latticini", "qty": 2, "price": 149},

@@ -14,9 +14,9 @@ import os
 import random
 import urllib.parse
 
-from protocol import engine
-from protocol.canonical import encode
-from protocol.records import GENESIS, batch_body, body_digest, make_record, record_hash, sign
+from loyalty.protocol import engine
+from loyalty.protocol.canonical import encode
+from loyalty.protocol.records import GENESIS, batch_body, body_digest, make_record, record_hash, sign
 
 CATALOGUE = [("1001", "latticini", 149), ("1002", "latticini", 239), ("8001", "caffe", 429),
              ("2001", "panetteria", 99), ("3001", "frutta", 189), ("3002", "frutta", 259),

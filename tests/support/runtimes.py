@@ -27,10 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MPY_TESTS = ROOT / "tests" / "mpy"
+# The device's source folders: MicroPython's path without the builds, and CPython's when it
+# runs a test module of tests/mpy (which imports `protocol` and the firmware as the reader does)
 PATHS = [str(ROOT / "shared"), str(ROOT / "firmware"), str(MPY_TESTS), str(ROOT / "sim"), str(ROOT / "sim" / "board")]
-# What host code imports besides: the operator's programs (mpybuild, the PC tills) and the
-# tests' helpers (this folder). Never on MicroPython's path.
-HOST_PATHS = [str(ROOT), str(ROOT / "tools"), str(ROOT / "tests" / "support")]
 DEFAULT_HEAP = "96k"
 HEAP_MARGIN = float(os.environ.get("MPY_HEAP_MARGIN", "0.85"))
 LONG_PATH = 200
@@ -99,8 +98,7 @@ def mirror(src, dest):
 def env(long_path=True):
     """MicroPython imports firmware and protocol modules from their .mpy build, as the
     device does: from the copy under the long path unless `long_path` is False."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import mpybuild
+    from loyalty.tools import mpybuild
 
     mpybuild.build(MPY_BUILD)
     mpybuild.build_tests(MPY_TEST_BUILD)

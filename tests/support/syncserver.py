@@ -20,13 +20,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from protocol import delta
-from protocol.batchcheck import check_batch
-from protocol.canonical import encode
-from protocol.errors import ProtocolError
-from protocol.hmac256 import equal
-from protocol.records import GENESIS, body_digest, record_hash, sign, sign_answer
-from protocol.status import http_status
+from loyalty.protocol import delta
+from loyalty.protocol.batchcheck import check_batch
+from loyalty.protocol.canonical import encode
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.hmac256 import equal
+from loyalty.protocol.records import GENESIS, body_digest, record_hash, sign, sign_answer
+from loyalty.protocol.status import http_status
 
 MAX_BODY = 256 * 1024
 HANG = 15  # seconds a hanging request is held (longer than the reader's timeout)

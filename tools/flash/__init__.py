@@ -2,14 +2,14 @@
 
 A thin command line over functions that scripts call too (as esptool and mpremote are):
 
-    python tools/flash flash     --port /dev/ttyUSB0 [--erase] (--firmware FILE | --version 1.24.1)
-    python tools/flash deploy    --port /dev/ttyUSB0            # or socket://127.0.0.1:7700
-    python tools/flash provision --port /dev/ttyUSB0 --file R1.json \\
-                                 --wifi-ssid Negozio --wifi-password-file wifi.txt [--lang it]
-    python tools/flash status    --port /dev/ttyUSB0
-    python tools/flash console   --port /dev/ttyUSB0
+    loyalty-flash flash     --port /dev/ttyUSB0 [--erase] (--firmware FILE | --version 1.24.1)
+    loyalty-flash deploy    --port /dev/ttyUSB0            # or socket://127.0.0.1:7700
+    loyalty-flash provision --port /dev/ttyUSB0 --file R1.json \\
+                            --wifi-ssid Negozio --wifi-password-file wifi.txt [--lang it]
+    loyalty-flash status    --port /dev/ttyUSB0
+    loyalty-flash console   --port /dev/ttyUSB0
 
-    import flash                                # with tools/ on sys.path
+    from loyalty.tools import flash
     flash.deploy("socket://127.0.0.1:7700")    # -> DeployReport(copied, unchanged, removed, ...)
     flash.status("socket://127.0.0.1:7700")    # -> {"reader": "R1", "firmware": "0.1.0", ...}
 
@@ -41,15 +41,15 @@ On the device (paths from its root "/"):
 Connecting to a running reader interrupts its firmware (Ctrl-C, as mpremote does); every
 command that connects ends with a soft reset, which starts the firmware again.
 """
-from flash.cli import main
-from flash.deployment import DeployReport, deploy, firmware_files, firmware_version
-from flash.errors import (BackendUnreachable, FlashError, NoSuchPort, NotInDownloadMode, NotMicroPython,
+from loyalty.tools.flash.cli import main
+from loyalty.tools.flash.deployment import DeployReport, deploy, firmware_files, firmware_version
+from loyalty.tools.flash.errors import (BackendUnreachable, FlashError, NoSuchPort, NotInDownloadMode, NotMicroPython,
                           PortBusy, PortPermission, ProvisioningRefused)
-from flash.esp32 import IMAGE_OFFSET, detect_chip, flash
-from flash.progress import Progress
-from flash.provisioning import check_backend, provision, read_provisioning, read_secret
-from flash.readerstatus import STATUS_FIELDS, format_status, status
-from flash.repl import Device, console
+from loyalty.tools.flash.esp32 import IMAGE_OFFSET, detect_chip, flash
+from loyalty.tools.flash.progress import Progress
+from loyalty.tools.flash.provisioning import check_backend, provision, read_provisioning, read_secret
+from loyalty.tools.flash.readerstatus import STATUS_FIELDS, format_status, status
+from loyalty.tools.flash.repl import Device, console
 
 __all__ = ["BackendUnreachable", "DeployReport", "Device", "FlashError", "IMAGE_OFFSET", "NoSuchPort",
            "NotInDownloadMode", "NotMicroPython", "PortBusy", "PortPermission", "Progress", "ProvisioningRefused",

@@ -1,4 +1,4 @@
-"""The command line: `python tools/flash COMMAND --port PORT ...` (see README.md).
+"""The command line: `loyalty-flash COMMAND --port PORT ...` (see README.md).
 
     main(["status", "--port", "socket://127.0.0.1:7700"])   # 0, or 1 after printing the error
 
@@ -10,17 +10,17 @@ import argparse
 import json
 import sys
 
-import mpybuild
+from loyalty.tools import mpybuild
 
-from flash.deployment import deploy
-from flash.errors import FlashError
-from flash.esp32 import IMAGES, WRITE_BAUD, flash
-from flash.progress import Progress
-from flash.provisioning import provision
-from flash.readerstatus import format_status, status
-from flash.repl import console
+from loyalty.tools.flash.deployment import deploy
+from loyalty.tools.flash.errors import FlashError
+from loyalty.tools.flash.esp32 import IMAGES, WRITE_BAUD, flash
+from loyalty.tools.flash.progress import Progress
+from loyalty.tools.flash.provisioning import provision
+from loyalty.tools.flash.readerstatus import format_status, status
+from loyalty.tools.flash.repl import console
 
-PROG = "tools/flash"
+PROG = "loyalty-flash"
 
 
 def _parser():

@@ -15,11 +15,11 @@ import re
 import time
 from pathlib import Path
 
-import mpybuild  # tools/ is on the path wherever the flash package is imported from
+from loyalty.tools import mpybuild  # tools/ is on the path wherever the flash package is imported from
 
-from flash.errors import FlashError, NotMicroPython
-from flash.progress import Progress
-from flash.repl import Device
+from loyalty.tools.flash.errors import FlashError, NotMicroPython
+from loyalty.tools.flash.progress import Progress
+from loyalty.tools.flash.repl import Device
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = "deploy.json"
@@ -91,7 +91,7 @@ def _check_mpy_version(dev, files):
         raise NotMicroPython("the device's MicroPython loads .mpy version %d; this build is version %s"
                              % (theirs, "/".join(str(v) for v in sorted(ours))),
                              "flash a MicroPython that matches mpy-cross (1.24 or newer): "
-                             "python tools/flash flash --port %s --version 1.24.1" % dev.port)
+                             "loyalty-flash flash --port %s --version 1.24.1" % dev.port)
 
 
 def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, reboot=True, progress=None):

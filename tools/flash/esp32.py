@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flash.errors import (DIALOUT, DOWNLOAD_MODE, FIND_PORT, FlashError, NoSuchPort, NotInDownloadMode, PortBusy,
+from loyalty.tools.flash.errors import (DIALOUT, DOWNLOAD_MODE, FIND_PORT, FlashError, NoSuchPort, NotInDownloadMode, PortBusy,
                           PortPermission)
-from flash.progress import Progress
+from loyalty.tools.flash.progress import Progress
 
 IMAGES = Path(os.environ.get("LOYALTY_MICROPYTHON_IMAGES", Path.home() / ".cache" / "loyalty" / "micropython"))
 # where MicroPython's image goes: the ESP32 and S2 keep their second-stage bootloader at 0x1000

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flash.errors import BackendUnreachable, ProvisioningRefused
-from flash.progress import Progress
-from flash.repl import Device
+from loyalty.tools.flash.errors import BackendUnreachable, ProvisioningRefused
+from loyalty.tools.flash.progress import Progress
+from loyalty.tools.flash.repl import Device
 
 CONFIG = "config.json"
 DATA_ROOT = "/data"  # where the firmware keeps its journal, rules and directory

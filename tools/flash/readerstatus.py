@@ -9,7 +9,7 @@ read one format. No secrets: the key and the Wi-Fi password never leave the devi
 """
 import time
 
-from flash.repl import Device
+from loyalty.tools.flash.repl import Device
 
 STATUS_FIELDS = ("reader", "firmware", "build", "rules", "free_flash", "pending", "last_sync", "last_error",
                  "backend", "wifi", "lang", "board", "deployed")

@@ -19,8 +19,8 @@ import socket
 import subprocess
 import sys
 
-from flash.errors import DIALOUT, FIND_PORT, FlashError, NoSuchPort, NotMicroPython, PortBusy, PortPermission
-from flash.scripts import script
+from loyalty.tools.flash.errors import DIALOUT, FIND_PORT, FlashError, NoSuchPort, NotMicroPython, PortBusy, PortPermission
+from loyalty.tools.flash.scripts import script
 
 CHUNK = 2048  # bytes per write through the raw REPL (a few KB of code to compile on the device)
 REPL_TIMEOUT = 10  # seconds to wait for the raw REPL's banner
@@ -34,7 +34,7 @@ def check_port(port):
             socket.create_connection((host or "127.0.0.1", int(p)), timeout=3).close()
         except (OSError, ValueError) as e:
             raise NoSuchPort("nothing answers at %s (%s)" % (port, e),
-                             "start the virtual board (python sim/vboard.py FOLDER --port %s) or check the address" % p)
+                             "start the virtual board (python -m loyalty.sim.vboard FOLDER --port %s) or check the address" % p)
         return
     if "://" in port:
         return  # another pyserial URL: let it speak for itself

@@ -1,6 +1,6 @@
 """The backend as a separate process on a real WSGI server, for tests, the demo and the bench.
 
-    with Backend(db_path, instance) as b:      # python -m backend.serve on a free port
+    with Backend(db_path, instance) as b:      # python -m loyalty.backend.serve on a free port
         b.url                                    # http://127.0.0.1:PORT
         b.kill()                                 # SIGKILL, as a crash or a pulled plug
         b.start()                                # again, on the same port and database
@@ -44,9 +44,7 @@ class Backend:
         env = dict(os.environ)
         env.update(self.env)
         env["LOYALTY_INSTANCE"] = self.instance
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "shared")] +
-                                            ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        cmd = [sys.executable, "-m", "backend.serve", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "loyalty.backend.serve", "--port", str(self.port),
                "--threads", str(self.threads), "--processes", str(self.processes), "--db", self.database]
         if not self.auditor:
             cmd.append("--no-auditor")

@@ -8,8 +8,8 @@ Tiers base 2 %, silver 3 %, gold 5 %; a dairy promotion, a coffee promotion and 
 threshold; cards 6001000000000001... with every tenth gold, every third silver, and cards
 13 and 77 blocked; two legacy UID cards (UID_CARDS); card key epoch 1.
 """
-from backend import headoffice
-from protocol import loyaltycard
+from loyalty.backend import headoffice
+from loyalty.protocol import loyaltycard
 
 # legacy cards with only a UID (MIFARE Classic), registered by their UID's number
 UID_CARDS = [(bytes.fromhex("5a3c9e21"), 1), (bytes.fromhex("04a2b3c4d5e6f7"), 2)]
