@@ -1,5 +1,9 @@
 """The checks an input must pass, each written once: an integer in a range, decimal digits.
 
+The integer rule is the protocol's (shared/protocol/checks.py), so that the backend and
+the readers refuse the same values in the same words; this module adds what only the
+backend needs: integers written as text (query strings, CSV files) and its error shape.
+
 Head office's functions, the sync API and ingestion call these and raise their own
 error class, which names the field at fault and the rule it broke (`fail(field, rule)`:
 HeadOfficeError subclasses take that as it is). The one-schema work grows this module.
@@ -15,6 +19,8 @@ HeadOfficeError subclasses take that as it is). The one-schema work grows this m
 """
 import re
 
+from loyalty.protocol.checks import integer_rule, is_integer  # the reader's rule, and its words
+
 # at most 19 digits, as many as an int64 has; never int()'s "1_000", " 7" or "²"
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 
@@ -26,15 +32,6 @@ class CheckFailed(ValueError):
         super().__init__("%s: %s" % (field, rule))
         self.field = field
         self.rule = rule
-
-
-def is_integer(value, lo, hi):
-    """An int (a bool is not one) from lo to hi, both included."""
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-
-
-def integer_rule(lo, hi):
-    return "must be an integer from %d to %d" % (lo, hi)
 
 
 def integer(value, lo, hi, field, fail=CheckFailed):

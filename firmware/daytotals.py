@@ -10,6 +10,7 @@ file saved before acknowledged records are deleted.
     days.used("6001000000000042", now)
 """
 from protocol import canonical
+from protocol.checks import is_int
 from protocol.compat import crc32
 from protocol.errors import EncodingError
 
@@ -25,7 +26,7 @@ def day_of(t):
 def _int(v):
     # a damaged file that is still JSON must not put text where sums and comparisons
     # later need numbers: that would crash the till task at the next sale, not here
-    if not isinstance(v, int) or isinstance(v, bool):
+    if not is_int(v):
         raise TypeError("not an integer")
     return v
 

@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from loyalty.testing.chain import ROOT
+from loyalty.testing.runtimes import ROOT
 
 
 def run_demo(folder):

@@ -30,6 +30,7 @@ Card numbers compare as numbers, so leading zeros carry no meaning: "0042" is ca
 """
 import struct
 
+from .checks import integer, is_integer
 from .compat import const
 from .errors import DeltaError
 
@@ -59,7 +60,7 @@ def _card(card):
                     return -1
             return int(card)
         return -1
-    if isinstance(card, int) and not isinstance(card, bool) and 0 <= card < CARD_LIMIT:
+    if is_integer(card, 0, CARD_LIMIT - 1):
         return card
     return -1
 
@@ -76,10 +77,7 @@ def card_number(card, field="card"):
 
 
 def _int_in(value, lo, hi, field, what):
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo or value > hi:
-        raise DeltaError("delta.format", field,
-                         "%s must be an integer from %d to %d" % (what, lo, hi))
-    return value
+    return integer(value, lo, hi, field, DeltaError, "delta.format", what)
 
 
 def version_number(version, field="version"):
@@ -99,10 +97,6 @@ def check_versions(first, last, current_version, has_entries):
         raise DeltaError("delta.version", "to", "a page with entries must advance the version")
 
 
-def _is_small(value, hi):
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= hi
-
-
 def check_entry(index, entry, previous):
     """Check entries[index] = (card, tier, status) against the card before it (-1 for none).
 
@@ -115,9 +109,9 @@ def check_entry(index, entry, previous):
     card = _card(entry[0])
     if card < 0:
         raise DeltaError("delta.format", "entries[%d][0]" % index, _DIGITS_MSG)
-    if not _is_small(entry[1], MAX_TIER):
+    if not is_integer(entry[1], 0, MAX_TIER):
         _int_in(entry[1], 0, MAX_TIER, "entries[%d][1]" % index, "tier")
-    if not _is_small(entry[2], REMOVED):
+    if not is_integer(entry[2], 0, REMOVED):
         _int_in(entry[2], ACTIVE, REMOVED, "entries[%d][2]" % index, "status")
     if card <= previous:
         _check_order(index, card, previous)

@@ -18,6 +18,7 @@ ordering rule lives here once and is written down in docs/discount.md.
 (3 x 125 = 375 cents; 2% of 375 = 7.5, rounded half-up to 8.)
 """
 from .canonical import text_size
+from .checks import integer, is_int, is_integer
 from .compat import const
 from .errors import ProtocolError, RulesError, TillError
 
@@ -37,17 +38,6 @@ _KIND_KEY = ("sku", "category", "min_cents")  # what each kind matches on
 _PROMO_KEYS = ("id", "kind", "sku", "category", "min_cents", "bp", "cents", "tiers", "from", "to")
 _RULES_KEYS = ("version", "tiers", "default_tier", "promotions", "limits", "offline", "cards")
 _OFFLINE_KEYS = ("receipt_max_cents", "card_day_max_cents", "stale_hours")
-
-
-def _is_int(v):
-    # bool is an int subclass on CPython; True must not pass as a quantity of 1
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _need_int(v, lo, hi, field, error, code):
-    if not _is_int(v) or v < lo or v > hi:
-        raise error(code, field, "must be an integer from %d to %d" % (lo, hi))
-    return v
 
 
 def _need_text(v, lo, field, error, code):
@@ -91,10 +81,10 @@ def check_lines(lines, name="lines"):
             _need_text(line.get("sku"), 1, "%s[%d].sku" % (name, i), TillError, "till.field")
         if not _text_ok(line.get("cat"), 0):
             _need_text(line.get("cat"), 0, "%s[%d].cat" % (name, i), TillError, "till.field")
-        if not _int_ok(line.get("qty"), 1, _MAX_QTY):
-            _need_int(line.get("qty"), 1, _MAX_QTY, "%s[%d].qty" % (name, i), TillError, "till.field")
-        if not _int_ok(line.get("price"), 0, _MAX_PRICE):
-            _need_int(line.get("price"), 0, _MAX_PRICE, "%s[%d].price" % (name, i), TillError, "till.field")
+        if not is_integer(line.get("qty"), 1, _MAX_QTY):
+            integer(line.get("qty"), 1, _MAX_QTY, "%s[%d].qty" % (name, i), TillError, "till.field")
+        if not is_integer(line.get("price"), 0, _MAX_PRICE):
+            integer(line.get("price"), 0, _MAX_PRICE, "%s[%d].price" % (name, i), TillError, "till.field")
         for key in ("sku", "cat"):
             if text_size(line[key]) < 0:
                 raise TillError("till.field", "%s[%d].%s" % (name, i, key), "holds a character UTF-8 cannot carry")
@@ -105,12 +95,8 @@ def _text_ok(v, lo):
     return isinstance(v, str) and lo <= len(v) <= _MAX_TEXT
 
 
-def _int_ok(v, lo, hi):
-    return _is_int(v) and lo <= v <= hi
-
-
 def _rules_int(obj, key, lo, hi, where):
-    return _need_int(obj.get(key), lo, hi, where + key, RulesError, "rules.format")
+    return integer(obj.get(key), lo, hi, where + key, RulesError, "rules.format")
 
 
 def _only_keys(obj, allowed, where):
@@ -153,7 +139,7 @@ def _check_promotion(p, where, ids):
         if not isinstance(tiers, list):
             raise RulesError("rules.format", where + "tiers", "must be a list of tier ids")
         for j, t in enumerate(tiers):
-            _need_int(t, 0, _MAX_TIER, where + "tiers[%d]" % j, RulesError, "rules.format")
+            integer(t, 0, _MAX_TIER, where + "tiers[%d]" % j, RulesError, "rules.format")
     if "from" in p:
         _rules_int(p, "from", 0, _MAX_BIG, where)
     if "to" in p:
@@ -209,10 +195,10 @@ def check_rules(rules):
 def _check_ctx(ctx):
     if not isinstance(ctx, dict):
         raise ProtocolError("disc.context", "ctx", "must be an object")
-    _need_int(ctx.get("now"), 0, _MAX_BIG, "ctx.now", ProtocolError, "disc.context")
+    integer(ctx.get("now"), 0, _MAX_BIG, "ctx.now", ProtocolError, "disc.context")
     if ctx.get("last_sync") is not None:
-        _need_int(ctx["last_sync"], 0, _MAX_BIG, "ctx.last_sync", ProtocolError, "disc.context")
-    _need_int(ctx.get("card_day_used"), 0, _MAX_BIG, "ctx.card_day_used", ProtocolError,
+        integer(ctx["last_sync"], 0, _MAX_BIG, "ctx.last_sync", ProtocolError, "disc.context")
+    integer(ctx.get("card_day_used"), 0, _MAX_BIG, "ctx.card_day_used", ProtocolError,
               "disc.context")
 
 
@@ -223,7 +209,7 @@ def tier_of(rules, tier_id):
     """The tier dict for `tier_id`; the default tier when the id is not in the rules."""
     default = None
     for t in rules["tiers"]:
-        if _is_int(tier_id) and t["id"] == tier_id:
+        if is_int(tier_id) and t["id"] == tier_id:
             return t
         if t["id"] == rules["default_tier"]:
             default = t
@@ -403,7 +389,7 @@ def _check_qtys(qtys, n, name, error, code):
     if not isinstance(qtys, list) or len(qtys) != n:
         raise error(code, name, "must be a list of %d quantities" % n)
     for i, q in enumerate(qtys):
-        _need_int(q, 0, _MAX_QTY, "%s[%d]" % (name, i), error, code)
+        integer(q, 0, _MAX_QTY, "%s[%d]" % (name, i), error, code)
 
 
 def _check_disc(disc, lines):
@@ -414,10 +400,10 @@ def _check_disc(disc, lines):
         where = "disc[%d]" % k
         if not isinstance(d, dict) or not isinstance(d.get("rule"), str):
             raise ProtocolError("disc.original", where, "must be {line, rule, cents}")
-        i = _need_int(d.get("line"), 0, len(lines) - 1, where + ".line", ProtocolError,
+        i = integer(d.get("line"), 0, len(lines) - 1, where + ".line", ProtocolError,
                       "disc.original")
         amount = lines[i]["qty"] * lines[i]["price"]
-        given[i] += _need_int(d.get("cents"), 1, amount, where + ".cents", ProtocolError,
+        given[i] += integer(d.get("cents"), 1, amount, where + ".cents", ProtocolError,
                               "disc.original")
         if given[i] > amount:
             raise ProtocolError("disc.original", where + ".cents", "line discounted beyond its amount")

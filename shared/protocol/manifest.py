@@ -9,6 +9,7 @@ package("protocol", base_path="..", files=(
     "__init__.py",
     "batchcheck.py",
     "canonical.py",
+    "checks.py",
     "cardread.py",
     "compat.py",
     "delta.py",

@@ -20,6 +20,7 @@ and so is the backend's answer, under the same key, bound to that request's nonc
     64
 """
 from .canonical import decode, encode
+from .checks import integer
 from .compat import hexstr, sha256
 from .errors import ProtocolError
 from .hmac256 import hmac_sha256
@@ -50,11 +51,7 @@ def record_hash(record_bytes):
 
 
 def _need_int(rec, name, lo, hi, where):
-    v = rec.get(name)
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-        raise ProtocolError("batch.record", where + "." + name,
-                            "must be an integer from %d to %d" % (lo, hi))
-    return v
+    return integer(rec.get(name), lo, hi, where + "." + name, ProtocolError, "batch.record")
 
 
 def check_record(rec, where="record"):

@@ -7,6 +7,7 @@ truncated answer, so every answer goes through here first.
     17
 """
 from .canonical import decode
+from .checks import integer, is_integer
 from .compat import unhexlify
 from .errors import EncodingError, SyncError, known
 
@@ -30,10 +31,7 @@ def _load(data, max_bytes):
 
 
 def _int(obj, name, lo=0, hi=2 ** 53):
-    v = obj.get(name)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise SyncError("sync.response", name, "must be an integer from %d to %d" % (lo, hi))
-    return v
+    return integer(obj.get(name), lo, hi, name, SyncError, "sync.response")
 
 
 def _refusal(obj):
@@ -76,8 +74,7 @@ def parse_keys_answer(data, max_bytes=MAX_ANSWER):
         raise SyncError("sync.response", "keys", "must be a list of at most 255 epochs")
     out = []
     for i, item in enumerate(keys):
-        ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) \
-            and not isinstance(item[0], bool) and 1 <= item[0] <= 255 and isinstance(item[1], str) \
+        ok = isinstance(item, list) and len(item) == 2 and is_integer(item[0], 1, 255) and isinstance(item[1], str) \
             and len(item[1]) == 64
         try:
             key = unhexlify(item[1]) if ok else None

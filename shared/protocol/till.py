@@ -15,6 +15,7 @@ committed, voided, returned, status, error. docs/protocol.md lists every field.
 """
 from . import engine
 from .canonical import decode, encode, text_size
+from .checks import integer, is_integer
 from .compat import const, crc32
 from .errors import EncodingError, TillError
 
@@ -76,9 +77,7 @@ def decode_answer(line):
 
 def _int(msg, name, lo, hi, where=""):
     v = msg.get(name) if isinstance(msg, dict) else None
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-        raise TillError("till.field", where + name, "must be an integer from %d to %d" % (lo, hi))
-    return v
+    return integer(v, lo, hi, where + name, TillError, "till.field")
 
 
 def _text(msg, name, where="", empty=False):
@@ -152,7 +151,7 @@ def _check_sale(msg):
         if not isinstance(v, list) or len(v) != n:
             raise TillError("till.field", name, "must list a quantity for each of the %d sale lines" % n)
         for i, q in enumerate(v):
-            if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q <= MAX_QTY:
+            if not is_integer(q, 0, MAX_QTY):
                 raise TillError("till.field", "%s[%d]" % (name, i), "must be an integer from 0 to %d" % MAX_QTY)
 
 
