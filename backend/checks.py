@@ -1,6 +1,7 @@
 """The checks an input must pass, each written once: an integer in a range, decimal digits.
 
-The integer rule is the protocol's (shared/protocol/checks.py), so that the backend and
+The integer rules are the protocol's (shared/protocol/checks.py: an integer in a range,
+1 to 19 ASCII digits, never int()'s "1_000", " 7" or "²"), so that the backend and
 the readers refuse the same values in the same words; this module adds what only the
 backend needs: integers written as text (query strings, CSV files) and its error shape.
 
@@ -17,12 +18,7 @@ HeadOfficeError subclasses take that as it is). The one-schema work grows this m
     >>> integer_text("0042", 0, 99, "since"), digits("1_000"), integer_or_none("7", 0, 9)
     (42, None, None)
 """
-import re
-
-from loyalty.protocol.checks import integer_rule, is_integer  # the reader's rule, and its words
-
-# at most 19 digits, as many as an int64 has; never int()'s "1_000", " 7" or "²"
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
+from loyalty.protocol.checks import digits, integer_rule, is_integer  # the reader's rules, and their words
 
 
 class CheckFailed(ValueError):
@@ -45,13 +41,6 @@ def integer_or_none(value, lo, hi):
     """`value` if is_integer(value, lo, hi), else None: for what a reader reports about
     itself, where a bad value is left out rather than refused."""
     return value if is_integer(value, lo, hi) else None
-
-
-def digits(text):
-    """The int written by `text`, 1 to 19 ASCII digits; None for anything else."""
-    if isinstance(text, str) and _DIGITS.match(text):
-        return int(text)
-    return None
 
 
 def integer_text(text, lo, hi, field, fail=CheckFailed):

@@ -17,15 +17,14 @@ import csv
 import datetime
 import json
 import os
-import re
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from loyalty.backend import auditor, auth, headoffice
-from loyalty.backend import db as dbmod
+from loyalty.backend import auditor, auth, db as dbmod, headoffice
 from loyalty.backend.requestdb import get_db
+from loyalty.protocol.checks import is_digits
 
 
 class _Failed(click.ClickException):
@@ -60,7 +59,7 @@ def _when(value, option):
     """Epoch seconds, or an ISO 8601 date/time (UTC unless it carries an offset)."""
     if value is None:
         return None
-    if re.fullmatch("[0-9]{1,12}", value):  # not str.isdigit: it takes "²" too
+    if is_digits(value, 12):
         return int(value)
     try:
         moment = datetime.datetime.fromisoformat(value)

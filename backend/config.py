@@ -7,11 +7,12 @@ then its `test_config`:
     >>> DEFAULTS["MAX_BATCH_BYTES"]
     262144
 """
+from loyalty.protocol import status
 
 DEFAULTS = {
     "DATABASE": None,             # default: <instance>/loyalty.db
-    "MAX_BATCH_BYTES": 256 * 1024,  # docs/protocol.md: a body over 256 KiB is refused
-    "TIMESTAMP_WINDOW": 300,      # seconds a request's X-Timestamp may differ from our clock
+    "MAX_BATCH_BYTES": status.MAX_BODY,  # docs/protocol.md: a body over 256 KiB is refused
+    "TIMESTAMP_WINDOW": status.TIMESTAMP_WINDOW,  # seconds a request's X-Timestamp may differ from our clock
     "LAGGING_AFTER": 300,         # seconds: no contact, or pending receipts this old -> lagging
     "OFFLINE_AFTER": 1800,        # seconds without contact -> offline
     "SAMPLE_EVERY": 300,          # seconds between pending-receipt samples for the chart

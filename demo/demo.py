@@ -32,8 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from loyalty.backend import db as dbmod
-from loyalty.backend import headoffice
+from loyalty.backend import db as dbmod, headoffice
 from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
 from loyalty.sim.iso7816sim import ContactCard
 from loyalty.sim.backendproc import Backend, Dashboard

@@ -14,8 +14,7 @@ import subprocess
 import pytest
 
 from loyalty.tools import mpybuild
-from loyalty.testing import runtimes
-from loyalty.testing import shop
+from loyalty.testing import runtimes, shop
 from loyalty.sim.cardmodels import UidCard
 from loyalty.protocol import loyaltycard
 from loyalty.sim.simboard import HEAP, SimReader, wait_for

@@ -12,7 +12,7 @@ from loyalty.testing import runtimes
 # Worked cases and generated baskets run as two processes, each within the 96 KB heap.
 RUNNER = """
 import sys
-from loyalty.protocol import canonical, engine
+from protocol import canonical, engine
 if sys.argv[1] == "cases":
     import engine_identical_cases
 else:
@@ -21,8 +21,8 @@ else:
 
 CASES = r'''
 import gc
-from loyalty.protocol import canonical, engine
-from loyalty.protocol.errors import ProtocolError
+from protocol import canonical, engine
+from protocol.errors import ProtocolError
 import test_engine
 
 
@@ -42,8 +42,8 @@ print("END")
 
 SCRIPT = r'''
 import gc
-from loyalty.protocol import canonical, engine
-from loyalty.protocol.errors import ProtocolError
+from protocol import canonical, engine
+from protocol.errors import ProtocolError
 
 
 def text(v):

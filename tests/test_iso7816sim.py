@@ -164,8 +164,8 @@ RUNNER = """
 import sys, asyncio
 from simslot import SimSlot
 import contactreader
-from loyalty.protocol.compat import unhexlify
-from loyalty.protocol.errors import ProtocolError
+from protocol.compat import unhexlify
+from protocol.errors import ProtocolError
 contactreader.POLL_PAUSE = 0.01
 contactreader.RETRY_PAUSE = 0.05
 ISSUER = unhexlify(sys.argv[2])

@@ -38,8 +38,7 @@ import nfc
 import nfc.clf
 
 from loyalty.sim import cardmodels
-from loyalty.tools import issuedesk
-from loyalty.tools import nfchost
+from loyalty.tools import issuedesk, nfchost
 from loyalty.backend import headoffice
 from loyalty.protocol import loyaltycard
 from loyalty.sim.simboard import wait_for

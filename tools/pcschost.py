@@ -37,8 +37,7 @@ import time
 
 from smartcard import scard
 
-from loyalty.tools import issuedesk
-from loyalty.tools import nfchost
+from loyalty.tools import issuedesk, nfchost
 from loyalty.protocol import cardread, loyaltycard
 from loyalty.protocol.errors import ProtocolError
 from loyalty.protocol.loyaltycard import CardError, NONCE_LEN

@@ -21,7 +21,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from loyalty.backend import auditor
-from loyalty.backend.sync import readerstate
+from loyalty.backend.dashboard import readerstate
 from loyalty.backend.config import DEFAULTS
 from loyalty.backend.db import meta_int
 from loyalty.protocol import errors

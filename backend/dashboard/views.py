@@ -15,8 +15,7 @@ import time
 from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
                    url_for)
 
-from loyalty.backend.dashboard import overview
-from loyalty.backend.sync import readerstate
+from loyalty.backend.dashboard import overview, readerstate
 from loyalty.backend.requestdb import get_db
 from loyalty.backend.auth import login_required, may_see_store
 

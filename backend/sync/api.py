@@ -27,9 +27,7 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from loyalty.backend import checks
-from loyalty.backend import db as dbmod
-from loyalty.backend import headoffice
+from loyalty.backend import checks, db as dbmod, headoffice
 from loyalty.backend.sync import fastjson, ingest
 from loyalty.backend.requestdb import get_db
 from loyalty.protocol.errors import ProtocolError

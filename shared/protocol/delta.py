@@ -30,7 +30,7 @@ Card numbers compare as numbers, so leading zeros carry no meaning: "0042" is ca
 """
 import struct
 
-from .checks import integer, is_integer
+from .checks import integer, is_digits, is_integer
 from .compat import const
 from .errors import DeltaError
 
@@ -53,13 +53,7 @@ _ENTRY_MSG = "must be [card, tier, status]"
 def _card(card):
     """The int of a card number (text of 1 to 19 ASCII digits, or an int); -1 if it is none."""
     if isinstance(card, str):
-        # str.isdigit() would let other scripts' digits through on CPython.
-        if 0 < len(card) <= MAX_DIGITS:
-            for ch in card:
-                if ch < "0" or ch > "9":
-                    return -1
-            return int(card)
-        return -1
+        return int(card) if is_digits(card, MAX_DIGITS) else -1
     if is_integer(card, 0, CARD_LIMIT - 1):
         return card
     return -1

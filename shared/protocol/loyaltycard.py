@@ -10,6 +10,7 @@ Bytes in, values out; no radio, no files.
     >>> check_ntag_payload(payload, uid, {1: issuer}.get)
     ('6001000000000042', 1)
 """
+from .checks import is_digits
 from .compat import const
 from .errors import ProtocolError
 from .hmac256 import equal, hmac_sha256
@@ -54,19 +55,8 @@ def wrap_issuer_key(reader_key, epoch, key):
 unwrap_issuer_key = wrap_issuer_key
 
 
-def _digits(text):
-    # ASCII digits only: CPython's str.isdigit() also takes "\u0661" or "\uff16", which
-    # MicroPython's refuses, so the two runtimes would disagree about the same card
-    if not text:
-        return False
-    for c in text:
-        if not "0" <= c <= "9":
-            return False
-    return True
-
-
 def _check_card(card):
-    if not isinstance(card, str) or not 1 <= len(card) <= MAX_CARD or not _digits(card):
+    if not is_digits(card, MAX_CARD):
         raise CardError("card.unreadable", "card", "card number must be 1 to 19 digits")
 
 
@@ -89,7 +79,7 @@ def _card_part(data, at):
         text = card.decode()
     except UnicodeError:
         text = ""
-    if not _digits(text):
+    if not is_digits(text, MAX_CARD):
         raise CardError("card.unreadable", "card", "card number must be digits")
     return text, at + 1 + n
 

@@ -1,6 +1,7 @@
-"""The HTTP status of each refusal of the sync protocol (docs/protocol.md, docs/openapi.json).
+"""The HTTP status of each refusal of the sync protocol (docs/protocol.md, docs/openapi.json),
+and the limits a server holds readers to.
 
-One table for both ends that answer readers: the backend (backend/sync/ingest.py) and the
+One source for both ends that answer readers: the backend (backend/sync/ingest.py) and the
 reference server the firmware's fault tests talk to (tests/support/syncserver.py). The
 reader does not need it (it reads the refusal's code), so it does not ship.
 
@@ -9,6 +10,11 @@ reader does not need it (it reads the refusal's code), so it does not ship.
     >>> http_status("batch.gap"), http_status("batch.totals")
     (409, 400)
 """
+
+# a request body over this is refused before it is read (docs/protocol.md)
+MAX_BODY = 256 * 1024
+# seconds a request's X-Timestamp may differ from the server's clock
+TIMESTAMP_WINDOW = 300
 
 # who sent it is not known or not proved: the reader's key or id is wrong
 UNAUTHORIZED = 401

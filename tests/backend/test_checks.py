@@ -1,8 +1,7 @@
 """backend.checks: the integer-in-range check every input goes through, and its texts."""
 import pytest
 
-from loyalty.backend import checks
-from loyalty.backend import headoffice as ho
+from loyalty.backend import checks, headoffice as ho
 from loyalty.protocol.errors import ProtocolError
 
 

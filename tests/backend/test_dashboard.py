@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from loyalty.backend.sync import readerstate
+from loyalty.backend.dashboard import readerstate
 from dashrows import (add_manager, add_reader, add_store, dash_app,  # noqa: F401
                                 dash_client, dash_db, fix_clock, login)
 

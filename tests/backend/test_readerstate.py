@@ -2,8 +2,8 @@
 
 import pytest
 
-from loyalty.backend.sync import readerstate
-from loyalty.backend.sync.readerstate import state
+from loyalty.backend.dashboard import readerstate
+from loyalty.backend.dashboard.readerstate import state
 
 NOW = 1_750_000_000
 LAG, OFF = 300, 1800

@@ -23,14 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 from loyalty.protocol import delta
 from loyalty.protocol.batchcheck import check_batch
 from loyalty.protocol.canonical import encode
+from loyalty.protocol.checks import digits
 from loyalty.protocol.errors import ProtocolError
 from loyalty.protocol.hmac256 import equal
 from loyalty.protocol.records import GENESIS, body_digest, record_hash, sign, sign_answer
-from loyalty.protocol.status import http_status
+from loyalty.protocol.status import MAX_BODY, TIMESTAMP_WINDOW as WINDOW, http_status
 
-MAX_BODY = 256 * 1024
 HANG = 15  # seconds a hanging request is held (longer than the reader's timeout)
-WINDOW = 300  # seconds a request's timestamp may differ from the server's clock
 
 
 class SyncServer:
@@ -120,9 +119,8 @@ class SyncServer:
         reader = headers.get("X-Reader", "")
         if reader not in self.keys:
             raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader)
-        try:
-            t = int(headers.get("X-Timestamp", ""))
-        except ValueError:
+        t = digits(headers.get("X-Timestamp", ""))
+        if t is None:  # as the backend: ASCII digits only, never int()'s " 7" or "-5"
             raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
         nonce = headers.get("X-Nonce", "")
         want = sign(self.keys[reader], method, path, t, nonce, body_digest(body))

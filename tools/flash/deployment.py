@@ -15,7 +15,7 @@ import re
 import time
 from pathlib import Path
 
-from loyalty.tools import mpybuild  # tools/ is on the path wherever the flash package is imported from
+from loyalty.tools import mpybuild
 
 from loyalty.tools.flash.errors import FlashError, NotMicroPython
 from loyalty.tools.flash.progress import Progress
