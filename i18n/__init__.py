@@ -1,0 +1,184 @@
+"""The host side's languages (`loyalty.i18n`): Italian first, English by choice.
+
+One message catalogue (`i18n/locale/<lang>/LC_MESSAGES/messages.po`, English msgids) serves
+the backend's pages (through Flask-Babel), its commands, and the operator's programs in
+tools/. The reader's own texts and the error codes shared with it stay in
+shared/protocol/errortexts.py; `error_text()` here reads them in the current language.
+
+The language of a process or a request:
+  - a request's, chosen by the dashboard (the manager's setting, the browser's before login)
+    and set here with `use()`, so that domain code (no Flask) speaks it too;
+  - otherwise the process's: LOYALTY_LANG, then the usual LANGUAGE, LC_ALL, LC_MESSAGES,
+    LANG; Italian when none of them names a language we have.
+
+    >>> with using("en"):
+    ...     euro(123456), gettext("Stores")
+    ('€1,234.56', 'Stores')
+    >>> with using("it"):
+    ...     euro(123456), gettext("Stores")
+    ('1.234,56\\xa0€', 'Negozi')
+
+The catalogues are compiled by the build (`make`: `.mo` files are never committed); a
+catalogue whose `.po` is newer than its `.mo` is compiled again when first used.
+"""
+import contextlib
+import contextvars
+import gettext as _stdlib_gettext
+import os
+from decimal import Decimal
+from pathlib import Path
+
+from babel.dates import format_date, format_datetime, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal, format_percent
+from babel.support import Translations
+
+LANGUAGES = ("it", "en")
+DEFAULT = "it"
+DOMAIN = "messages"
+# the catalogues; LOYALTY_TRANSLATIONS points elsewhere (the pseudo-locale test does)
+LOCALE_DIR = Path(os.environ.get("LOYALTY_TRANSLATIONS") or Path(__file__).resolve().parent / "locale")
+
+_current = contextvars.ContextVar("loyalty_language", default=None)
+_loaded = {}
+
+
+def N_(message):
+    """Marks `message` for the catalogue where it is defined; translated where it is shown."""
+    return message
+
+
+def compile_catalogues(folder=None):
+    """Write the `.mo` of every `.po` under `folder` that is missing or older; the paths written."""
+    written = []
+    for po in sorted(Path(folder or LOCALE_DIR).glob("*/LC_MESSAGES/%s.po" % DOMAIN)):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with open(po, "rb") as f:
+                catalog = read_po(f)
+            tmp = mo.with_suffix(".mo.tmp")
+            with open(tmp, "wb") as f:
+                write_mo(f, catalog)
+            os.replace(tmp, mo)  # another process may be reading the old one
+            written.append(mo)
+    return written
+
+
+def translations(lang):
+    """The catalogue of `lang` (compiled first if its .po changed)."""
+    t = _loaded.get(lang)
+    if t is None:
+        compile_catalogues()
+        t = Translations.load(str(LOCALE_DIR), [lang], DOMAIN)
+        _loaded[lang] = t
+    return t
+
+
+def supported(lang):
+    """`lang` ("en", "en_GB", "it-IT") as one of LANGUAGES, or None."""
+    if not lang:
+        return None
+    base = lang.replace("-", "_").split("_")[0].split(".")[0].lower()
+    return base if base in LANGUAGES else None
+
+
+def process_language(environ=None):
+    """The process's language: LOYALTY_LANG, then LANGUAGE, LC_ALL, LC_MESSAGES, LANG; else Italian."""
+    env = os.environ if environ is None else environ
+    for name in ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        for part in (env.get(name) or "").split(":"):  # LANGUAGE may list several
+            found = supported(part)
+            if found:
+                return found
+    return DEFAULT
+
+
+def language():
+    """The language now: the request's (use()) or the process's."""
+    return _current.get() or process_language()
+
+
+def use(lang):
+    """Speak `lang` in this context (a request, a thread) from now on; returns a token for reset()."""
+    return _current.set(supported(lang) or DEFAULT)
+
+
+def reset(token):
+    _current.reset(token)
+
+
+@contextlib.contextmanager
+def using(lang):
+    token = use(lang)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def for_commands():
+    """Make a command-line program speak the process's language: argparse's and click's own
+    texts ("usage:", "Show this message and exit.") come through the standard library's
+    gettext, which reads LANGUAGE; it is set to the language chosen here, and pointed at
+    this catalogue."""
+    lang = process_language()
+    os.environ["LANGUAGE"] = lang
+    compile_catalogues()
+    _stdlib_gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    _stdlib_gettext.textdomain(DOMAIN)
+    return lang
+
+
+def gettext(message, **values):
+    """`message` in the current language, with `values` put into its %(name)s places."""
+    text = translations(language()).gettext(message)
+    return text % values if values else text
+
+
+def ngettext(singular, plural, n, **values):
+    """The form for `n` (n is also given to the text as %(n)s)."""
+    text = translations(language()).ngettext(singular, plural, n)
+    return text % dict(values, n=n)
+
+
+_ = gettext
+
+
+# -- formats (CLDR's, through Babel) ------------------------------------------------------
+
+def euro(cents):
+    """`cents` as an amount in euro: 1.234,56 € in Italian, €1,234.56 in English."""
+    return format_currency(Decimal(cents) / 100, "EUR", locale=language())
+
+
+def number(n):
+    return format_decimal(n, locale=language())
+
+
+def percent(fraction, digits=0):
+    """`fraction` (0.425) as a percentage: 43 % or 42,5 % with digits=1."""
+    return format_percent(fraction, format="#,##0.%s%%" % ("0" * digits) if digits else None, locale=language())
+
+
+def date(moment):
+    """A day (a datetime in the store's zone): 14 nov 2023."""
+    return format_date(moment, "medium", locale=language())
+
+
+def time(moment):
+    """A time of day (a datetime in the store's zone), to the second: 23:13:20."""
+    return format_time(moment, "medium", tzinfo=moment.tzinfo, locale=language())
+
+
+def datetime(moment):
+    """A moment (an aware datetime, shown in its own zone): 14 nov 2023, 23:13:20 CET."""
+    return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=language()) + " " + \
+        format_datetime(moment, "z", tzinfo=moment.tzinfo, locale=language())
+
+
+def error_text(code):
+    """The text of a shared error code (shared/protocol/errortexts.py) in the current language."""
+    from loyalty.protocol import errors
+
+    return errors.text(code, language())
