@@ -6,15 +6,22 @@ and the session secret live in the instance folder, never in the repository.
     app = create_app({"DATABASE": "/tmp/x.db"})
 
 Blueprints: `syncapi` (the readers' sync API, /api/v1/sync/...), `auth` (managers'
-login), `dashboard` (stores overview and reader pages, each with a JSON twin).
+login and their language), `dashboard` (stores overview and reader pages, each with a
+JSON twin).
+
+Languages (loyalty.i18n): Flask-Babel picks each request's (auth.choose_language) and the
+catalogue is loyalty.i18n's, for templates and domain code alike; the sync API answers
+readers with codes and does not need one.
 """
 import os
 import secrets
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, g, request
+from flask_babel import Babel, get_locale
 
-from loyalty.backend import auth, cli, requestdb
+from loyalty import i18n
+from loyalty.backend import auth, cli, errorpages, requestdb
 from loyalty.backend.dashboard import views as dashboard
 from loyalty.backend.sync import api as syncapi
 from loyalty.backend.config import DEFAULTS
@@ -39,6 +46,31 @@ def _secret_key(instance):
     return path.read_text().strip()
 
 
+def _languages(app):
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["LANGUAGE"]
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(i18n.LOCALE_DIR)
+    i18n.compile_catalogues()
+    Babel(app, locale_selector=auth.choose_language)
+    # one catalogue and one language for templates and domain code: Jinja's _() is
+    # loyalty.i18n's, which speaks the language set below for the request
+    app.jinja_env.install_gettext_callables(i18n.template_gettext, i18n.template_ngettext, newstyle=True)
+
+    @app.before_request
+    def _speak():
+        if not request.path.startswith("/api/"):  # readers get codes, not sentences
+            g.language_token = i18n.use(str(get_locale()))
+
+    @app.teardown_request
+    def _done(exc):
+        token = g.pop("language_token", None)
+        if token is not None:
+            i18n.reset(token)
+
+    @app.context_processor
+    def _language():
+        return {"lang": i18n.language(), "languages": i18n.LANGUAGES, "language_name": i18n.language_name}
+
+
 def create_app(test_config=None):
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
@@ -56,10 +88,14 @@ def create_app(test_config=None):
         app.config["DATABASE"] = os.environ.get("LOYALTY_DB") or os.path.join(app.instance_path, "loyalty.db")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+    if i18n.supported(app.config["LANGUAGE"]) is None:
+        app.config["LANGUAGE"] = i18n.process_language()
+    _languages(app)
 
     app.register_blueprint(syncapi.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    errorpages.init_app(app)
     cli.register(app)
     requestdb.init_app(app)
     return app

@@ -33,6 +33,8 @@ import threading
 from loyalty.backend import db as dbmod
 from loyalty.backend.audit import MISMATCH, OK, Auditor, RulesBook
 from loyalty.backend.cardstates import CardStates
+from loyalty import i18n
+from loyalty.i18n import _, ngettext
 
 CHUNK = 500  # receipts per transaction: a chunk's UPDATEs hold the write lock for a few ms
 
@@ -168,7 +170,8 @@ def summary(verdicts):
     """'audited 3 receipts, 1 mismatch' for audit_all's counts."""
     n = verdicts[OK] + verdicts[MISMATCH]
     m = verdicts[MISMATCH]
-    return "audited %d receipt%s, %d mismatch%s" % (n, "" if n == 1 else "s", m, "" if m == 1 else "es")
+    return _("%(audited)s, %(mismatches)s", audited=ngettext("audited %(num)d receipt", "audited %(num)d receipts", n),
+             mismatches=ngettext("%(num)d mismatch", "%(num)d mismatches", m))
 
 
 def last_batch_sql():
@@ -277,15 +280,16 @@ class _Stop(threading.Event):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--db", required=True, help="the backend's SQLite file")
-    ap.add_argument("--once", action="store_true", help="audit what awaits audit now, print the counts, exit")
-    ap.add_argument("--interval", type=float, default=0.5, help="seconds between looks when nothing awaits")
-    ap.add_argument("--parent", type=int, help="exit when this process (the server) is gone")
+    i18n.for_commands()
+    ap = argparse.ArgumentParser(description=_("The auditor: recomputes the discount of every stored receipt."))
+    ap.add_argument("--db", required=True, help=_("the backend's SQLite file"))
+    ap.add_argument("--once", action="store_true", help=_("audit what awaits audit now, print the counts, exit"))
+    ap.add_argument("--interval", type=float, default=0.5, help=_("seconds between looks when nothing awaits"))
+    ap.add_argument("--parent", type=int, help=_("exit when this process (the server) is gone"))
     ap.add_argument("--idle", action="store_true",
-                    help="run only on a core nothing else wants (Linux SCHED_IDLE; elsewhere nice 19)")
+                    help=_("run only on a core nothing else wants (Linux SCHED_IDLE; elsewhere nice 19)"))
     ap.add_argument("--patience", type=float, default=5.0,
-                    help="seconds at most to let a burst of batches pass before auditing alongside it")
+                    help=_("seconds at most to let a burst of batches pass before auditing alongside it"))
     args = ap.parse_args(argv)
     if args.idle:
         run_when_idle()
@@ -296,7 +300,7 @@ def main(argv=None):
             print(summary(audit_all(db)))
             return 0
     except dbmod.SchemaError as e:
-        raise SystemExit("cannot audit: %s" % e)
+        raise SystemExit(_("cannot audit: %(error)s", error=e))
     finally:
         db.conn.close()
     stop = _Stop(args.parent)

@@ -23,7 +23,8 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   tiers, promotions, limits   head office's rules; each change publishes rules_versions
   rules_versions every rules object readers were ever given, by version (for the audit)
   card_epochs    the issuer key of each card key epoch (docs/cards.md)
-  managers       dashboard logins; store_id NULL = head office (sees every store)
+  managers       dashboard logins; store_id NULL = head office (sees every store); each
+                 manager's language (NULL: the backend's default)
 """
 import contextlib
 import os
@@ -164,7 +165,12 @@ def _v6(db):
     db["readers"].add_column("keys_version", int)
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6]  # step n brings the schema from version n-1 to n; append, never edit
+def _v7(db):
+    # each manager's language for the dashboard ("it", "en"); NULL: the backend's default
+    db["managers"].add_column("lang", str)
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

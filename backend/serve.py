@@ -31,7 +31,9 @@ import time
 
 import waitress
 
+from loyalty import i18n
 from loyalty.backend import db as dbmod
+from loyalty.i18n import _
 from loyalty.backend.app import create_app
 from loyalty.backend.auditor import die_with_parent
 
@@ -102,7 +104,7 @@ class _Auditor:
     def _watch(self):
         while not self.stopping.wait(2):
             if self.proc.poll() is not None and not self.stopping.is_set():
-                print("auditor ended (status %s): starting it again" % self.proc.returncode,
+                print(_("auditor ended (status %(status)s): starting it again", status=self.proc.returncode),
                       file=sys.stderr, flush=True)
                 self.proc = start_auditor(self.database, parent=os.getpid())
 
@@ -182,22 +184,25 @@ def _stop_workers(pids):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8000)
-    ap.add_argument("--threads", type=int, default=8, help="request threads per server process")
-    ap.add_argument("--processes", type=int, default=1, help="server processes sharing the socket")
-    ap.add_argument("--db", help="SQLite file (default: the instance folder's loyalty.db)")
+    i18n.for_commands()
+    ap = argparse.ArgumentParser(prog="loyalty-backend", description=_("The backend on waitress, a multi-threaded "
+                                                                       "WSGI server, with its auditor."))
+    ap.add_argument("--host", default="127.0.0.1", help=_("the address to listen on"))
+    ap.add_argument("--port", type=int, default=8000, help=_("the port (0: any free one)"))
+    ap.add_argument("--threads", type=int, default=8, help=_("request threads per server process"))
+    ap.add_argument("--processes", type=int, default=1, help=_("server processes sharing the socket"))
+    ap.add_argument("--db", help=_("SQLite file (default: the instance folder's loyalty.db)"))
     ap.add_argument("--no-auditor", dest="auditor", action="store_false",
-                    help="do not start the auditor (receipts wait for `flask audit` or another auditor)")
+                    help=_("do not start the auditor (receipts wait for `flask audit` or another auditor)"))
     args = ap.parse_args(argv)
     try:
         app = make_app(args.db)
         sock = listen(args.host, args.port)
     except dbmod.SchemaError as e:
-        raise SystemExit("cannot start: %s" % e)
+        raise SystemExit(_("cannot start: %(error)s", error=e))
     except OSError as e:
-        raise SystemExit("cannot listen on %s:%d: %s" % (args.host, args.port, e.strerror or e))
+        raise SystemExit(_("cannot listen on %(host)s:%(port)d: %(error)s", host=args.host, port=args.port,
+                           error=e.strerror or e))
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -215,7 +220,8 @@ def main(argv=None):
         keeper = dbmod.connect(app.config["DATABASE"])
         try:
             server = build_server(threads=args.threads, sock=sock, app=app)
-            print("serving on http://%s:%s" % (args.host, sock.getsockname()[1]), flush=True)
+            # the URL is what programs starting the server read (sim/backendproc.py)
+            print(_("serving on %(url)s", url="http://%s:%s" % (args.host, sock.getsockname()[1])), flush=True)
             server.run()
         finally:
             keeper.conn.close()

@@ -19,9 +19,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from loyalty.testing import runtimes
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LOWEST_KB = 24
 

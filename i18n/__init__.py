@@ -32,7 +32,7 @@ from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
-from babel.support import Translations
+from babel.support import LazyProxy, Translations
 
 LANGUAGES = ("it", "en")
 DEFAULT = "it"
@@ -47,6 +47,11 @@ _loaded = {}
 def N_(message):
     """Marks `message` for the catalogue where it is defined; translated where it is shown."""
     return message
+
+
+def N_plural(singular, plural):
+    """Marks a text with its plural for the catalogue (translated with ngettext where shown)."""
+    return singular, plural
 
 
 def compile_catalogues(folder=None):
@@ -81,6 +86,14 @@ def supported(lang):
         return None
     base = lang.replace("-", "_").split("_")[0].split(".")[0].lower()
     return base if base in LANGUAGES else None
+
+
+def language_name(lang):
+    """A language's name in itself ("italiano", "English"): CLDR's, never translated."""
+    from babel import Locale
+
+    name = Locale.parse(lang).get_display_name(lang)
+    return name[:1].upper() + name[1:]
 
 
 def process_language(environ=None):
@@ -137,12 +150,26 @@ def gettext(message, **values):
 
 
 def ngettext(singular, plural, n, **values):
-    """The form for `n` (n is also given to the text as %(n)s)."""
+    """The form for `n` (given to the text as %(num)s, as in templates)."""
     text = translations(language()).ngettext(singular, plural, n)
-    return text % dict(values, n=n)
+    return text % dict(values, num=n)
+
+
+def template_gettext(message):
+    """For Jinja (newstyle gettext), which puts in the values itself, escaping them."""
+    return translations(language()).gettext(message)
+
+
+def template_ngettext(singular, plural, n):
+    return translations(language()).ngettext(singular, plural, n)
 
 
 _ = gettext
+
+
+def lazy(message):
+    """`message` translated when it is shown, not when it is defined (click's help texts)."""
+    return LazyProxy(gettext, message, enable_cache=False)
 
 
 # -- formats (CLDR's, through Babel) ------------------------------------------------------
@@ -157,8 +184,9 @@ def number(n):
 
 
 def percent(fraction, digits=0):
-    """`fraction` (0.425) as a percentage: 43 % or 42,5 % with digits=1."""
-    return format_percent(fraction, format="#,##0.%s%%" % ("0" * digits) if digits else None, locale=language())
+    """`fraction` (0.425) as a percentage: '43%', or '42,5%' in Italian with up to digits=1
+    decimals ('35%', not '35,0%')."""
+    return format_percent(fraction, format="#,##0.%s%%" % ("#" * digits) if digits else None, locale=language())
 
 
 def date(moment):
@@ -171,10 +199,17 @@ def time(moment):
     return format_time(moment, "medium", tzinfo=moment.tzinfo, locale=language())
 
 
+def hour(moment):
+    """A time of day to the minute (a chart's axis): 18:00, 6:00 PM."""
+    return format_time(moment, "short", tzinfo=moment.tzinfo, locale=language())
+
+
 def datetime(moment):
-    """A moment (an aware datetime, shown in its own zone): 14 nov 2023, 23:13:20 CET."""
-    return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=language()) + " " + \
-        format_datetime(moment, "z", tzinfo=moment.tzinfo, locale=language())
+    """A moment (an aware datetime, shown in its own zone): 14 nov 2023, 23:13:20 CET.
+
+    The zone by its abbreviation (CET, CEST, GMT): CLDR has no short names for most
+    zones in Italian or English, and its "GMT+1" says less to a store manager."""
+    return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=language()) + " " + moment.strftime("%Z")
 
 
 def error_text(code):

@@ -63,7 +63,7 @@ class Backend:
             if not ready:
                 break
             line = self.proc.stdout.readline()
-            if line.startswith(b"serving on "):
+            if b" http://" in line:  # "serving on URL", in whichever language the server speaks
                 self.url = line.split()[-1].decode()
                 self.port = int(self.url.rsplit(":", 1)[1])  # a restart keeps the port
                 return self

@@ -5,7 +5,15 @@ Tests import the host packages as installed (`loyalty.protocol`, `loyalty.backen
 firmware/ and shared/ on the path for the few tests that run a firmware module under
 CPython, where it imports `protocol` and `drivers` as it does on the reader.
 """
+import os
+
 import pytest
+
+# The tests read what the code says in English: LOYALTY_LANG for this process and every
+# program it starts (servers, tools, MicroPython runs ignore it). The Italian default, the
+# catalogues and the pseudo-locale have tests of their own (tests/test_languages.py,
+# tests/backend/test_languages.py), which choose the language they look at.
+os.environ["LOYALTY_LANG"] = "en"
 
 # tests/mpy holds modules that run on MicroPython through test_runtimes.py, not pytest's own
 collect_ignore = ["mpy"]

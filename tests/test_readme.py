@@ -18,7 +18,7 @@ from loyalty.testing import runtimes
 
 ROOT = runtimes.ROOT
 README = ROOT / "README.md"
-ROOTS = ["firmware", "shared/protocol", "backend", "tools", "sim", "demo", "tests/support"]
+ROOTS = ["firmware", "shared/protocol", "backend", "tools", "sim", "demo", "tests/support", "i18n"]
 NAME = re.compile(r"`([A-Za-z0-9_]+(?:\.py|/))`")
 
 

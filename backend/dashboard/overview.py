@@ -3,8 +3,8 @@
 No Flask here: each function takes a sqlite_utils.Database and values, so the views,
 the tests and the benchmark call the same code. The views render the dicts as HTML or
 send them as they are (the JSON twins): plain numbers (cents, epoch seconds) with
-formatted strings beside them (`*_text`: euro amounts Italian-style, times in the
-store's own time zone).
+formatted strings beside them (`*_text`: euro amounts, dates and times in the store's own
+time zone, in the current language and its conventions: loyalty.i18n, CLDR through Babel).
 
     db = backend.db.connect("instance/loyalty.db")
     page = stores_overview(db, int(time.time()), {"LAGGING_AFTER": 300, "OFFLINE_AFTER": 1800})
@@ -20,11 +20,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from loyalty import i18n
 from loyalty.backend import auditor
-from loyalty.backend.dashboard import readerstate
 from loyalty.backend.config import DEFAULTS
+from loyalty.backend.dashboard import readerstate
 from loyalty.backend.db import meta_int
-from loyalty.protocol import errors
+from loyalty.i18n import N_, _
 
 BATCHES_SHOWN = 20
 REFUSALS_SHOWN = 20
@@ -45,10 +46,8 @@ OVERVIEW_COLUMNS = _with_state(("id", "store_id", "name", "used", "capacity"))
 # -- formatting --------------------------------------------------------------------------
 
 def euro(cents):
-    """Cents as euro, Italian-style: euro(123456) -> '€ 1.234,56', euro(-5) -> '€ -0,05'."""
-    cents = int(cents or 0)
-    units, rest = divmod(abs(cents), 100)
-    return "€ %s%s,%02d" % ("-" if cents < 0 else "", "{:,}".format(units).replace(",", "."), rest)
+    """Cents as euro in the current language: '1.234,56 €' in Italian, '€1,234.56' in English."""
+    return i18n.euro(int(cents or 0))
 
 
 @lru_cache(maxsize=None)
@@ -65,11 +64,16 @@ def local_day(t, tz):
     return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d")
 
 
+def day_text(t, tz):
+    """The store-local day of epoch second t for people: '1 mar 2025', 'Mar 1, 2025'."""
+    return i18n.date(datetime.fromtimestamp(t, tz))
+
+
 def local_time(t, tz):
-    """Epoch second t in the store's zone: '2025-03-01 14:03:05 CET'; '—' for None."""
+    """Epoch second t in the store's zone: '1 mar 2025, 14:03:05 CET'; '—' for None."""
     if t is None:
         return "—"
-    return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return i18n.datetime(datetime.fromtimestamp(t, tz))
 
 
 def ago(t, now):
@@ -77,26 +81,26 @@ def ago(t, now):
     if t is None:
         return "—"
     if now - t < 1:
-        return "just now"
-    return readerstate.duration(now - t) + " ago"
+        return _("just now")
+    return _("%(duration)s ago", duration=readerstate.duration(now - t))
 
 
 def signed_seconds(s):
     """'+3 s', '-75 s', '0 s'; '—' for None (clock offsets and drifts)."""
     if s is None:
         return "—"
-    return "%+d s" % s if s else "0 s"
+    return _("%(seconds)s s", seconds="%+d" % s if s else "0")
 
 
 def size(n):
-    """Bytes for people: '512 B', '48.5 KiB', '1.5 MiB'; '—' for None."""
+    """Bytes for people: '512 B', '48,5 KiB' ('48.5 KiB' in English), '1,5 MiB'; '—' for None."""
     if n is None:
         return "—"
     if n < 1024:
-        return "%d B" % n
+        return _("%(n)s B", n=i18n.number(n))
     if n < 1024 * 1024:
-        return "%.1f KiB" % (n / 1024)
-    return "%.1f MiB" % (n / 1024 / 1024)
+        return _("%(n)s KiB", n=i18n.number(round(n / 1024, 1)))
+    return _("%(n)s MiB", n=i18n.number(round(n / 1024 / 1024, 1)))
 
 
 def percent(used, capacity):
@@ -106,15 +110,25 @@ def percent(used, capacity):
 
 
 def journal_text(journal, used, capacity):
-    """'ok, 35 % used', 'nearly full, 92 % used', 'unknown'."""
-    words = (journal or "unknown").replace("_", " ")
+    """'ok, 35% used', 'nearly full, 92.5% used', 'unknown' (Italian: 'ok, 35% usato')."""
+    words = readerstate.journal_word(journal)
     p = percent(used, capacity)
-    return words if p is None else "%s, %s %% used" % (words, ("%.1f" % p).rstrip("0").rstrip("."))
+    return words if p is None else _("%(state)s, %(percent)s used", state=words, percent=i18n.percent(p / 100, 1))
 
 
 def error_text(code):
-    """The shared error table's English sentence for a code; '' for none."""
-    return errors.text(code, "en") if code else ""
+    """The shared error table's sentence for a code (shared/protocol/errortexts.py), in the
+    current language; '' for none."""
+    return i18n.error_text(code) if code else ""
+
+
+OUTCOMES = {"accepted": N_("accepted"), "refused": N_("refused")}
+KINDS = {"sale": N_("sale"), "void": N_("void"), "return": N_("return")}
+
+
+def word(words, code):
+    """A code's word in the current language (`words`: code -> English), or the code itself."""
+    return _(words[code]) if code in words else (code or "")
 
 
 # -- SQL ----------------------------------------------------------------------------------
@@ -226,11 +240,11 @@ def legend(cfg):
 
 # -- the stores overview --------------------------------------------------------------------
 
-def _overview_reader(r, now, tz, lag, off, versions):
+def _overview_reader(r, now, tz, lag, off, versions, words):
     st, reason = _state(r, now, lag, off, versions)
     oldest_age = now - r["oldest_t"] if r["pending"] and r["oldest_t"] is not None else None
     return {
-        "id": r["id"], "name": r["name"], "state": st, "state_text": readerstate.WORDS[st],
+        "id": r["id"], "name": r["name"], "state": st, "state_text": words[st],
         "reason": reason,
         "last_contact": r["last_contact"], "last_contact_text": local_time(r["last_contact"], tz),
         "last_contact_ago": ago(r["last_contact"], now),
@@ -268,17 +282,19 @@ def stores_overview(db, now, cfg, store_id=None):
         by_store.setdefault(r["store_id"], []).append(r)
 
     everywhere = dict.fromkeys(readerstate.STATES, 0)
+    words = readerstate.words()
     out = []
     for s in stores:
         tz = s.pop("zone")
         day = totals.get(s["id"], {})
-        readers = [_overview_reader(r, now, tz, lag, off, versions) for r in by_store.get(s["id"], [])]
+        readers = [_overview_reader(r, now, tz, lag, off, versions, words) for r in by_store.get(s["id"], [])]
         counts = dict.fromkeys(readerstate.STATES, 0)
         for r in readers:
             counts[r["state"]] += 1
             everywhere[r["state"]] += 1
         gross, discount = day.get("gross", 0), day.get("discount", 0)
-        s.update({"receipts": day.get("receipts", 0), "gross": gross, "discount": discount,
+        s.update({"today_text": day_text(now, tz), "receipts": day.get("receipts", 0), "gross": gross,
+                  "discount": discount,
                   "gross_text": euro(gross), "discount_text": euro(discount),
                   "states": counts, "readers": readers})
         out.append(s)
@@ -325,7 +341,7 @@ def pending_chart(samples, now, tz, width=640, height=180):
     while hour <= now:
         local = datetime.fromtimestamp(hour, tz)
         if local.hour % 6 == 0:
-            x_ticks.append({"x": round(x(hour), 1), "label": local.strftime("%H:%M")})
+            x_ticks.append({"x": round(x(hour), 1), "label": i18n.hour(local)})
         hour += 3600
     y_ticks = [{"y": round(y(v), 1), "label": str(v)}
                for v in sorted({0, ymax // 2, ymax}) if v == 0 or v * 2 == ymax or v == ymax]
@@ -344,6 +360,7 @@ def pending_chart(samples, now, tz, width=640, height=180):
 def _batch(b, tz):
     b = dict(b)
     b.update({"t_text": local_time(b["t"], tz), "code_text": error_text(b["code"]),
+              "outcome_text": word(OUTCOMES, b["outcome"]),
               "gross_text": None if b["gross"] is None else euro(b["gross"]),
               "discount_text": None if b["discount"] is None else euro(b["discount"])})
     return b
@@ -357,7 +374,7 @@ def _refusal(r, tz):
 
 def _mismatch(m, tz):
     m = dict(m)
-    m.update({"t_text": local_time(m["t"], tz),
+    m.update({"t_text": local_time(m["t"], tz), "kind_text": word(KINDS, m["kind"]),
               "gross_text": None if m["gross"] is None else euro(m["gross"]),
               "discount_text": None if m["discount"] is None else euro(m["discount"])})
     return m
@@ -385,7 +402,7 @@ def reader_detail(db, reader_id, now, cfg):
     pending = r["pending"] or 0
     oldest_age = now - r["oldest_t"] if pending and r["oldest_t"] is not None else None
     r.update({
-        "state": st, "state_text": readerstate.WORDS[st], "reason": reason, "pending": pending,
+        "state": st, "state_text": readerstate.words()[st], "reason": reason, "pending": pending,
         "last_contact_text": local_time(r["last_contact"], tz),
         "last_contact_ago": ago(r["last_contact"], now),
         "last_batch_text": local_time(r["last_batch"], tz),

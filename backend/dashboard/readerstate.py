@@ -1,7 +1,12 @@
 """A reader's sync state as the dashboard shows it: one word, one colour, one reason.
 
-    >>> state({"last_contact": 1000, "last_batch": 1000, "pending": 0}, now=1060,
-    ...       lagging_after=300, offline_after=1800, rules_version=4, directory_version=9)
+    >>> from loyalty.i18n import using
+    >>> reader = {"last_contact": 1000, "last_batch": 1000, "pending": 0}
+    >>> with using("it"):
+    ...     state(reader, now=1060, lagging_after=300, offline_after=1800, rules_version=4, directory_version=9)
+    ('in_sync', 'Ultimo contatto 1 min fa, niente in attesa.')
+    >>> with using("en"):
+    ...     state(reader, now=1060, lagging_after=300, offline_after=1800, rules_version=4, directory_version=9)
     ('in_sync', 'Last contact 1 min ago, nothing pending.')
 
 The first rule that holds decides (thresholds in seconds, from the app's LAGGING_AFTER and
@@ -32,10 +37,10 @@ lagging     any of:
 in_sync     otherwise.
 
 Colours (CSS classes state-<name>): in sync green, lagging amber, offline red, refused
-purple, never seen grey. The dashboard always prints the word next to the colour.
+purple, never seen grey. The dashboard always prints the word next to the colour. Words
+and reasons are in the current language (loyalty.i18n); the states are codes.
 """
-from loyalty.protocol import errors
-
+from loyalty.i18n import N_, _, error_text, ngettext
 
 STATES = ("in_sync", "lagging", "refused", "offline", "never_seen")
 
@@ -45,11 +50,11 @@ COLUMNS = ("last_contact", "last_batch", "last_refusal_at", "last_refusal_code",
            "last_error", "journal", "rules_version", "directory_version")
 
 WORDS = {
-    "in_sync": "in sync",
-    "lagging": "lagging",
-    "refused": "refused",
-    "offline": "offline",
-    "never_seen": "never seen",
+    "in_sync": N_("in sync"),
+    "lagging": N_("lagging"),
+    "refused": N_("refused"),
+    "offline": N_("offline"),
+    "never_seen": N_("never seen"),
 }
 
 COLOURS = {
@@ -61,39 +66,49 @@ COLOURS = {
 }
 
 FULL_JOURNAL = ("nearly_full", "full")
+JOURNAL_WORDS = {"ok": N_("ok"), "nearly_full": N_("nearly full"), "full": N_("full"), "unknown": N_("unknown")}
+
+
+def words():
+    """{state: its word in the current language}."""
+    return {s: _(w) for s, w in WORDS.items()}
+
+
+def journal_word(journal):
+    return _(JOURNAL_WORDS.get(journal or "unknown", JOURNAL_WORDS["unknown"]))
 
 
 def duration(seconds):
-    """A short English duration: '45 s', '12 min', '3 h 05 min', '2 days'."""
+    """A short duration: '45 s', '12 min', '3 h 05 min', '2 days' ('2 giorni')."""
     seconds = max(0, int(seconds))
     if seconds < 60:
-        return "%d s" % seconds
+        return _("%(seconds)d s", seconds=seconds)
     if seconds < 3600:
-        return "%d min" % (seconds // 60)
+        return _("%(minutes)d min", minutes=seconds // 60)
     if seconds < 86400:
-        return "%d h %02d min" % (seconds // 3600, seconds % 3600 // 60)
+        return _("%(hours)d h %(minutes)02d min", hours=seconds // 3600, minutes=seconds % 3600 // 60)
     days = seconds // 86400
-    return "%d day%s" % (days, "" if days == 1 else "s")
+    return ngettext("%(num)d day", "%(num)d days", days)
 
 
 def legend(lagging_after, offline_after):
     """[(state, word, colour, rule)] for the dashboard's legend, in the order of STATES."""
     lag, off = duration(lagging_after), duration(offline_after)
     rules = {
-        "in_sync": ("In contact within %s, no receipt waiting over %s, its last sync went through, "
-                    "journal not full." % (lag, lag)),
-        "lagging": ("No contact for over %s, or receipts waiting over %s, or the reader reports a "
-                    "failed sync, or the journal nearly full, or rules/directory not fetched %s "
-                    "after publication." % (lag, lag, lag)),
-        "refused": "Its last sync was refused: its receipts are not coming in (see the reason).",
-        "offline": "No contact for over %s." % off,
-        "never_seen": "Never contacted the backend.",
+        "in_sync": _("In contact within %(lag)s, no receipt waiting over %(lag)s, its last sync went through, "
+                     "journal not full.", lag=lag),
+        "lagging": _("No contact for over %(lag)s, or receipts waiting over %(lag)s, or the reader reports a "
+                     "failed sync, or the journal nearly full, or rules/directory not fetched %(lag)s "
+                     "after publication.", lag=lag),
+        "refused": _("Its last sync was refused: its receipts are not coming in (see the reason)."),
+        "offline": _("No contact for over %(off)s.", off=off),
+        "never_seen": _("Never contacted the backend."),
     }
-    return [(s, WORDS[s], COLOURS[s], rules[s]) for s in STATES]
+    return [(s, _(WORDS[s]), COLOURS[s], rules[s]) for s in STATES]
 
 
 def _refusal_text(code):
-    return errors.text(code, "en") if code else "no reason recorded"
+    return error_text(code) if code else _("no reason recorded")
 
 
 def _behind(reader, now, lagging_after, ours, since, column, what):
@@ -102,7 +117,11 @@ def _behind(reader, now, lagging_after, ours, since, column, what):
     if theirs is None or ours is None or theirs >= ours:
         return False, None
     late = since is not None and reader["last_contact"] - since > lagging_after
-    return late, "%s version %d behind ours (%d)" % (what, theirs, ours)
+    return late, what % {"theirs": theirs, "ours": ours}
+
+
+_RULES_BEHIND = N_("rules version %(theirs)d behind ours (%(ours)d)")
+_DIRECTORY_BEHIND = N_("directory version %(theirs)d behind ours (%(ours)d)")
 
 
 def state(reader, now, lagging_after, offline_after, rules_version, directory_version,
@@ -114,45 +133,51 @@ def state(reader, now, lagging_after, offline_after, rules_version, directory_ve
     """
     contact = reader.get("last_contact")
     if contact is None:
-        return "never_seen", "Never contacted the backend."
+        return "never_seen", _("Never contacted the backend.")
     quiet = now - contact
     if quiet > offline_after:
-        return "offline", "No contact for %s." % duration(quiet)
+        return "offline", _("No contact for %(quiet)s.", quiet=duration(quiet))
 
     refused_at = reader.get("last_refusal_at")
     last_batch = reader.get("last_batch")
     code = reader.get("last_refusal_code")
     if refused_at is not None and (last_batch is None or refused_at >= last_batch):
-        return "refused", "Last sync refused %s ago: %s (%s)." % (
-            duration(now - refused_at), _refusal_text(code), code or "-")
+        return "refused", _("Last sync refused %(ago)s ago: %(reason)s (%(code)s).", ago=duration(now - refused_at),
+                            reason=_refusal_text(code), code=code or "-")
 
     lagging, notes = [], []
     if quiet > lagging_after:
-        lagging.append("no contact for %s" % duration(quiet))
+        lagging.append(_("no contact for %(quiet)s", quiet=duration(quiet)))
     pending = reader.get("pending") or 0
     oldest = reader.get("oldest_t")
     if pending and oldest is not None and now - oldest > lagging_after:
-        lagging.append("%d receipt%s waiting, the oldest for %s"
-                       % (pending, "" if pending == 1 else "s", duration(now - oldest)))
+        lagging.append(ngettext("%(num)d receipt waiting, the oldest for %(age)s",
+                                "%(num)d receipts waiting, the oldest for %(age)s", pending,
+                                age=duration(now - oldest)))
     error = reader.get("last_error") or ""
     if error.startswith("sync."):
         # its own word: the reader's last sync before this report failed (network, a
         # lost or spoiled answer); until a report says otherwise, it is not in step
-        lagging.append("the reader reports a failed sync: %s (%s)" % (_refusal_text(error), error))
+        lagging.append(_("the reader reports a failed sync: %(reason)s (%(code)s)",
+                         reason=_refusal_text(error), code=error))
     journal = reader.get("journal")
     if journal in FULL_JOURNAL:
-        lagging.append("journal %s" % journal.replace("_", " "))
-    for ours, since, column, what in ((rules_version, rules_since, "rules_version", "rules"),
+        lagging.append(_("journal %(state)s", state=journal_word(journal)))
+    for ours, since, column, what in ((rules_version, rules_since, "rules_version", _(_RULES_BEHIND)),
                                       (directory_version, directory_since, "directory_version",
-                                       "directory")):
+                                       _(_DIRECTORY_BEHIND))):
         late, sentence = _behind(reader, now, lagging_after, ours, since, column, what)
         if sentence:
             (lagging if late else notes).append(sentence)
     if lagging:
         return "lagging", _sentence(lagging + notes)
 
-    said = "Last contact " + ("just now" if quiet < 1 else "%s ago" % duration(quiet))
-    said += ", %d pending" % pending if pending else ", nothing pending"
+    if quiet < 1:
+        said = _("last contact just now, %(num)d pending", num=pending) if pending else \
+            _("last contact just now, nothing pending")
+    else:
+        said = _("last contact %(ago)s ago, %(num)d pending", ago=duration(quiet), num=pending) if pending else \
+            _("last contact %(ago)s ago, nothing pending", ago=duration(quiet))
     return "in_sync", _sentence([said] + notes)
 
 

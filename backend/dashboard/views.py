@@ -15,6 +15,7 @@ import time
 from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
                    url_for)
 
+from loyalty.i18n import _
 from loyalty.backend.dashboard import overview, readerstate
 from loyalty.backend.requestdb import get_db
 from loyalty.backend.auth import login_required, may_see_store
@@ -29,7 +30,7 @@ def clock():
 
 @bp.app_context_processor
 def _template_globals():
-    return {"state_colours": readerstate.COLOURS, "state_words": readerstate.WORDS,
+    return {"state_colours": readerstate.COLOURS, "state_words": readerstate.words(),
             "size": overview.size}
 
 
@@ -61,7 +62,7 @@ def _reader_data(reader_id):
     # another store's reader is as unknown as one that does not exist: a store manager
     # cannot probe which reader ids the other stores have
     if data is None or not may_see_store(g.manager, data["store"]["id"]):
-        abort(404, description="No reader %s in your stores." % reader_id)
+        abort(404, description=_("No reader %(reader)s in your stores.", reader=reader_id))
     return data
 
 
@@ -77,11 +78,3 @@ def reader(reader_id):
 def reader_json(reader_id):
     return jsonify(_reader_data(reader_id))
 
-
-@bp.errorhandler(404)
-def _error(e):
-    # this blueprint's own 404 only: the sync API answers its readers in its own way
-    if request.path.endswith(".json"):
-        return jsonify({"error": e.name.lower(), "detail": e.description}), e.code
-    return render_template("error.html", status=e.code, title=e.name,
-                           message=e.description), e.code

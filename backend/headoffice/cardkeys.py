@@ -12,6 +12,7 @@ from loyalty.backend.db import meta_int, set_meta, transaction
 from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
 from loyalty.protocol import loyaltycard
+from loyalty.i18n import _
 
 
 def new_card_epoch(db):
@@ -23,7 +24,7 @@ def new_card_epoch(db):
     with transaction(db):
         last = db.execute("SELECT max(epoch) FROM card_epochs").fetchone()[0] or 0
         if last >= 255:
-            raise InvalidValue("epoch", "all 255 card key epochs are used")
+            raise InvalidValue("epoch", _("all 255 card key epochs are used"))
         db.execute("INSERT INTO card_epochs(epoch, key_hex, created) VALUES(?, ?, ?)",
                    [last + 1, os.urandom(32).hex(), common.now()])
         set_meta(db, "card_keys_version", meta_int(db, "card_keys_version") + 1)
@@ -38,9 +39,9 @@ def retire_card_epoch(db, epoch):
     with transaction(db):
         row = db.execute("SELECT retired FROM card_epochs WHERE epoch=?", [epoch]).fetchone()
         if row is None:
-            raise NotFound("epoch", "no card key epoch %r" % (epoch,))
+            raise NotFound("epoch", _("no card key epoch %(epoch)r", epoch=epoch))
         if row[0]:
-            raise InvalidValue("epoch", "epoch %d is retired already" % epoch)
+            raise InvalidValue("epoch", _("epoch %(epoch)d is retired already", epoch=epoch))
         db.execute("UPDATE card_epochs SET retired=1 WHERE epoch=?", [epoch])
         set_meta(db, "card_keys_version", meta_int(db, "card_keys_version") + 1)
 
@@ -54,7 +55,7 @@ def issuer_key(db, epoch):
     """The issuer key (32 bytes) of `epoch`; NotFound if there is no such epoch."""
     row = db.execute("SELECT key_hex FROM card_epochs WHERE epoch=?", [epoch]).fetchone()
     if row is None:
-        raise NotFound("epoch", "no card key epoch %r: start one with new-card-epoch" % (epoch,))
+        raise NotFound("epoch", _("no card key epoch %(epoch)r: start one with new-card-epoch", epoch=epoch))
     return bytes.fromhex(row[0])
 
 
@@ -74,5 +75,5 @@ def issue_card_key(db, card):
     """(epoch, card key) for personalising a new card of the current epoch."""
     epoch = current_epoch(db)
     if epoch is None:
-        raise NotFound("epoch", "no card key epoch yet: start one with new-card-epoch")
+        raise NotFound("epoch", _("no card key epoch yet: start one with new-card-epoch"))
     return epoch, loyaltycard.card_key(issuer_key(db, epoch), card_text(card, "card"))

@@ -12,6 +12,7 @@ from loyalty.backend.db import meta_int, set_meta, transaction
 from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, card_text
 from loyalty.protocol import delta
+from loyalty.i18n import _
 
 ACTIVE, BLOCKED, REMOVED = delta.ACTIVE, delta.BLOCKED, delta.REMOVED
 STATUS_WORDS = {"active": ACTIVE, "blocked": BLOCKED, "removed": REMOVED}
@@ -61,7 +62,7 @@ def import_cards(db, rows):
     for i, row in enumerate(rows):
         where = "rows[%d]" % i
         if not isinstance(row, (list, tuple)) or len(row) not in (2, 3):
-            raise InvalidValue(where, "must be (card, tier) or (card, tier, status)")
+            raise InvalidValue(where, _("must be (card, tier) or (card, tier, status)"))
         card = card_text(row[0], where + ".card")
         tier = _tier(row[1], where + ".tier")
         status = _status(row[2], where + ".status") if len(row) == 3 and row[2] not in (None, "") else None
@@ -90,9 +91,9 @@ def check_new_card(db, card, tier):
     """Raise unless `card` can be issued now: a number not in the directory yet and a tier
     that exists (the issuing desks ask before they write a card, set_card after)."""
     if db.execute("SELECT 1 FROM cards WHERE card=?", [card]).fetchone():
-        raise AlreadyExists("card", "card %s is in the directory already: give a new number" % card)
+        raise AlreadyExists("card", _("card %(card)s is in the directory already: give a new number", card=card))
     if not isinstance(tier, int) or not db.execute("SELECT 1 FROM tiers WHERE id=?", [tier]).fetchone():
-        raise NotFound("tier", "no tier %r: add it first (flask --app loyalty.backend.app add-tier)" % (tier,))
+        raise NotFound("tier", _("no tier %(tier)r: add it first (flask --app loyalty.backend.app add-tier)", tier=tier))
 
 
 def set_card(db, card, tier=None, status=None):
@@ -107,11 +108,11 @@ def set_card(db, card, tier=None, status=None):
     if status is not None:
         status = _status(status, "status")
     if tier is None and status is None:
-        raise InvalidValue("", "nothing to change: give a tier or a status")
+        raise InvalidValue("", _("nothing to change: give a tier or a status"))
     with transaction(db):
         old = db.execute("SELECT tier, status FROM cards WHERE card=?", [card]).fetchone()
         if old is None and tier is None:
-            raise NotFound("card", "card %s is not in the directory: give its tier to add it" % card)
+            raise NotFound("card", _("card %(card)s is not in the directory: give its tier to add it", card=card))
         new = (old[0] if tier is None else tier,
                (old[1] if old else ACTIVE) if status is None else status)
         if old is not None and tuple(old) == new:

@@ -12,6 +12,7 @@ import time
 
 from loyalty.protocol import delta
 from loyalty.protocol.errors import DeltaError
+from loyalty.i18n import _
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
@@ -52,16 +53,16 @@ def now():
 
 def need_id(value, field):
     if not isinstance(value, str) or not _ID.match(value):
-        raise InvalidValue(field, "must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise InvalidValue(field, _("must be 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit"))
     if value.lower().endswith(".json"):
         # /readers/<id>.json is the JSON twin of /readers/<id>: an id cannot end so
-        raise InvalidValue(field, "must not end in .json")
+        raise InvalidValue(field, _("must not end in .json"))
     return value
 
 
 def need_text(value, lo, hi, field):
     if not isinstance(value, str) or not lo <= len(value) <= hi:
-        raise InvalidValue(field, "must be text of %d to %d characters" % (lo, hi))
+        raise InvalidValue(field, _("must be text of %(lo)d to %(hi)d characters", lo=lo, hi=hi))
     return value
 
 

@@ -19,6 +19,7 @@ from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, RulesRefused, need_text
 from loyalty.protocol import engine
 from loyalty.protocol.errors import RulesError
+from loyalty.i18n import _
 
 DEFAULT_LIMITS = {
     "receipt_max_cents": 5000,          # head office's maximum discount per receipt
@@ -105,7 +106,7 @@ def add_tier(db, id, code, bp, name=""):
     need_text(name, 0, 100, "name")
     with transaction(db):
         if db.execute("SELECT 1 FROM tiers WHERE id=?", [id]).fetchone():
-            raise AlreadyExists("id", "tier %d exists already: change it with set_tier" % id)
+            raise AlreadyExists("id", _("tier %(tier)d exists already: change it with set-tier", tier=id))
         db.execute("INSERT INTO tiers(id, code, name, bp) VALUES(?, ?, ?, ?)", [id, code, name, bp])
         return _publish(db)
 
@@ -121,10 +122,10 @@ def set_tier(db, id, code=None, bp=None, name=None):
     if name is not None:
         changes["name"] = need_text(name, 0, 100, "name")
     if not changes:
-        raise InvalidValue("", "nothing to change: give a code, a rate (bp) or a name")
+        raise InvalidValue("", _("nothing to change: give a code, a rate (bp) or a name"))
     with transaction(db):
         if not db.execute("SELECT 1 FROM tiers WHERE id=?", [id]).fetchone():
-            raise NotFound("id", "no tier %d" % id)
+            raise NotFound("id", _("no tier %(tier)d", tier=id))
         sets = ", ".join("%s=?" % k for k in changes)
         db.execute("UPDATE tiers SET %s WHERE id=?" % sets, list(changes.values()) + [id])
         return _publish(db)
@@ -136,7 +137,7 @@ def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None
     optional tiers and from/to epoch seconds); returns the rules version published."""
     need_text(id, 1, 32, "id")
     if kind not in KINDS:
-        raise InvalidValue("kind", "must be one of " + ", ".join(KINDS))
+        raise InvalidValue("kind", _("must be one of %(kinds)s", kinds=", ".join(KINDS)))
     # the engine judges the rules as a whole; these only keep what SQLite stores in range
     for name, value in (("min_cents", min_cents), ("bp", bp), ("cents", cents)):
         if value is not None:
@@ -147,13 +148,13 @@ def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None
     if tiers is not None:
         tiers = [checks.integer(t, 0, 255, "tiers", InvalidValue) for t in tiers]
         if not tiers:
-            raise InvalidValue("tiers", "an empty list would give the promotion to nobody: leave it out for every tier")
+            raise InvalidValue("tiers", _("an empty list would give the promotion to nobody: leave it out for every tier"))
     row = {"id": id, "kind": kind, "sku": sku, "category": category, "min_cents": min_cents,
            "bp": bp, "cents": cents, "tiers": None if tiers is None else json.dumps(tiers),
            "from_t": from_t, "to_t": to_t, "active": 1}
     with transaction(db):
         if db.execute("SELECT 1 FROM promotions WHERE id=?", [id]).fetchone():
-            raise AlreadyExists("id", "promotion %s exists already (ended ones keep their id)" % id)
+            raise AlreadyExists("id", _("promotion %(promotion)s exists already (ended ones keep their id)", promotion=id))
         names = list(row)
         db.execute("INSERT INTO promotions(%s) VALUES(%s)" % (", ".join(names), ", ".join("?" * len(names))),
                    [row[n] for n in names])
@@ -166,9 +167,9 @@ def end_promotion(db, id):
     with transaction(db):
         row = db.execute("SELECT active FROM promotions WHERE id=?", [id]).fetchone()
         if row is None:
-            raise NotFound("id", "no promotion %r" % (id,))
+            raise NotFound("id", _("no promotion %(promotion)r", promotion=id))
         if not row[0]:
-            raise InvalidValue("id", "promotion %s has ended already" % id)
+            raise InvalidValue("id", _("promotion %(promotion)s has ended already", promotion=id))
         db.execute("UPDATE promotions SET active=0 WHERE id=?", [id])
         return _publish(db)
 
@@ -177,10 +178,10 @@ def set_limits(db, **values):
     """Set offline limits (keys of LIMIT_KEYS; None leaves one as it is); returns the version."""
     for key in values:
         if key not in LIMIT_KEYS:
-            raise InvalidValue(key, "unknown limit; known: " + ", ".join(LIMIT_KEYS))
+            raise InvalidValue(key, _("unknown limit; known: %(limits)s", limits=", ".join(LIMIT_KEYS)))
     values = {k: v for k, v in values.items() if v is not None}
     if not values:
-        raise InvalidValue("", "nothing to change: give at least one limit")
+        raise InvalidValue("", _("nothing to change: give at least one limit"))
     for key, value in values.items():
         checks.integer(value, 0, 1 if key == "ntag_signature" else 10 ** 9, key, InvalidValue)
     with transaction(db):

@@ -11,6 +11,7 @@ import zoneinfo
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, need_id, need_text
+from loyalty.i18n import _
 
 
 def add_store(db, id, name, tz="Europe/Rome"):
@@ -20,10 +21,10 @@ def add_store(db, id, name, tz="Europe/Rome"):
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidValue("tz", "%r is not a known time zone (e.g. Europe/Rome)" % (tz,))
+        raise InvalidValue("tz", _("%(tz)r is not a known time zone (e.g. Europe/Rome)", tz=tz))
     with transaction(db):
         if db.execute("SELECT 1 FROM stores WHERE id=?", [id]).fetchone():
-            raise AlreadyExists("id", "store %s exists already" % id)
+            raise AlreadyExists("id", _("store %(store)s exists already", store=id))
         db.execute("INSERT INTO stores(id, name, tz) VALUES(?, ?, ?)", [id, name, tz])
 
 
@@ -37,9 +38,9 @@ def add_reader(db, id, store_id, name=""):
     key = os.urandom(32)
     with transaction(db):
         if not db.execute("SELECT 1 FROM stores WHERE id=?", [store_id]).fetchone():
-            raise NotFound("store", "no store %r: add it first" % (store_id,))
+            raise NotFound("store", _("no store %(store)r: add it first", store=store_id))
         if db.execute("SELECT 1 FROM readers WHERE id=?", [id]).fetchone():
-            raise AlreadyExists("id", "reader %s exists already" % id)
+            raise AlreadyExists("id", _("reader %(reader)s exists already", reader=id))
         db.execute("INSERT INTO readers(id, store_id, name, key_hex, created) VALUES(?, ?, ?, ?, ?)",
                    [id, store_id, name, key.hex(), common.now()])
     return key

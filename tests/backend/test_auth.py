@@ -53,7 +53,7 @@ def test_duplicate_username_is_refused_and_the_first_kept(dash_db):
     with pytest.raises(auth.ManagerError, match="already exists"):
         auth.create_manager(dash_db, "giulia", "another password")
     assert managers(dash_db) == [("giulia", "S1")]
-    assert auth.check_login(dash_db, "giulia", PASSWORD) == {"username": "giulia", "store_id": "S1"}
+    assert auth.check_login(dash_db, "giulia", PASSWORD) == {"username": "giulia", "store_id": "S1", "lang": None}
 
 
 # -- login required -------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_pages_redirect_to_login_with_next(dash_client, path):
 def test_json_twins_answer_401(dash_client, path):
     r = dash_client.get(path)
     assert r.status_code == 401
-    assert r.get_json() == {"error": "login required", "login": "/login"}
+    assert r.get_json() == {"error": "login required", "detail": "Log in to see this page.", "login": "/login"}
 
 
 # -- logging in -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from loyalty.backend.dashboard import overview
+from loyalty.i18n import using
 from dashrows import add_reader, add_store, dash_app, dash_db  # noqa: F401
 
 # 23:30 UTC on 1 March 2025: already 2 March in Rome (00:30 CET), still 1 March in London
@@ -16,25 +17,33 @@ CFG = {"LAGGING_AFTER": 300, "OFFLINE_AFTER": 1800}
 
 # -- formatting -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cents, text", [
-    (0, "€ 0,00"), (5, "€ 0,05"), (100, "€ 1,00"), (123456, "€ 1.234,56"),
-    (100000000, "€ 1.000.000,00"), (-5, "€ -0,05"), (-123456, "€ -1.234,56"), (None, "€ 0,00")])
-def test_euro_italian_style(cents, text):
-    assert overview.euro(cents) == text
+@pytest.mark.parametrize("cents, italian, english", [
+    (0, "0,00\xa0€", "€0.00"), (5, "0,05\xa0€", "€0.05"), (100, "1,00\xa0€", "€1.00"),
+    (123456, "1.234,56\xa0€", "€1,234.56"), (100000000, "1.000.000,00\xa0€", "€1,000,000.00"),
+    (-5, "-0,05\xa0€", "-€0.05"), (-123456, "-1.234,56\xa0€", "-€1,234.56"), (None, "0,00\xa0€", "€0.00")])
+def test_euro_in_each_language(cents, italian, english):
+    with using("it"):
+        assert overview.euro(cents) == italian
+    with using("en"):
+        assert overview.euro(cents) == english
 
 
-@pytest.mark.parametrize("t, tz, text", [
-    (NOW, "Europe/Rome", "2025-03-02 00:30:00 CET"),
-    (NOW, "Europe/London", "2025-03-01 23:30:00 GMT"),
-    (NOW, "America/New_York", "2025-03-01 18:30:00 EST"),
-    (NOW + 120 * 86400, "Europe/Rome", "2025-06-30 01:30:00 CEST"),  # summer time
-    (None, "Europe/Rome", "—")])
-def test_local_time_in_the_stores_zone(t, tz, text):
-    assert overview.local_time(t, overview.zone(tz)) == text
+@pytest.mark.parametrize("t, tz, italian, english", [
+    (NOW, "Europe/Rome", "2 mar 2025, 00:30:00 CET", "Mar 2, 2025, 12:30:00\u202fAM CET"),
+    (NOW, "Europe/London", "1 mar 2025, 23:30:00 GMT", "Mar 1, 2025, 11:30:00\u202fPM GMT"),
+    (NOW, "America/New_York", "1 mar 2025, 18:30:00 EST", "Mar 1, 2025, 6:30:00\u202fPM EST"),
+    (NOW + 120 * 86400, "Europe/Rome", "30 giu 2025, 01:30:00 CEST", "Jun 30, 2025, 1:30:00\u202fAM CEST"),  # summer time
+    (None, "Europe/Rome", "—", "—")])
+def test_local_time_in_the_stores_zone(t, tz, italian, english):
+    with using("it"):
+        assert overview.local_time(t, overview.zone(tz)) == italian
+    with using("en"):
+        assert overview.local_time(t, overview.zone(tz)) == english
 
 
 def test_an_unknown_zone_falls_back_to_utc():
-    assert overview.local_time(NOW, overview.zone("Mars/Olympus")) == "2025-03-01 23:30:00 UTC"
+    with using("it"):
+        assert overview.local_time(NOW, overview.zone("Mars/Olympus")) == "1 mar 2025, 23:30:00 UTC"
     assert overview.zone("") is timezone.utc
 
 
@@ -46,7 +55,7 @@ def test_ago(t, text):
 
 
 @pytest.mark.parametrize("journal, used, capacity, text", [
-    ("ok", 350, 1000, "ok, 35 % used"), ("nearly_full", 925, 1000, "nearly full, 92.5 % used"),
+    ("ok", 350, 1000, "ok, 35% used"), ("nearly_full", 925, 1000, "nearly full, 92.5% used"),
     ("full", None, None, "full"), (None, 1, 0, "unknown")])
 def test_journal_text(journal, used, capacity, text):
     assert overview.journal_text(journal, used, capacity) == text
@@ -100,14 +109,14 @@ def test_todays_totals_in_each_stores_zone(shop):
     assert (stores["S1"]["today"], stores["S1"]["receipts"], stores["S1"]["gross"],
             stores["S1"]["discount"]) == ("2025-03-02", 2, 2500, 125)
     assert (stores["S2"]["today"], stores["S2"]["receipts"], stores["S2"]["gross_text"],
-            stores["S2"]["discount_text"]) == ("2025-03-01", 7, "€ 1.234,56", "€ 34,56")
+            stores["S2"]["discount_text"]) == ("2025-03-01", 7, "€1,234.56", "€34.56")
     assert (stores["S3"]["receipts"], stores["S3"]["gross"], stores["S3"]["discount"]) == (0, 0, 0)
 
 
 def test_a_minute_before_romes_midnight_is_still_the_day_before(shop):
     stores = by_id(overview.stores_overview(shop, NOW - 31 * 60, CFG)["stores"])
     assert (stores["S1"]["today"], stores["S1"]["receipts"], stores["S1"]["gross_text"]) == \
-        ("2025-03-01", 10, "€ 1.000,00")
+        ("2025-03-01", 10, "€1,000.00")
 
 
 def test_readers_by_state_per_store_and_overall(shop):
@@ -129,9 +138,9 @@ def test_each_readers_line(shop):
     r2 = readers["R2"]
     assert (r2["pending"], r2["oldest_t"], r2["oldest_age"], r2["oldest_age_text"]) == \
         (4, NOW - 900, 900, "15 min")
-    assert r2["last_contact_text"] == "2025-03-02 00:29:00 CET"
+    assert r2["last_contact_text"] == "Mar 2, 2025, 12:29:00\u202fAM CET"
     assert r2["last_contact_ago"] == "1 min ago"
-    assert r2["journal_text"] == "ok, 35 % used"
+    assert r2["journal_text"] == "ok, 35% used"
     assert r2["state_text"] == "lagging" and "15 min" in r2["reason"]
     assert readers["R4"]["last_contact_text"] == "—" and readers["R4"]["oldest_age"] is None
     assert "Gap in sequence" in readers["R5"]["reason"]
@@ -213,7 +222,10 @@ def test_chart_geometry():
     assert points[0] == (c["left"], c["bottom"])        # 24 h ago, 0 pending
     assert c["ymax"] == 5 and points[1][1] == c["top"]  # the highest sample reaches the top
     assert points[2][0] == c["right"] and c["last"]["pending"] == 2
-    assert [t["label"] for t in c["x_ticks"]] == ["06:00", "12:00", "18:00", "00:00"]
+    assert [t["label"] for t in c["x_ticks"]] == ["6:00\u202fAM", "12:00\u202fPM", "6:00\u202fPM", "12:00\u202fAM"]
+    with using("it"):
+        assert [t["label"] for t in overview.pending_chart(samples, NOW, rome)["x_ticks"]] == \
+            ["06:00", "12:00", "18:00", "00:00"]
     assert [t["label"] for t in c["y_ticks"]] == ["0", "5"]
 
 

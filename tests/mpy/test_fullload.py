@@ -1,3 +1,4 @@
+# heapsize: 104k
 """A full load of the directory: the whole of it in pages from version 0, written once.
 
 The reference is a plain dict; every page goes through the real page parser.

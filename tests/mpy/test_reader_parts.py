@@ -1,3 +1,4 @@
+# heapsize: 104k
 """The reader's small parts, each on real files in a temporary folder: day totals, the
 display's words, the till line reader, the rules store and atomic file writes (the sync
 client's backoff: test_backoff.py).

@@ -1,0 +1,117 @@
+"""Every command in the pseudo-locale: the backend's `flask` commands and the operator's
+programs, each `--help` and what the commands print when they work and when they fail,
+with a catalogue that brackets every translated text (tests/support/pseudolocale.py).
+No word may be left outside a bracket but names, options, paths and codes.
+
+The programs run as an operator runs them (subprocesses, LOYALTY_TRANSLATIONS pointing at
+the pseudo-locale's catalogue, LOYALTY_LANG=it), and without LOYALTY_LANG they speak Italian.
+"""
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from loyalty.backend import cli
+from loyalty.testing import pseudolocale
+
+BIN = Path(sys.executable).parent
+FLASK = [str(BIN / "flask"), "--app", "loyalty.backend.app"]
+CARD = "6001000000000042"
+
+
+@pytest.fixture(scope="module")
+def pseudo_env(tmp_path_factory):
+    folder = pseudolocale.build(tmp_path_factory.mktemp("pseudo"))
+    env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
+    env.update(LOYALTY_TRANSLATIONS=str(folder), LOYALTY_LANG="it")
+    return env
+
+
+def run(cmd, env, stdin=None, cwd=None):
+    r = subprocess.run(cmd, env=env, input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd)
+    return r.returncode, r.stdout + r.stderr
+
+
+def words_of(*values):
+    """The words of names, options and paths a command was given: these may show as they are."""
+    found = set()
+    for v in values:
+        for w in re.findall(r"[\w'./=-]+", str(v)):
+            found.update((w, w.strip("-/.'="), w.lstrip("-")))
+            found.update(re.split(r"[/._=-]+", w))
+    return found
+
+
+def options_and_names(text):
+    """What a --help shows that is code: option names (--tz), metavars (STORE_ID, TEXT),
+    command names (add-store) and defaults in brackets."""
+    return set(re.findall(r"--?[\w-]+", text)) | set(re.findall(r"\b[A-Z][A-Z_]+\b", text)) | \
+        {w.lstrip("-") for w in re.findall(r"--?[\w-]+", text)}
+
+
+def check(outputs):
+    problems = []
+    for label, code, text, allowed in outputs:
+        left = pseudolocale.leftovers(text, allowed | options_and_names(text))
+        if left:
+            problems.append((label, code, sorted(set(left)), text[-600:]))
+    return problems
+
+
+def test_every_flask_command_is_translated(pseudo_env, tmp_path):
+    names = [c.name for c in cli.COMMANDS]
+    env = dict(pseudo_env, LOYALTY_INSTANCE=str(tmp_path / "instance"))
+    listed = run(FLASK + ["--help"], env)[1]
+    assert all(n in listed for n in names), listed
+    with ThreadPoolExecutor(2) as pool:
+        helps = list(pool.map(lambda n: (n,) + run(FLASK + [n, "--help"], env), names))
+    outputs = [("%s --help" % n, code, text, words_of("flask", n)) for n, code, text in helps]
+    assert all(code == 0 for _, code, _, _ in outputs)
+
+    (tmp_path / "cards.csv").write_text("card,tier\n%s,0\n" % CARD)
+    (tmp_path / "bad.csv").write_text("card,tier\n%s,x\n" % CARD)
+    (tmp_path / "pw").write_text("a long passphrase\n")
+    script = [
+        ["init-db"], ["add-store", "S1", "Milano Centro"], ["add-store", "S1", "Again"],
+        ["add-reader", "R1", "--store", "S1", "--out", str(tmp_path / "R1.json")],
+        ["add-reader", "R2", "--store", "S9"], ["show-rules"],
+        ["add-tier", "0", "base", "200", "--name", "Base"], ["set-tier", "0", "--bp", "250"],
+        ["set-tier", "7", "--bp", "250"], ["new-card-epoch"],
+        ["import-cards", str(tmp_path / "cards.csv")], ["import-cards", str(tmp_path / "bad.csv")],
+        ["set-card", CARD, "--block"], ["set-card", CARD], ["set-card", "6001000000000043", "--block"],
+        ["add-promotion", "P1", "--kind", "sku", "--sku", "1001", "--bp", "500"],
+        ["add-promotion", "P2", "--kind", "sku", "--sku", "1001", "--bp", "500", "--from", "tomorrow"],
+        ["end-promotion", "P1"], ["end-promotion", "P9"],
+        ["set-limits", "--card-day-max-cents", "10000"], ["set-limits"],
+        ["create-manager", "giulia", "--password-file", str(tmp_path / "pw")],
+        ["create-manager", "giulia", "--password-file", str(tmp_path / "pw")],
+        ["audit"], ["retire-card-epoch", "1"], ["retire-card-epoch", "1"], ["retire-card-epoch", "9"],
+        ["add-tier", "300", "x", "1"], ["no-such-command"],
+    ]
+    for args in script:
+        code, text = run(FLASK + args, env)
+        if args == ["show-rules"] and code == 0:
+            text = text.split("\n", 1)[0]  # the rules themselves are JSON for programs
+        outputs.append((" ".join(args), code, text, words_of(*args, tmp_path, "flask", "sku", "S1")))
+    codes = [code for _, code, _, _ in outputs[len(names):]]
+    assert codes.count(0) >= 14 and codes.count(0) < len(codes)  # both the happy and the unhappy ways
+    assert check(outputs) == []
+    print("pseudo-locale: %d flask commands, %d runs" % (len(names), len(outputs)))
+
+
+def test_without_a_language_the_commands_speak_italian(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
+    env["LOYALTY_INSTANCE"] = str(tmp_path / "instance")
+    code, text = run(FLASK + ["add-store", "--help"], env)
+    assert code == 0 and "Uso:" in text and "Aggiunge il negozio STORE_ID" in text and "Opzioni" in text
+    code, text = run(FLASK + ["add-store"], env)
+    assert code == 2 and "Argomento mancante 'STORE_ID'" in text
+    code, text = run(FLASK + ["init-db"], env)
+    assert code == 0 and text.startswith("versione dello schema ")
+    code, text = run(FLASK + ["add-store", "--help"], dict(env, LANG="en_GB.UTF-8"))
+    assert "Usage:" in text and "Add a store STORE_ID" in text
