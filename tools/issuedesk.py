@@ -16,7 +16,9 @@ With any reader nfcpy supports (--device usb, tty:USB0:pn532, udp:host:port) the
   4. reads the tag back as a reader does (protocol.cardread.identify), and only then
      puts the card in the directory with its tier (headoffice.set_card).
 Cards are issued in the current key epoch (headoffice.current_epoch) with its issuer key,
-which is never printed. Anything else a tag held in its NDEF message is replaced.
+which is never printed. Anything else a tag held in its NDEF message is replaced. The desk
+speaks the process's language (loyalty.i18n: Italian unless LOYALTY_LANG or the locale says
+English), its errors too.
 """
 import argparse
 import sys
@@ -25,8 +27,9 @@ import sys
 import nfc.clf
 import nfc.tag
 
+from loyalty.i18n import _, error_text, for_commands
 from loyalty.tools import nfchost
-from loyalty.protocol import errors, loyaltycard, ndef, ntag
+from loyalty.protocol import loyaltycard, ndef, ntag
 from loyalty.protocol.errors import ProtocolError
 
 _READ = 0x30
@@ -70,13 +73,13 @@ def check_card_number(card):
     """The card number as the directory keeps it, or BadRequest."""
     if not isinstance(card, str) or not card.isdigit() or not card.isascii() \
             or not 1 <= len(card) <= loyaltycard.MAX_CARD:
-        raise BadRequest("card number %r: must be 1 to %d digits" % (card, loyaltycard.MAX_CARD))
+        raise BadRequest(_("card number %(card)r: must be 1 to %(max)d digits", card=card, max=loyaltycard.MAX_CARD))
     if card[0] == "0" and card != "0":
         # the directory keeps "0042" as 42: the record and the directory would disagree
-        raise BadRequest("card number %s: no leading zeros" % card)
+        raise BadRequest(_("card number %(card)s: no leading zeros", card=card))
     if card[0] == "9" and len(card) in (11, 18):
-        raise BadRequest("card number %s: numbers of 11 or 18 digits starting with 9 belong to UID cards"
-                         % card)
+        raise BadRequest(_("card number %(card)s: numbers of 11 or 18 digits starting with 9 belong to UID cards",
+                           card=card))
     return card
 
 
@@ -89,7 +92,7 @@ def _issuing(db, card, tier):
         raise BadRequest(e.message)
     epoch = headoffice.current_epoch(db)
     if epoch is None:
-        raise BadRequest("no card key epoch yet: start one with flask --app loyalty.backend.app new-card-epoch")
+        raise BadRequest(_("no card key epoch yet: start one with flask --app loyalty.backend.app new-card-epoch"))
     return epoch, headoffice.issuer_key(db, epoch)
 
 
@@ -97,20 +100,21 @@ def _thru(card, cmd, what):
     try:
         return card.thru(cmd)
     except ProtocolError as e:
-        raise DeskError("%s: %s (%s): lay the tag on the reader again" % (what, errors.text(e.code, "en"), e.detail))
+        raise DeskError(_("%(command)s: %(error)s (%(detail)s): lay the tag on the reader again",
+                          command=what, error=error_text(e.code), detail=e.detail))
 
 
 def _model(card):
     if card.sak != 0x00:
-        raise NotNtag("not an NTAG (SAK %02X): phones and smart cards get their card through the app"
-                      % card.sak)
+        raise NotNtag(_("not an NTAG (SAK %(sak)02X): phones and smart cards get their card through the app",
+                        sak=card.sak))
     version = _thru(card, bytes([_GET_VERSION]), "GET_VERSION")
     try:
         model = ntag.parse_version(version) if len(version) != 1 else 0
     except ProtocolError:
         model = 0
     if not model:
-        raise NotNtag("not an NTAG213, 215 or 216 (GET_VERSION %s)" % bytes(version).hex())
+        raise NotNtag(_("not an NTAG213, 215 or 216 (GET_VERSION %(version)s)", version=bytes(version).hex()))
     return model
 
 
@@ -133,14 +137,16 @@ def _check_blank(card, model, buf):
     """What to keep of the tag: (its CC, the control TLVs); refuses an issued or locked tag."""
     head = _thru(card, bytes([_READ, 2]), "READ")  # pages 2-5: lock bytes, CC, data
     if len(head) < 16:
-        raise DeskError("READ answered %d bytes, not 16: lay the tag on the reader again" % len(head))
+        raise DeskError(_("READ answered %(n)d bytes, not 16: lay the tag on the reader again", n=len(head)))
     if head[2] or head[3]:
-        raise TagLocked("pages are locked (static lock bytes %02X %02X): use another tag" % (head[2], head[3]))
+        raise TagLocked(_("pages are locked (static lock bytes %(lock)s): use another tag",
+                          lock="%02X %02X" % (head[2], head[3])))
     tag_cc = bytes(head[4:8])
     want = ntag.cc(model)
     if tag_cc[0] == 0xE1:
         if tag_cc[3] & 0x0F:
-            raise TagLocked("the tag is read-only (CC write access %X): use another tag" % (tag_cc[3] & 0x0F))
+            raise TagLocked(_("the tag is read-only (CC write access %(access)X): use another tag",
+                              access=tag_cc[3] & 0x0F))
         try:
             message = ntag.read_message(buf, read=lambda p: _thru(card, bytes([_READ, p]), "READ"),
                                         last_page=ntag.model_info(model)[2])
@@ -148,13 +154,13 @@ def _check_blank(card, model, buf):
             if message is not None:
                 found = ndef.find(message, ndef.TNF_EXTERNAL, loyaltycard.NTAG_TYPE)
         except ProtocolError as e:
-            raise TagLocked("the tag's NDEF memory cannot be read (%s): use another tag" % e.detail)
+            raise TagLocked(_("the tag's NDEF memory cannot be read (%(detail)s): use another tag", detail=e.detail))
         if found is not None:
-            raise AlreadyIssued("the tag already carries a loyalty card: use a blank tag")
+            raise AlreadyIssued(_("the tag already carries a loyalty card: use a blank tag"))
     # the CC is one-time programmable: writing ORs bits in, so it must be ours or empty
     if any(b & ~w for b, w in zip(tag_cc, want)):
-        raise TagLocked("the tag's capability container %s cannot become %s: use another tag"
-                        % (tag_cc.hex(), want.hex()))
+        raise TagLocked(_("the tag's capability container %(cc)s cannot become %(want)s: use another tag",
+                          cc=tag_cc.hex(), want=want.hex()))
     data = _thru(card, bytes([_READ, ntag.DATA_PAGE]), "READ")
     return tag_cc, _prefix(data[:16])
 
@@ -164,8 +170,8 @@ def _write(card, pages):
         try:
             card.tag.write(page, data)
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as e:
-            raise WriteFailed("WRITE of page %d failed (%s): the tag was moved or is locked; "
-                              "lay it on the reader and issue it again" % (page, e))
+            raise WriteFailed(_("WRITE of page %(page)d failed (%(error)s): the tag was moved or is locked; "
+                                "lay it on the reader and issue it again", page=page, error=e))
 
 
 def issue_card(clf, db, card, tier, wait=10.0):
@@ -179,9 +185,9 @@ def issue_card(clf, db, card, tier, wait=10.0):
     try:
         tag = nfchost.find_card(clf, wait)
     except ProtocolError as e:
-        raise NoTag("%s: lay the tag on the reader again" % errors.text(e.code, "en"))
+        raise NoTag(_("%(error)s: lay the tag on the reader again", error=error_text(e.code)))
     if tag is None:
-        raise NoTag("no tag within %g s: lay a blank NTAG on the reader" % wait)
+        raise NoTag(_("no tag within %(wait)g s: lay a blank NTAG on the reader", wait=wait))
     model = _model(tag)
     buf = bytearray(ntag.BUF_SIZE)
     tag_cc, prefix = _check_blank(tag, model, buf)
@@ -190,7 +196,7 @@ def issue_card(clf, db, card, tier, wait=10.0):
     try:
         pages = ntag.pages_to_write(message, model, prefix)
     except ValueError as e:
-        raise TagTooSmall("%s: use a larger tag" % e)
+        raise TagTooSmall(_("%(error)s: use a larger tag", error=e))
     pages = [(p, d) for p, d in pages if not (p == ntag.CC_PAGE and d == tag_cc)]
     first = [pd for pd in pages if pd[0] == ntag.DATA_PAGE]
     _write(tag, [pd for pd in pages if pd[0] != ntag.DATA_PAGE] + first)
@@ -199,34 +205,39 @@ def issue_card(clf, db, card, tier, wait=10.0):
     except ProtocolError as e:
         back = {"card": None, "kind": e.code}
     if back.get("kind") != "ntag" or back.get("card") != card:
-        raise WriteFailed("the tag does not read back as card %s (%s): issue it again" % (card, back.get("kind")))
+        raise WriteFailed(_("the tag does not read back as card %(card)s (%(kind)s): issue it again",
+                            card=card, kind=back.get("kind")))
     try:
         version = headoffice.set_card(db, card, tier=tier)
     except headoffice.HeadOfficeError as e:
-        raise DeskError("the tag holds card %s but the directory refused it (%s): register it with "
-                        "flask --app loyalty.backend.app set-card %s --tier %d" % (card, e, card, tier))
+        raise DeskError(_("the tag holds card %(card)s but the directory refused it (%(error)s): register it with "
+                          "flask --app loyalty.backend.app set-card %(card)s --tier %(tier)d", card=card, error=e,
+                          tier=tier))
     return {"card": card, "tier": tier, "epoch": epoch, "model": model, "uid": tag.uid.hex().upper(),
             "directory_version": version}
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="loyalty-issuedesk", description=__doc__.split("\n")[0],
-                                 epilog="Phones and smart cards are personalised through their app.")
-    ap.add_argument("--db", required=True, help="the backend's database (instance/loyalty.db)")
-    ap.add_argument("--card", required=True, help="the new card's number (1 to 19 digits, not yet issued)")
-    ap.add_argument("--tier", type=int, default=0, help="the card's tier id (default 0)")
-    ap.add_argument("--device", default="usb", help="nfcpy device path: usb, tty:USB0:pn532, udp:host:port")
-    ap.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the tag (default 10)")
+    ap = argparse.ArgumentParser(prog="loyalty-issuedesk",
+                                 description=_("The card-issuing desk: a blank NTAG becomes a loyalty card, "
+                                               "and head office knows it."),
+                                 epilog=_("Phones and smart cards are personalised through their app."))
+    ap.add_argument("--db", required=True, help=_("the backend's database (instance/loyalty.db)"))
+    ap.add_argument("--card", required=True, help=_("the new card's number (1 to 19 digits, not yet issued)"))
+    ap.add_argument("--tier", type=int, default=0, help=_("the card's tier id (default 0)"))
+    ap.add_argument("--device", default="usb", help=_("nfcpy device path: usb, tty:USB0:pn532, udp:host:port"))
+    ap.add_argument("--wait", type=float, default=10.0, help=_("seconds to wait for the tag (default 10)"))
     return ap
 
 
 def main(argv=None, out=None):
+    for_commands()
     args = parser().parse_args(argv)
     out = out or sys.stdout
     try:
         db = nfchost.open_db(args.db)
     except ValueError as e:
-        print("error: %s" % e, file=sys.stderr)
+        print(_("error: %(error)s", error=e), file=sys.stderr)
         return 1
     try:
         clf = nfchost.open_reader(args.device)
@@ -235,13 +246,13 @@ def main(argv=None, out=None):
         finally:
             clf.close()
     except (DeskError, ValueError, OSError) as e:
-        print("error: %s" % e, file=sys.stderr)
+        print(_("error: %(error)s", error=e), file=sys.stderr)
         return 1
     finally:
         db.conn.close()
-    print("card %s issued on NTAG%d %s: tier %d, key epoch %d, directory version %s"
-          % (done["card"], done["model"], done["uid"], done["tier"], done["epoch"], done["directory_version"]),
-          file=out)
+    print(_("card %(card)s issued on NTAG%(model)d %(uid)s: tier %(tier)d, key epoch %(epoch)d, "
+            "directory version %(version)s", card=done["card"], model=done["model"], uid=done["uid"],
+            tier=done["tier"], epoch=done["epoch"], version=done["directory_version"]), file=out)
     return 0
 
 

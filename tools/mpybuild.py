@@ -21,11 +21,16 @@ they run what the device runs; the simulated board's stand-ins for the ESP32's p
 output are compiled again.
 
     python -m loyalty.tools.mpybuild [OUT]
+
+Its messages, the errors' too, are in the process's language (loyalty.i18n).
 """
+import argparse
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from loyalty.i18n import _, for_commands, ngettext
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "mpy"
@@ -86,19 +91,20 @@ class Manifest:
         if path.is_dir():
             path = path / "manifest.py"
         if not path.is_file():
-            raise ManifestError("no manifest at %s" % path)
+            raise ManifestError(_("no manifest at %(path)s", path=path))
         here = path.parent
 
         def where(base_path, name):
             if "$(" in str(base_path) + str(name):
-                raise ManifestError("%s: path variables such as $(MPY_DIR) are MicroPython's build's, not ours: %s"
-                                    % (path, base_path))
+                raise ManifestError(_("%(manifest)s: path variables such as $(MPY_DIR) are MicroPython's build's, "
+                                      "not ours: %(path)s", manifest=path, path=base_path))
             return (here / base_path / name).resolve()
 
         def module(module_path, base_path=".", opt=None):
             """A single .py file, frozen as the module of its name (module_path as given)."""
             if not module_path.endswith(".py"):
-                raise ManifestError("%s: module() takes a .py file: %r" % (path, module_path))
+                raise ManifestError(_("%(manifest)s: module() takes a .py file: %(path)r", manifest=path,
+                                      path=module_path))
             self._add(where(base_path, module_path), Path(module_path), path)
 
         def package(package_path, files=None, base_path=".", opt=None):
@@ -107,7 +113,8 @@ class Manifest:
             if files is None:
                 names = sorted(p.relative_to(folder) for p in folder.rglob("*.py"))
                 if not names:
-                    raise ManifestError("%s: package %r has no .py files in %s" % (path, package_path, folder))
+                    raise ManifestError(_("%(manifest)s: package %(package)r has no .py files in %(folder)s",
+                                          manifest=path, package=package_path, folder=folder))
             else:
                 names = [Path(f) for f in files]
             for name in names:
@@ -128,8 +135,8 @@ class Manifest:
 
         def unsupported(name):
             def refuse(*args, **kwargs):
-                raise ManifestError("%s: %s() is not supported by tools/mpybuild.py; use module() or package()"
-                                    % (path, name))
+                raise ManifestError(_("%(manifest)s: %(function)s() is not supported by tools/mpybuild.py; use "
+                                      "module() or package()", manifest=path, function=name))
             return refuse
 
         scope = {"module": module, "package": package, "include": include, "require": require,
@@ -141,10 +148,11 @@ class Manifest:
 
     def _add(self, src, target, manifest):
         if not src.is_file():
-            raise ManifestError("%s names %s, which does not exist" % (manifest, src))
+            raise ManifestError(_("%(manifest)s names %(path)s, which does not exist", manifest=manifest, path=src))
         if target in self._targets:
             if self._targets[target] != src:
-                raise ManifestError("%s: %s comes from both %s and %s" % (manifest, target, self._targets[target], src))
+                raise ManifestError(_("%(manifest)s: %(target)s comes from both %(first)s and %(second)s",
+                                      manifest=manifest, target=target, first=self._targets[target], second=src))
             return
         self._targets[target] = src
         self.files.append((src, target))
@@ -188,7 +196,7 @@ def build_manifest(manifest, out):
     _claim(out)
     files = list(sources(manifest))
     written = _compile(out, files)
-    keep = {out / output(rel) for _, rel in files}
+    keep = {out / output(rel) for _src, rel in files}
     for path in sorted(out.rglob("*"), reverse=True):  # files before their folders
         if path.is_file() and path not in keep and path.suffix in (".mpy", ".py"):
             path.unlink()
@@ -204,9 +212,9 @@ def _claim(out):
         return
     ours = out.resolve() in (DEFAULT_OUT.resolve(), SIM_OUT.resolve())  # from before the mark
     if out.exists() and any(out.iterdir()) and not ours:
-        raise NotABuildFolder("%s is not empty and was not built by tools/mpybuild.py (it has no %s): "
-                         "a build removes the files its manifest does not name, so it needs a new "
-                         "or empty folder" % (out, MARK))
+        raise NotABuildFolder(_("%(folder)s is not empty and was not built by tools/mpybuild.py (it has no "
+                                "%(mark)s): a build removes the files its manifest does not name, so it needs a new "
+                                "or empty folder", folder=out, mark=MARK))
     out.mkdir(parents=True, exist_ok=True)
     mark.write_text("built by tools/mpybuild.py: .mpy and .py files the manifest does not name are removed\n")
 
@@ -225,7 +233,7 @@ def _compile(out, files):
         r = subprocess.run([mpy_cross(), "-o", str(dest), "-s", str(rel), str(src)],
                            capture_output=True, text=True)
         if r.returncode != 0:
-            raise CompileError("mpy-cross failed on %s: %s" % (src, r.stderr.strip()))
+            raise CompileError(_("mpy-cross failed on %(path)s: %(error)s", path=src, error=r.stderr.strip()))
         written.append(str(rel))
     return written
 
@@ -254,8 +262,26 @@ def build_tests(out):
     return written
 
 
+def main(argv=None):
+    """`python -m loyalty.tools.mpybuild [OUT]`: build the firmware; 0, or 1 after saying why not."""
+    for_commands()
+    ap = argparse.ArgumentParser(prog="python -m loyalty.tools.mpybuild",
+                                 description=_("Compile the reader's code with mpy-cross, laid out as on the "
+                                               "device's filesystem, from what the manifests name."))
+    ap.add_argument("out", nargs="?", metavar="OUT", default=str(DEFAULT_OUT),
+                    help=_("the build folder (default %(default)s)"))
+    args = ap.parse_args(argv)
+    try:
+        done = build(Path(args.out))
+        required = Manifest().execute(MANIFEST).required
+    except (BuildError, ManifestError) as e:
+        print(_("error: %(error)s", error=e), file=sys.stderr)
+        return 1
+    print(ngettext("compiled %(n)d file", "compiled %(n)d files", len(done)) if done else _("up to date"))
+    for name, _options in required:
+        print(_("requires %(package)s from micropython-lib (tools/flash deploy --lib)", package=name))
+    return 0
+
+
 if __name__ == "__main__":
-    done = build(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT)
-    print("compiled %d files" % len(done) if done else "up to date")
-    for name, _ in Manifest().execute(MANIFEST).required:
-        print("requires %s from micropython-lib (tools/flash deploy --lib)" % name)
+    sys.exit(main())

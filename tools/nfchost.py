@@ -16,7 +16,9 @@ and contactless smart cards, nothing for UID-only cards.
 `read` prints one line per card: the card number masked but for its last 4 digits, the
 kind, verified or not (or the error's code and text). Issuer keys come from the backend's
 database (--db) or from a key file that `export-keys` writes (mode 0600); they are never
-printed.
+printed. The command speaks the process's language (loyalty.i18n: Italian unless
+LOYALTY_LANG or the locale says English); card kinds and error codes are the same in every
+language.
 """
 import argparse
 import json
@@ -31,7 +33,8 @@ import nfc.tag
 import nfc.tag.tt2
 import nfc.tag.tt4
 
-from loyalty.protocol import cardread, errors, ntag
+from loyalty.i18n import _, error_text, for_commands, ngettext
+from loyalty.protocol import cardread, ntag
 from loyalty.protocol.errors import ProtocolError
 from loyalty.protocol.loyaltycard import CardError, NONCE_LEN
 
@@ -60,7 +63,7 @@ class NfcpyCard:
 
     def thru(self, cmd):
         if not isinstance(self.tag, nfc.tag.tt2.Type2Tag):
-            raise CardError("card.unreadable", "tag", "not a Type 2 tag")
+            raise CardError("card.unreadable", "tag", _("not a Type 2 tag"))
         try:
             return bytes(self.tag.transceive(bytes(cmd)))
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as e:
@@ -68,13 +71,13 @@ class NfcpyCard:
 
     def apdu(self, cmd):
         if not isinstance(self.tag, nfc.tag.tt4.Type4Tag):
-            raise CardError("card.unreadable", "tag", "not an ISO-DEP card")
+            raise CardError("card.unreadable", "tag", _("not an ISO-DEP card"))
         try:
             answer = self.tag.transceive(bytes(cmd))
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as e:
             raise _radio_error(e, "apdu")
         if answer is None:
-            raise CardError("card.removed", "apdu", "no answer")
+            raise CardError("card.removed", "apdu", _("no answer"))
         return bytes(answer)
 
     def still_there(self):
@@ -93,7 +96,7 @@ def _radio_error(e, field):
     # nfcpy's tag errors carry an errno; its link errors are classes
     if isinstance(e, (nfc.clf.TimeoutError, nfc.clf.BrokenLinkError)) or \
             getattr(e, "errno", None) == nfc.tag.TIMEOUT_ERROR:
-        return CardError("card.removed", field, "card stopped answering")
+        return CardError("card.removed", field, _("card stopped answering"))
     return CardError("card.unreadable", field, "nfcpy: %s" % e)
 
 
@@ -119,7 +122,7 @@ def find_card(clf, wait=1.0):
             failed = True
         if time.monotonic() >= deadline:
             if failed:
-                raise CardError("card.removed", "activate", "card left before it was read")
+                raise CardError("card.removed", "activate", _("card left before it was read"))
             return None
         time.sleep(POLL)  # the reader's pause between two looks at the field (a poll loop)
 
@@ -160,14 +163,16 @@ def load_key_file(path):
     private key that others can read."""
     mode = os.stat(path).st_mode
     if mode & 0o077:
-        raise ValueError("%s can be read by others (mode %03o): chmod 600 it" % (path, mode & 0o777))
+        raise ValueError(_("%(path)s can be read by others (mode %(mode)03o): chmod 600 it", path=path,
+                           mode=mode & 0o777))
     with open(path, encoding="utf-8") as f:
         try:
             data = json.load(f)
         except ValueError:
-            raise ValueError("%s is not JSON" % path)
+            raise ValueError(_("%(path)s is not JSON", path=path))
     if not isinstance(data, dict) or not isinstance(data.get("card_keys"), dict):
-        raise ValueError("%s: expected {\"card_keys\": {\"<epoch>\": \"<64 hex digits>\"}}" % path)
+        raise ValueError(_("%(path)s: expected %(shape)s", path=path,
+                           shape='{"card_keys": {"<epoch>": "<64 hex digits>"}}'))
     out = {}
     for epoch, key in data["card_keys"].items():
         try:
@@ -175,7 +180,8 @@ def load_key_file(path):
         except (TypeError, ValueError):
             e, k = 0, b""
         if not 1 <= e <= 255 or len(k) != 32:
-            raise ValueError("%s: epoch %r: expected an epoch 1-255 and 64 hex digits" % (path, epoch))
+            raise ValueError(_("%(path)s: epoch %(epoch)r: expected an epoch 1-255 and 64 hex digits",
+                               path=path, epoch=epoch))
         out[e] = k
     return out
 
@@ -203,7 +209,7 @@ def open_db(path):
     """The backend's database at `path`, with a schema this code knows; ValueError if not."""
     from loyalty.backend import db as dbmod
     if not os.path.exists(path):
-        raise ValueError("no database at %s: give the backend's (instance/loyalty.db)" % path)
+        raise ValueError(_("no database at %(path)s: give the backend's (instance/loyalty.db)", path=path))
     db = dbmod.connect(path)
     try:
         dbmod.require_schema(db)
@@ -222,15 +228,15 @@ def mask(card):
 
 
 def describe(identity):
-    """One line for a card read: masked number, kind, verified or unverified."""
+    """One line for a card read: masked number, kind (a code), verified or unverified."""
     # a UID card proves nothing (docs/cards.md): anyone can clone a UID
     verified = identity.get("verified") and identity["kind"] != "uid"
-    return "%s %s %s" % (mask(identity["card"]), identity["kind"], "verified" if verified else "unverified")
+    return "%s %s %s" % (mask(identity["card"]), identity["kind"], _("verified") if verified else _("unverified"))
 
 
 def describe_error(e):
-    """One line for a card refused: its code and the English text."""
-    return "refused %s: %s" % (e.code, errors.text(e.code, "en"))
+    """One line for a card refused: its code and its text in the current language."""
+    return _("refused %(code)s: %(text)s", code=e.code, text=error_text(e.code))
 
 
 def open_reader(device):
@@ -239,10 +245,11 @@ def open_reader(device):
         clf = nfc.ContactlessFrontend()
         found = clf.open(device)
     except (IOError, ValueError) as e:
-        raise ValueError("cannot open the NFC reader %s (%s): check it is plugged in and free" % (device, e))
+        raise ValueError(_("cannot open the NFC reader %(device)s (%(error)s): check it is plugged in and free",
+                           device=device, error=e))
     if not found:
-        raise ValueError("no NFC reader on %s: plug one in or give --device (usb, tty:USB0:pn532, udp:host:port)"
-                         % device)
+        raise ValueError(_("no NFC reader on %(device)s: plug one in or give --device (usb, tty:USB0:pn532, "
+                           "udp:host:port)", device=device))
     return clf
 
 
@@ -265,7 +272,7 @@ def _read_loop(args, keys, out):
                 card = find_card(clf, args.wait if args.wait > 0 else 3600)
                 if card is None:
                     if args.wait > 0:
-                        raise ValueError("no card within %g s" % args.wait)
+                        raise ValueError(_("no card within %(wait)g s", wait=args.wait))
                     continue
                 try:
                     print(describe(identify(card, keys, args.signature)), file=out, flush=True)
@@ -288,41 +295,45 @@ def cmd_export_keys(args, out):
     try:
         n = export_keys(db, args.out)
     except FileExistsError:
-        raise ValueError("%s exists already: move it away or give another --out" % args.out)
+        raise ValueError(_("%(path)s exists already: move it away or give another --out", path=args.out))
     finally:
         db.conn.close()
-    print("%d card key epochs written to %s (mode 0600)" % (n, args.out), file=out)
+    print(ngettext("%(n)d card key epoch written to %(path)s (mode 0600)",
+                   "%(n)d card key epochs written to %(path)s (mode 0600)", n, path=args.out), file=out)
     return 0
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="loyalty-nfchost", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="loyalty-nfchost",
+                                 description=_("Reader mode for PC-based tills: loyalty cards read with any reader "
+                                               "nfcpy supports."))
     sub = ap.add_subparsers(dest="command", required=True)
-    rd = sub.add_parser("read", help="read loyalty cards, one line per card",
-                        description="Read loyalty cards with an nfcpy reader; one line per card.")
-    rd.add_argument("--device", default="usb", help="nfcpy device path: usb, tty:USB0:pn532, udp:host:port")
+    rd = sub.add_parser("read", help=_("read loyalty cards, one line per card"),
+                        description=_("Read loyalty cards with an nfcpy reader; one line per card."))
+    rd.add_argument("--device", default="usb", help=_("nfcpy device path: usb, tty:USB0:pn532, udp:host:port"))
     src = rd.add_mutually_exclusive_group(required=True)
-    src.add_argument("--db", help="the backend's database (issuer keys of every epoch)")
-    src.add_argument("--keys", help="a key file written by export-keys")
-    rd.add_argument("--count", type=int, default=1, help="cards to read, 0 for no end (default 1)")
+    src.add_argument("--db", help=_("the backend's database (issuer keys of every epoch)"))
+    src.add_argument("--keys", help=_("a key file written by export-keys"))
+    rd.add_argument("--count", type=int, default=1, help=_("cards to read, 0 for no end (default 1)"))
     rd.add_argument("--wait", type=float, default=10.0,
-                    help="seconds to wait for a card, 0 for no end (default 10)")
-    rd.add_argument("--signature", action="store_true", help="also check NTAG originality signatures")
+                    help=_("seconds to wait for a card, 0 for no end (default 10)"))
+    rd.add_argument("--signature", action="store_true", help=_("also check NTAG originality signatures"))
     rd.set_defaults(run=cmd_read)
-    ex = sub.add_parser("export-keys", help="write the issuer keys to a key file for a till PC",
-                        description="Write every issuer key to a new key file (mode 0600).")
-    ex.add_argument("--db", required=True, help="the backend's database")
-    ex.add_argument("--out", required=True, help="the key file to write (must not exist)")
+    ex = sub.add_parser("export-keys", help=_("write the issuer keys to a key file for a till PC"),
+                        description=_("Write every issuer key to a new key file (mode 0600)."))
+    ex.add_argument("--db", required=True, help=_("the backend's database"))
+    ex.add_argument("--out", required=True, help=_("the key file to write (must not exist)"))
     ex.set_defaults(run=cmd_export_keys)
     return ap
 
 
 def main(argv=None, out=None):
+    for_commands()
     args = parser().parse_args(argv)
     try:
         return args.run(args, out or sys.stdout)
     except (ValueError, OSError) as e:
-        print("error: %s" % e, file=sys.stderr)
+        print(_("error: %(error)s", error=e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

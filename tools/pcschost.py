@@ -28,6 +28,9 @@ back with AUTHENTICATE, and only then registers it in the directory.
 T=0 contact cards behind a reader that passes TPDUs answer a command that carries data
 both ways with 61xx: the answer is fetched with GET RESPONSE (00 C0 00 00 xx), and a
 6Cxx is answered by sending the command again with Le = xx (ISO/IEC 7816-4, 5.3.4).
+
+The command speaks the process's language (loyalty.i18n: Italian unless LOYALTY_LANG or the
+locale says English); card kinds, error codes and pcscd's own messages are not translated.
 """
 import argparse
 import os
@@ -37,6 +40,7 @@ import time
 
 from smartcard import scard
 
+from loyalty.i18n import _, for_commands
 from loyalty.tools import issuedesk, nfchost
 from loyalty.protocol import cardread, loyaltycard
 from loyalty.protocol.errors import ProtocolError
@@ -89,8 +93,8 @@ def _message(code):
 
 def _no_reader(code, what):
     if _u32(code) in (_u32(scard.SCARD_E_NO_SERVICE), _u32(scard.SCARD_E_SERVICE_STOPPED)):
-        return NoReader("%s: pcscd is not running: start it (systemctl start pcscd.socket)" % what)
-    return NoReader("%s: %s: plug the reader in" % (what, _message(code)))
+        return NoReader(_("%(what)s: pcscd is not running: start it (systemctl start pcscd.socket)", what=what))
+    return NoReader(_("%(what)s: %(error)s: plug the reader in", what=what, error=_message(code)))
 
 
 def _is(code, codes):
@@ -140,12 +144,12 @@ class PcscCard:
             if _is(code, _GONE):
                 raise CardError("card.removed", "apdu", _message(code))
             if _is(code, _NO_READER):
-                raise _no_reader(code, "reader %s" % self.reader)
+                raise _no_reader(code, _("reader %(reader)s", reader=self.reader))
             raise CardError("card.unreadable", "apdu", _message(code))
         answer = bytes(answer)
         if len(answer) < 2:
             # vpcd and some drivers give an empty answer for a card that left mid-command
-            raise CardError("card.removed", "apdu", "no answer")
+            raise CardError("card.removed", "apdu", _("no answer"))
         return answer
 
     def apdu(self, cmd):
@@ -155,12 +159,12 @@ class PcscCard:
             # wrong Le: the card says which; send the same command with it (once)
             answer = self._transmit(_with_le(cmd, answer[-1]))
         data = b""
-        for _ in range(MAX_GET_RESPONSE):
+        for _n in range(MAX_GET_RESPONSE):
             if answer[-2] != 0x61:
                 return data + answer
             data += answer[:-2]
             answer = self._transmit(GET_RESPONSE + answer[-1:])
-        raise CardError("card.unreadable", "apdu", "more than %d GET RESPONSEs" % MAX_GET_RESPONSE)
+        raise CardError("card.unreadable", "apdu", _("more than %(n)d GET RESPONSEs", n=MAX_GET_RESPONSE))
 
     def disconnect(self):
         """End the session; the card is reset so its next session starts unselected."""
@@ -206,9 +210,9 @@ class Pcsc:
         """The readers' names; NoReader if there is none."""
         code, names = scard.SCardListReaders(self.context, [])
         if code == scard.SCARD_S_SUCCESS and not names:
-            raise NoReader("no PC/SC reader: plug one in")
+            raise NoReader(_("no PC/SC reader: plug one in"))
         if code != scard.SCARD_S_SUCCESS:
-            raise _no_reader(code, "no PC/SC reader")
+            raise _no_reader(code, _("no PC/SC reader"))
         return list(names)
 
     def _names(self, reader):
@@ -216,7 +220,8 @@ class Pcsc:
         if reader is None:
             return names
         if reader not in names:
-            raise NoReader("no PC/SC reader %r: the readers are %s" % (reader, ", ".join(names)))
+            raise NoReader(_("no PC/SC reader %(reader)r: the readers are %(readers)s",
+                             reader=reader, readers=", ".join(names)))
         return [reader]
 
     def _states(self, names, known, wait_ms):
@@ -224,7 +229,7 @@ class Pcsc:
         if _is(code, [scard.SCARD_E_TIMEOUT]):
             return None
         if code != scard.SCARD_S_SUCCESS:
-            raise _no_reader(code, "waiting for a card")
+            raise _no_reader(code, _("waiting for a card"))
         for name, state, _atr in states:
             # pcscd keeps an event count in the high 16 bits: handing it back unchanged
             # is how a wait asks "tell me when anything changes"
@@ -268,7 +273,7 @@ class Pcsc:
             if _is(code, _GONE):
                 raise CardError("card.removed", "connect", _message(code))
             if _is(code, _NO_READER):
-                raise _no_reader(code, "reader %s" % reader)
+                raise _no_reader(code, _("reader %(reader)s", reader=reader))
             raise CardError("card.unreadable", "connect", _message(code))
         code, _name, _state, _protocol, atr = scard.SCardStatus(handle)
         if code != scard.SCARD_S_SUCCESS:
@@ -286,8 +291,8 @@ def identify(card, keys):
     till checks a card exactly as the reader does. CardError card.no_applet,
     card.forged, card.key, card.unreadable or card.removed otherwise."""
     if is_storage_card_atr(card.atr):
-        raise CardError("card.no_applet", "atr", "a contactless memory card (NTAG, MIFARE): read it "
-                        "with tools/nfchost.py")
+        raise CardError("card.no_applet", "atr", _("a contactless memory card (NTAG, MIFARE): read it "
+                                                   "with tools/nfchost.py"))
     return cardread.identify_applet(card.apdu, keys, os.urandom(NONCE_LEN), card.kind)
 
 
@@ -325,7 +330,7 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
         raise PersonaliseError("%s (flask --app loyalty.backend.app new-card-epoch)" % e)
     name = pcsc.wait_for_card(reader, wait)
     if name is None:
-        raise NoCard("no card within %g s: put a blank loyalty card in the reader" % wait)
+        raise NoCard(_("no card within %(wait)g s: put a blank loyalty card in the reader", wait=wait))
     written = False
     try:
         with pcsc.connect(name) as c:
@@ -334,20 +339,24 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
             back = identify(c, nfchost.keys_from_db(db))
     except CardError as e:
         if e.code == "card.removed":
-            raise PersonaliseError("the card left the reader (%s): put it back and personalise it again; "
-                                   "if it says it is personalised already, it holds card %s: register it "
-                                   "with flask --app loyalty.backend.app set-card %s --tier %d" % (e.detail, card, card, tier))
+            raise PersonaliseError(_("the card left the reader (%(detail)s): put it back and personalise it again; "
+                                     "if it says it is personalised already, it holds card %(card)s: register it "
+                                     "with flask --app loyalty.backend.app set-card %(card)s --tier %(tier)d",
+                                     detail=e.detail, card=card, tier=tier))
         if not written:
-            raise WrongCard("the card cannot be personalised (%s: %s): use another card" % (e.code, e.detail))
-        raise WrongCard("the card does not read back as card %s (%s: %s): it is not registered"
-                        % (card, e.code, e.detail))
+            raise WrongCard(_("the card cannot be personalised (%(code)s: %(detail)s): use another card",
+                              code=e.code, detail=e.detail))
+        raise WrongCard(_("the card does not read back as card %(card)s (%(code)s: %(detail)s): it is not registered",
+                          card=card, code=e.code, detail=e.detail))
     if back["card"] != card or back["epoch"] != epoch:
-        raise WrongCard("the card reads back as another card (epoch %d): it is not registered" % back["epoch"])
+        raise WrongCard(_("the card reads back as another card (epoch %(epoch)d): it is not registered",
+                          epoch=back["epoch"]))
     try:
         version = headoffice.set_card(db, card, tier=tier)
     except headoffice.HeadOfficeError as e:
-        raise PersonaliseError("the card holds card %s but the directory refused it (%s): register it with "
-                               "flask --app loyalty.backend.app set-card %s --tier %d" % (card, e, card, tier))
+        raise PersonaliseError(_("the card holds card %(card)s but the directory refused it (%(error)s): register "
+                                 "it with flask --app loyalty.backend.app set-card %(card)s --tier %(tier)d",
+                                 card=card, error=e, tier=tier))
     return {"card": card, "tier": tier, "epoch": epoch, "kind": back["kind"], "reader": name,
             "directory_version": version}
 
@@ -357,13 +366,13 @@ def _write(c, epoch, card, key):
         loyaltycard.check_select(c.apdu(loyaltycard.SELECT))
     except CardError as e:
         if e.code == "card.no_applet" or e.code == "card.unreadable" and e.field == "apdu":
-            raise WrongCard("not a loyalty card (%s): use a card with the loyalty applet" % e.detail)
+            raise WrongCard(_("not a loyalty card (%(detail)s): use a card with the loyalty applet", detail=e.detail))
         raise
     sw = loyaltycard.status_word(c.apdu(loyaltycard.personalise_command(epoch, card, key)))
     if sw == loyaltycard.SW_NOT_PERSONALISED:  # 69 85: conditions of use not satisfied
-        raise AlreadyPersonalised("the card is personalised already (it holds a card number): use a blank card")
+        raise AlreadyPersonalised(_("the card is personalised already (it holds a card number): use a blank card"))
     if sw != loyaltycard.SW_OK:
-        raise WrongCard("PERSONALISE answered %04X: not a blank loyalty applet" % sw)
+        raise WrongCard(_("PERSONALISE answered %(sw)04X: not a blank loyalty applet", sw=sw))
 
 
 # ------------------------------------------------------------------ the command line
@@ -393,7 +402,7 @@ def _read_loop(pcsc, args, keys, out):
         name = pcsc.wait_for_card(args.reader, args.wait if args.wait > 0 else 3600)
         if name is None:
             if args.wait > 0:
-                raise NoCard("no card within %g s" % args.wait)
+                raise NoCard(_("no card within %(wait)g s", wait=args.wait))
             continue
         try:
             with pcsc.connect(name) as card:
@@ -414,44 +423,47 @@ def cmd_personalise(args, out):
             done = personalise(pcsc, db, args.card, args.tier, args.reader, args.wait)
     finally:
         db.conn.close()
-    print("card %s personalised (%s card in %s): tier %d, key epoch %d, directory version %s"
-          % (done["card"], done["kind"], done["reader"], done["tier"], done["epoch"], done["directory_version"]),
-          file=out)
+    print(_("card %(card)s personalised (%(kind)s card in %(reader)s): tier %(tier)d, key epoch %(epoch)d, "
+            "directory version %(version)s", card=done["card"], kind=done["kind"], reader=done["reader"],
+            tier=done["tier"], epoch=done["epoch"], version=done["directory_version"]), file=out)
     return 0
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="loyalty-pcschost", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="loyalty-pcschost",
+                                 description=_("Loyalty smart cards on PC-based tills and at the issuing desk, "
+                                               "with any PC/SC reader."))
     sub = ap.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("readers", help="list the PC/SC readers", description="List the PC/SC readers.")
+    ls = sub.add_parser("readers", help=_("list the PC/SC readers"), description=_("List the PC/SC readers."))
     ls.set_defaults(run=cmd_readers)
-    rd = sub.add_parser("read", help="read loyalty smart cards, one line per card",
-                        description="Read loyalty smart cards with a PC/SC reader; one line per card.")
+    rd = sub.add_parser("read", help=_("read loyalty smart cards, one line per card"),
+                        description=_("Read loyalty smart cards with a PC/SC reader; one line per card."))
     src = rd.add_mutually_exclusive_group(required=True)
-    src.add_argument("--db", help="the backend's database (issuer keys of every epoch)")
-    src.add_argument("--keys", help="a key file written by nfchost.py export-keys")
-    rd.add_argument("--reader", help="the reader's name (default: any; see `readers`)")
-    rd.add_argument("--count", type=int, default=1, help="cards to read, 0 for no end (default 1)")
+    src.add_argument("--db", help=_("the backend's database (issuer keys of every epoch)"))
+    src.add_argument("--keys", help=_("a key file written by nfchost.py export-keys"))
+    rd.add_argument("--reader", help=_("the reader's name (default: any; see `readers`)"))
+    rd.add_argument("--count", type=int, default=1, help=_("cards to read, 0 for no end (default 1)"))
     rd.add_argument("--wait", type=float, default=10.0,
-                    help="seconds to wait for a card, 0 for no end (default 10)")
+                    help=_("seconds to wait for a card, 0 for no end (default 10)"))
     rd.set_defaults(run=cmd_read)
-    ps = sub.add_parser("personalise", help="put a card number and its key into a blank loyalty applet",
-                        description="Personalise a blank loyalty applet at the issuing desk and register the card.")
-    ps.add_argument("--db", required=True, help="the backend's database (instance/loyalty.db)")
-    ps.add_argument("--card", required=True, help="the new card's number (1 to 19 digits, not yet issued)")
-    ps.add_argument("--tier", type=int, default=0, help="the card's tier id (default 0)")
-    ps.add_argument("--reader", help="the reader's name (default: any)")
-    ps.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the card (default 10)")
+    ps = sub.add_parser("personalise", help=_("put a card number and its key into a blank loyalty applet"),
+                        description=_("Personalise a blank loyalty applet at the issuing desk and register the card."))
+    ps.add_argument("--db", required=True, help=_("the backend's database (instance/loyalty.db)"))
+    ps.add_argument("--card", required=True, help=_("the new card's number (1 to 19 digits, not yet issued)"))
+    ps.add_argument("--tier", type=int, default=0, help=_("the card's tier id (default 0)"))
+    ps.add_argument("--reader", help=_("the reader's name (default: any)"))
+    ps.add_argument("--wait", type=float, default=10.0, help=_("seconds to wait for the card (default 10)"))
     ps.set_defaults(run=cmd_personalise)
     return ap
 
 
 def main(argv=None, out=None):
+    for_commands()
     args = parser().parse_args(argv)
     try:
         return args.run(args, out or sys.stdout)
     except (PcscError, ValueError, OSError) as e:
-        print("error: %s" % e, file=sys.stderr)
+        print(_("error: %(error)s", error=e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

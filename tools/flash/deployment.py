@@ -15,6 +15,7 @@ import re
 import time
 from pathlib import Path
 
+from loyalty.i18n import _, ngettext
 from loyalty.tools import mpybuild
 
 from loyalty.tools.flash.errors import FlashError, NotMicroPython
@@ -53,7 +54,7 @@ def firmware_files(build_dir=mpybuild.DEFAULT_OUT):
     build_dir = Path(build_dir)
     mpybuild.build(build_dir)
     files = {}
-    for _, rel in mpybuild.sources():
+    for _src, rel in mpybuild.sources():
         out = rel if (rel.name == "main.py" and len(rel.parts) == 1) else rel.with_suffix(".mpy")
         files[out.as_posix()] = (build_dir / out).read_bytes()
     return files
@@ -63,7 +64,8 @@ def lib_files(folder):
     """{lib/...: bytes} from a local folder of micropython-lib packages (.py or .mpy)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FlashError("no such folder: %s" % folder, "--lib names a folder laid out as the device's /lib")
+        raise FlashError(_("no such folder: %(folder)s", folder=folder),
+                         _("--lib names a folder laid out as the device's /lib"))
     return {"lib/" + p.relative_to(folder).as_posix(): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in (".py", ".mpy")}
 
@@ -88,10 +90,10 @@ def _check_mpy_version(dev, files):
     ours = {_mpy_version(d) for path, d in files.items() if path.endswith(".mpy")} - {None}
     theirs = dev.eval("getattr(__import__('sys').implementation, '_mpy', 0) & 0xFF")
     if ours and theirs and theirs not in ours:
-        raise NotMicroPython("the device's MicroPython loads .mpy version %d; this build is version %s"
-                             % (theirs, "/".join(str(v) for v in sorted(ours))),
-                             "flash a MicroPython that matches mpy-cross (1.24 or newer): "
-                             "loyalty-flash flash --port %s --version 1.24.1" % dev.port)
+        raise NotMicroPython(_("the device's MicroPython loads .mpy version %(theirs)d; this build is version "
+                               "%(ours)s", theirs=theirs, ours="/".join(str(v) for v in sorted(ours))),
+                             _("flash a MicroPython that matches mpy-cross (1.24 or newer): "
+                               "loyalty-flash flash --port %(port)s --version 1.24.1", port=dev.port))
 
 
 def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, reboot=True, progress=None):
@@ -99,22 +101,22 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
     p = progress or Progress(quiet=True)
     p.stages(6)
     report = DeployReport()
-    p.stage("compiling firmware/ and shared/protocol/ with mpy-cross")
+    p.stage(_("compiling firmware/ and shared/protocol/ with mpy-cross"))
     try:
         files = firmware_files(build_dir)
     except mpybuild.CompileError as e:
-        raise FlashError(str(e), "fix the module: every firmware file must compile with mpy-cross")
+        raise FlashError(str(e), _("fix the module: every firmware file must compile with mpy-cross"))
     except mpybuild.NotABuildFolder as e:
-        raise FlashError(str(e), "--build names the build folder: a new one, or one a deploy built before")
+        raise FlashError(str(e), _("--build names the build folder: a new one, or one a deploy built before"))
     if lib is not None:
         files.update(lib_files(lib))
     want = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
     build = hashlib.sha256("".join("%s %s\n" % kv for kv in sorted(want.items())).encode()).hexdigest()[:12]
     report.build = build
-    p.stage("connecting to %s" % port)
+    p.stage(_("connecting to %(port)s", port=port))
     with Device(port) as dev:
         _check_mpy_version(dev, files)
-        p.stage("comparing %d files with the device" % len(files))
+        p.stage(ngettext("comparing %(n)d file with the device", "comparing %(n)d files with the device", len(files)))
         have, old_manifest = dev.run("hashes", _PATHS=sorted(files), _MANIFEST=MANIFEST)
         changed = sorted(path for path in files if have.get(path) != want[path])
         report.unchanged = sorted(set(files) - set(changed))
@@ -125,7 +127,8 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
         stale = sorted(set(old.get("files", {})) - set(files)) if isinstance(old.get("files"), dict) else []
         # packages a deploy with --lib put in /lib stay when the next deploy comes without it
         stale = [s for s in stale if not s.startswith("lib/")]
-        p.stage("copying %d changed files" % len(changed) if changed else "copying: up to date")
+        p.stage(ngettext("copying %(n)d changed file", "copying %(n)d changed files", len(changed)) if changed
+                else _("copying: up to date"))
         if changed:
             dev.run("mkdirs", _DIRS=_dirs_of(changed))
             total = sum(len(files[path]) for path in changed)
@@ -137,7 +140,7 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
                 done += len(files[path])
                 report.copied.append(path)
                 p.bar(done, total, path)
-        p.stage("packages")
+        p.stage(_("packages"))
         report.packages = _install_packages(dev, packages, p)
         if changed or stale or old.get("build") != build:
             # the renames, listed first: main.py completes them at boot after a power cut
@@ -151,10 +154,10 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
             dev.write_file(MANIFEST + ".new", manifest.encode())
             dev.run("switch", _RENAME=[MANIFEST], _REMOVE=[])
             report.manifest_written = True
-            p.note("firmware %s, build %s" % (firmware_version(), build))
+            p.note(_("firmware %(version)s, build %(build)s", version=firmware_version(), build=build))
         else:
-            p.note("up to date (build %s)" % build)
-        p.stage("rebooting into the firmware" if reboot else "done")
+            p.note(_("up to date (build %(build)s)", build=build))
+        p.stage(_("rebooting into the firmware") if reboot else _("done"))
         if reboot:
             dev.reboot()
     p.done()
@@ -164,14 +167,14 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
 def _install_packages(dev, packages, p):
     """mip.install each package when the device is online; else say how to copy them."""
     if not packages:
-        p.note("none needed (asyncio is built into MicroPython)")
+        p.note(_("none needed (asyncio is built into MicroPython)"))
         return []
     online = dev.eval("__import__('network').WLAN(0).isconnected() if 'network' in __import__('sys').modules "
                       "or __import__('sys').platform == 'esp32' else False")
     if not online:
-        raise FlashError("the device is offline: cannot install %s with mip" % ", ".join(packages),
-                         "provision it with the store's Wi-Fi first, or copy the packages from a folder with --lib")
+        raise FlashError(_("the device is offline: cannot install %(packages)s with mip", packages=", ".join(packages)),
+                         _("provision it with the store's Wi-Fi first, or copy the packages from a folder with --lib"))
     for name in packages:
-        p.note("mip install %s" % name)
+        p.note("mip install %s" % name)  # a command, the same in every language
         dev.exec("import mip\nmip.install(%r)" % name)
     return list(packages)

@@ -1,15 +1,18 @@
 """Every way a flash command can fail: a FlashError that says what happened and what to do.
 
-    raise NoSuchPort("no such port: /dev/ttyUSB9", FIND_PORT)
+    raise NoSuchPort(_("no such port: %(port)s", port=port), _(FIND_PORT))
 
-cli.main() prints `what` and `hint` and exits non-zero; scripts catch FlashError.
+`what` and `hint` are in the current language (loyalty.i18n): built where the error is
+raised, and the hints below are marked here (N_) and translated there. cli.main() prints
+them and exits non-zero; scripts catch FlashError.
 """
+from loyalty.i18n import N_
 
-FIND_PORT = ("list the ports with `python -m serial.tools.list_ports` (or ls /dev/ttyUSB* /dev/ttyACM*) "
-             "and check the cable")
-DOWNLOAD_MODE = ("hold the BOOT button, press and release EN (reset), release BOOT, then run the command "
-                 "again (some boards need a lower --baud or a better USB cable)")
-DIALOUT = "add yourself to the port's group (sudo usermod -aG dialout $USER), log out and in again"
+FIND_PORT = N_("list the ports with `python -m serial.tools.list_ports` (or ls /dev/ttyUSB* /dev/ttyACM*) "
+                "and check the cable")
+DOWNLOAD_MODE = N_("hold the BOOT button, press and release EN (reset), release BOOT, then run the command "
+                   "again (some boards need a lower --baud or a better USB cable)")
+DIALOUT = N_("add yourself to the port's group (sudo usermod -aG dialout $USER), log out and in again")
 
 
 class FlashError(Exception):

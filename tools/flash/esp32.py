@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loyalty.i18n import _
 from loyalty.tools.flash.errors import (DIALOUT, DOWNLOAD_MODE, FIND_PORT, FlashError, NoSuchPort, NotInDownloadMode, PortBusy,
                           PortPermission)
 from loyalty.tools.flash.progress import Progress
@@ -47,15 +48,17 @@ def run_esptool(cmd, echo=None):
 def esptool_failure(port, output):
     """The FlashError for esptool's failure `output`."""
     if "Permission denied" in output or "Errno 13" in output:
-        return PortPermission("permission denied on %s" % port, DIALOUT)
+        return PortPermission(_("permission denied on %(port)s", port=port), _(DIALOUT))
     if "Errno 16" in output or "Resource busy" in output:
-        return PortBusy("%s is in use by another program" % port, "close the console or other tool using it")
+        return PortBusy(_("%(port)s is in use by another program", port=port),
+                        _("close the console or other tool using it"))
     if "Could not open" in output or "No such file" in output:
-        return NoSuchPort("no such port: %s" % port, FIND_PORT)
+        return NoSuchPort(_("no such port: %(port)s", port=port), _(FIND_PORT))
     if "Failed to connect" in output or "Wrong boot mode" in output or "No serial data received" in output:
-        return NotInDownloadMode("the chip on %s is not in download mode" % port, DOWNLOAD_MODE)
-    last = [x for x in output.strip().splitlines() if x.strip()][-1:] or ["(no output)"]
-    return FlashError("esptool failed on %s: %s" % (port, last[0].strip()), "run it again; the full output is above")
+        return NotInDownloadMode(_("the chip on %(port)s is not in download mode", port=port), _(DOWNLOAD_MODE))
+    last = [x for x in output.strip().splitlines() if x.strip()][-1:] or [_("(no output)")]
+    return FlashError(_("esptool failed on %(port)s: %(output)s", port=port, output=last[0].strip()),
+                      _("run it again; the full output is above"))
 
 
 def detect_chip(port, run=None):
@@ -66,10 +69,12 @@ def detect_chip(port, run=None):
         raise esptool_failure(port, out)
     m = re.search(r"Connected to (ESP32\S*) on", out) or re.search(r"Chip is (ESP32\S*)", out)
     if not m:
-        raise FlashError("esptool did not say which chip is on %s" % port, "run `python -m esptool --port %s chip-id`" % port)
+        raise FlashError(_("esptool did not say which chip is on %(port)s", port=port),
+                         _("run `python -m esptool --port %(port)s chip-id`", port=port))
     family = re.match(r"ESP32(-[SCHP]\d+)?", m.group(1)).group(0)
     if family not in IMAGE_OFFSET:
-        raise FlashError("%s on %s: not a chip this tool knows" % (family, port), "readers are ESP32 boards")
+        raise FlashError(_("%(chip)s on %(port)s: not a chip this tool knows", chip=family, port=port),
+                         _("readers are ESP32 boards"))
     return family
 
 
@@ -78,19 +83,22 @@ def find_image(family, version, images=IMAGES):
     board = BOARD_NAME[family]
     found = sorted(Path(images).glob("%s-*v%s.bin" % (board, version))) + sorted(Path(images).glob("%s-v%s.bin" % (board, version)))
     if not found:
-        raise FlashError("no MicroPython %s image for %s in %s" % (version, board, images),
-                         "download %s-<date>-v%s.bin from https://micropython.org/download/%s/ into that folder, "
-                         "or pass --firmware FILE" % (board, version, board))
+        raise FlashError(_("no MicroPython %(version)s image for %(board)s in %(folder)s",
+                           version=version, board=board, folder=images),
+                         _("download %(board)s-<date>-v%(version)s.bin from https://micropython.org/download/%(board)s/ "
+                           "into that folder, or pass --firmware FILE", board=board, version=version))
     return found[-1]
 
 
 def check_image(path):
     path = Path(path)
     if not path.is_file():
-        raise FlashError("no such firmware image: %s" % path, "give the path of a MicroPython .bin for ESP32")
+        raise FlashError(_("no such firmware image: %(path)s", path=path),
+                         _("give the path of a MicroPython .bin for ESP32"))
     with open(path, "rb") as f:
         if f.read(1) != b"\xe9":  # every ESP32 application image starts with this magic byte
-            raise FlashError("%s is not an ESP32 firmware image" % path, "use the .bin from micropython.org, not a .uf2, .hex or .elf")
+            raise FlashError(_("%(path)s is not an ESP32 firmware image", path=path),
+                             _("use the .bin from micropython.org, not a .uf2, .hex or .elf"))
     return path
 
 
@@ -100,25 +108,25 @@ def flash(port, firmware=None, version=None, erase=False, baud=WRITE_BAUD, image
     `run`: runs an esptool command line, returns (exit code, output); run_esptool by default."""
     run = run or run_esptool
     if (firmware is None) == (version is None):
-        raise FlashError("give either a firmware image or a version", "--firmware FILE or --version 1.24.1")
+        raise FlashError(_("give either a firmware image or a version"), _("--firmware FILE or --version 1.24.1"))
     p = progress or Progress(quiet=True)
     p.stages(3 + bool(erase))
     if firmware is not None:
         check_image(firmware)
-    p.stage("detecting the chip on %s" % port)
+    p.stage(_("detecting the chip on %(port)s", port=port))
     family = detect_chip(port, run)
     p.note(family)
     image = check_image(firmware) if firmware is not None else find_image(family, version, images)
     chip = family.lower().replace("-", "")
     if erase:
-        p.stage("erasing the flash")
+        p.stage(_("erasing the flash"))
         code, out = run(esptool_cmd(port, "erase-flash", chip=chip))
         if code != 0:
             raise esptool_failure(port, out)
-    p.stage("writing %s at 0x%x" % (image.name, IMAGE_OFFSET[family]))
+    p.stage(_("writing %(image)s at %(offset)s", image=image.name, offset="0x%x" % IMAGE_OFFSET[family]))
     code, out = run(esptool_cmd(port, "write-flash", "0x%x" % IMAGE_OFFSET[family], str(image), chip=chip, baud=baud))
     if code != 0:
         raise esptool_failure(port, out)
-    p.stage("done: MicroPython on the %s; next: deploy" % family)
+    p.stage(_("done: MicroPython on the %(chip)s; next: deploy", chip=family))
     p.done()
     return family

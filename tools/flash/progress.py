@@ -8,6 +8,7 @@
     p.done()
 
 Progress(quiet=True) says nothing: what the library functions use when a script calls them.
+The callers hand it texts already in the current language (loyalty.i18n's _()).
 """
 import sys
 

@@ -9,6 +9,7 @@ read one format. No secrets: the key and the Wi-Fi password never leave the devi
 """
 import time
 
+from loyalty.i18n import _
 from loyalty.tools.flash.repl import Device
 
 STATUS_FIELDS = ("reader", "firmware", "build", "rules", "free_flash", "pending", "last_sync", "last_error",
@@ -29,19 +30,22 @@ def status(port, reboot=True):
 
 
 def _when(t):
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else _("never")
 
 
 def format_status(s):
-    """The status as the command prints it: one "name: value" line each."""
-    rows = [("reader", s["reader"] or "not provisioned"),
-            ("firmware", "%s (build %s, deployed %s)" % (s["firmware"], s["build"], _when(s["deployed"]))
-             if s["firmware"] else "not deployed"),
-            ("rules", "v%s" % s["rules"]),
-            ("free flash", "%d KB" % (s["free_flash"] // 1024) if s["free_flash"] is not None else "unknown"),
-            ("pending receipts", s["pending"] if s["pending"] is not None else "unknown (deploy the firmware again)"),
-            ("last sync", _when(s["last_sync"])),
-            ("last error", s["last_error"] or ("none" if s["last_error"] == "" else "not kept on flash")),
-            ("backend", s["backend"] or "-"),
-            ("wifi", s["wifi"] or "-")]
-    return "\n".join("%-17s %s" % (k + ":", v) for k, v in rows)
+    """The status as the command prints it: one "name: value" line each, in the current language."""
+    rows = [(_("reader"), s["reader"] or _("not provisioned")),
+            (_("firmware"), _("%(version)s (build %(build)s, deployed %(when)s)",
+                              version=s["firmware"], build=s["build"], when=_when(s["deployed"]))
+             if s["firmware"] else _("not deployed")),
+            (_("rules"), "v%s" % s["rules"]),
+            (_("free flash"), "%d KB" % (s["free_flash"] // 1024) if s["free_flash"] is not None else _("unknown")),
+            (_("pending receipts"), s["pending"] if s["pending"] is not None
+             else _("unknown (deploy the firmware again)")),
+            (_("last sync"), _when(s["last_sync"])),
+            (_("last error"), s["last_error"] or (_("none") if s["last_error"] == "" else _("not kept on flash"))),
+            (_("backend"), s["backend"] or "-"),
+            (_("wifi"), s["wifi"] or "-")]
+    width = max(len(k) for k, _v in rows) + 1  # the values in one column, whatever the language
+    return "\n".join("%-*s %s" % (width, k + ":", v) for k, v in rows)

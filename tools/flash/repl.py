@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 
+from loyalty.i18n import _
 from loyalty.tools.flash.errors import DIALOUT, FIND_PORT, FlashError, NoSuchPort, NotMicroPython, PortBusy, PortPermission
 from loyalty.tools.flash.scripts import script
 
@@ -29,19 +30,20 @@ REPL_TIMEOUT = 10  # seconds to wait for the raw REPL's banner
 def check_port(port):
     """Say plainly why a port cannot be opened before mpremote says "failed to access"."""
     if port.startswith("socket://"):
-        host, _, p = port[len("socket://"):].rpartition(":")
+        host, _colon, p = port[len("socket://"):].rpartition(":")
         try:
             socket.create_connection((host or "127.0.0.1", int(p)), timeout=3).close()
         except (OSError, ValueError) as e:
-            raise NoSuchPort("nothing answers at %s (%s)" % (port, e),
-                             "start the virtual board (python -m loyalty.sim.vboard FOLDER --port %s) or check the address" % p)
+            raise NoSuchPort(_("nothing answers at %(port)s (%(error)s)", port=port, error=e),
+                             _("start the virtual board (python -m loyalty.sim.vboard FOLDER --port %(number)s) or "
+                               "check the address", number=p))
         return
     if "://" in port:
         return  # another pyserial URL: let it speak for itself
     if not os.path.exists(port):
-        raise NoSuchPort("no such port: %s" % port, FIND_PORT)
+        raise NoSuchPort(_("no such port: %(port)s", port=port), _(FIND_PORT))
     if not os.access(port, os.R_OK | os.W_OK):
-        raise PortPermission("permission denied on %s" % port, DIALOUT)
+        raise PortPermission(_("permission denied on %(port)s", port=port), _(DIALOUT))
 
 
 class Device:
@@ -64,16 +66,17 @@ class Device:
         try:
             self.transport = SerialTransport(self.port, baudrate=115200, timeout=REPL_TIMEOUT)
         except TransportError as e:
-            raise PortBusy("cannot open %s (%s)" % (self.port, e),
-                           "close whatever else uses the port (a console, another flash command), then try again")
+            raise PortBusy(_("cannot open %(port)s (%(error)s)", port=self.port, error=e),
+                           _("close whatever else uses the port (a console, another flash command), then try again"))
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got instead
                 self.transport.enter_raw_repl(soft_reset=True, timeout_overall=REPL_TIMEOUT)
         except (TransportError, OSError) as e:
             self.close()
-            raise NotMicroPython("the device on %s does not answer as MicroPython does (%s)" % (self.port, e),
-                                 "put MicroPython on it first: python tools/flash flash --port %s --version ..."
-                                 % self.port)
+            raise NotMicroPython(_("the device on %(port)s does not answer as MicroPython does (%(error)s)",
+                                   port=self.port, error=e),
+                                 _("put MicroPython on it first: python tools/flash flash --port %(port)s --version ...",
+                                   port=self.port))
         # a reader that ran the firmware on an ESP32 started its watchdog (8 s), which
         # nothing stops, not even a soft reset: from now on the tool feeds it
         self.feed = bool(self.transport.exec(script("watched")).strip() == b"1")
@@ -85,11 +88,12 @@ class Device:
         try:
             return self.transport.exec(script("feed") + code if self.feed else code)
         except TransportError as e:
-            raise FlashError("the device on %s failed: %s" % (self.port, str(e).strip().splitlines()[-1:] or e),
-                             "run the command again; if it keeps failing, look with `console`")
+            raise FlashError(_("the device on %(port)s failed: %(error)s",
+                               port=self.port, error=str(e).strip().splitlines()[-1:] or e),
+                             _("run the command again; if it keeps failing, look with `console`"))
         except OSError as e:
-            raise FlashError("lost the connection to %s (%s)" % (self.port, e),
-                             "check the cable, then run the command again: it goes on where it stopped")
+            raise FlashError(_("lost the connection to %(port)s (%(error)s)", port=self.port, error=e),
+                             _("check the cable, then run the command again: it goes on where it stopped"))
 
     def eval(self, expr):
         return ast.literal_eval(self.exec("print(repr(%s))" % expr).decode().strip())
@@ -106,13 +110,15 @@ class Device:
         try:
             self.transport.fs_writefile(path, data, chunk_size=CHUNK, progress_callback=progress)
         except TransportError as e:
-            raise FlashError("writing %s on %s failed: %s" % (path, self.port, e), "is the device's flash full? see `status`")
+            raise FlashError(_("writing %(path)s on %(port)s failed: %(error)s", path=path, port=self.port, error=e),
+                             _("is the device's flash full? see `status`"))
         except OSError as e:
             if e.errno == errno.ENOSPC:  # mpremote hands the device's own error on as an OSError
-                raise FlashError("the device's flash is full while writing %s" % path,
-                                 "see `status`; the half-written .new files go at the next deploy")
-            raise FlashError("lost the connection to %s while writing %s (%s)" % (self.port, path, e),
-                             "check the cable, then run the command again: it goes on where it stopped")
+                raise FlashError(_("the device's flash is full while writing %(path)s", path=path),
+                                 _("see `status`; the half-written .new files go at the next deploy"))
+            raise FlashError(_("lost the connection to %(port)s while writing %(path)s (%(error)s)",
+                               port=self.port, path=path, error=e),
+                             _("check the cable, then run the command again: it goes on where it stopped"))
 
     def reboot(self):
         """Leave the raw REPL and soft-reset from the friendly one: the board runs main.py."""
