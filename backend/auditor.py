@@ -281,7 +281,8 @@ class _Stop(threading.Event):
 
 def main(argv=None):
     i18n.for_commands()
-    ap = argparse.ArgumentParser(description=_("The auditor: recomputes the discount of every stored receipt."))
+    ap = argparse.ArgumentParser(prog="python -m loyalty.backend.auditor",
+                                 description=_("The auditor: recomputes the discount of every stored receipt."))
     ap.add_argument("--db", required=True, help=_("the backend's SQLite file"))
     ap.add_argument("--once", action="store_true", help=_("audit what awaits audit now, print the counts, exit"))
     ap.add_argument("--interval", type=float, default=0.5, help=_("seconds between looks when nothing awaits"))

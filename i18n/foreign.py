@@ -26,3 +26,29 @@ CLICK = [
     N_("Option {name!r} does not take a value."),
     N_plural("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments."),
 ]
+
+# argparse's (Python 3.11), those a person can meet: not the parser author's own mistakes
+ARGPARSE = [
+    N_('usage: '),
+    N_('argument %(argument_name)s: %(message)s'),
+    N_('unknown parser %(parser_name)r (choices: %(choices)s)'),
+    N_("can't open '%(filename)s': %(error)s"),
+    N_('positional arguments'),
+    N_('options'),
+    N_('show this help message and exit'),
+    N_('subcommands'),
+    N_('unrecognized arguments: %s'),
+    N_('not allowed with argument %s'),
+    N_('ignored explicit argument %r'),
+    N_('the following arguments are required: %s'),
+    N_('one of the arguments %s is required'),
+    N_('expected one argument'),
+    N_('expected at most one argument'),
+    N_('expected at least one argument'),
+    N_plural('expected %s argument', 'expected %s arguments'),
+    N_('ambiguous option: %(option)s could match %(matches)s'),
+    N_('unexpected option string: %s'),
+    N_('invalid %(type)s value: %(value)r'),
+    N_('invalid choice: %(value)r (choose from %(choices)s)'),
+    N_('%(prog)s: error: %(message)s\n'),
+]

@@ -40,6 +40,7 @@ def words_of(*values):
     """The words of names, options and paths a command was given: these may show as they are."""
     found = set()
     for v in values:
+        found.add(Path(str(v)).name)
         for w in re.findall(r"[\w'./=-]+", str(v)):
             found.update((w, w.strip("-/.'="), w.lstrip("-")))
             found.update(re.split(r"[/._=-]+", w))
@@ -49,8 +50,10 @@ def words_of(*values):
 def options_and_names(text):
     """What a --help shows that is code: option names (--tz), metavars (STORE_ID, TEXT),
     command names (add-store) and defaults in brackets."""
+    choices = {c for group in re.findall(r"[\[{]([\w-]+(?:[|,][\w-]+)+)[\]}]", text) for c in re.split("[|,]", group)}
+    ranges = set(re.findall(r"<=(\w)<", text))  # click's INTEGER RANGE [0<=x<=255]
     return set(re.findall(r"--?[\w-]+", text)) | set(re.findall(r"\b[A-Z][A-Z_]+\b", text)) | \
-        {w.lstrip("-") for w in re.findall(r"--?[\w-]+", text)}
+        {w.lstrip("-") for w in re.findall(r"--?[\w-]+", text)} | choices | ranges
 
 
 def check(outputs):
@@ -99,7 +102,8 @@ def test_every_flask_command_is_translated(pseudo_env, tmp_path):
         outputs.append((" ".join(args), code, text, words_of(*args, tmp_path, "flask", "sku", "S1")))
     codes = [code for _, code, _, _ in outputs[len(names):]]
     assert codes.count(0) >= 14 and codes.count(0) < len(codes)  # both the happy and the unhappy ways
-    assert check(outputs) == []
+    problems = check(outputs)
+    assert problems == [], "\n".join("%s (%s): %s" % p[:3] for p in problems)
     print("pseudo-locale: %d flask commands, %d runs" % (len(names), len(outputs)))
 
 
@@ -115,3 +119,48 @@ def test_without_a_language_the_commands_speak_italian(tmp_path):
     assert code == 0 and text.startswith("versione dello schema ")
     code, text = run(FLASK + ["add-store", "--help"], dict(env, LANG="en_GB.UTF-8"))
     assert "Usage:" in text and "Add a store STORE_ID" in text
+
+
+PROGRAMS = [[str(BIN / "loyalty-flash")], [str(BIN / "loyalty-issuedesk")], [str(BIN / "loyalty-nfchost")],
+            [str(BIN / "loyalty-pcschost")], [str(BIN / "loyalty-backend")],
+            [sys.executable, "-m", "loyalty.backend.auditor"], [sys.executable, "-m", "loyalty.tools.mpybuild"]]
+# what the operating system says about a refused connection comes in its own words
+OS_WORDS = {"Errno", "Connection", "refused", "No", "such", "file", "or", "directory"}
+
+
+def subcommands(help_text):
+    """The subcommands a program's --help lists: in {a,b} or one a line, by their description."""
+    found = re.search(r"\{([\w,-]+)\}", help_text)
+    if found:
+        return found.group(1).split(",")
+    return re.findall(r"^ {2,}([a-z][\w-]*)(?: +|\n +)%s" % pseudolocale.OPEN, help_text, re.M)
+
+
+def test_every_program_of_tools_is_translated(pseudo_env, tmp_path):
+    outputs, runs = [], []
+    for program in PROGRAMS:
+        code, text = run(program + ["--help"], pseudo_env)
+        assert code == 0, text
+        name = Path(program[-1]).name
+        subs = subcommands(text)
+        outputs.append((name + " --help", code, text, words_of(*program, *subs)))
+        runs += [program + [sub, "--help"] for sub in subs]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda cmd: (cmd,) + run(cmd, pseudo_env), runs))
+    for cmd, code, text in results:
+        assert code == 0, text
+        outputs.append((" ".join(cmd[-2:]), code, text, words_of(*cmd)))
+    # failing the way an operator fails: no reader there, a missing file, no arguments
+    for cmd in ([str(BIN / "loyalty-flash"), "deploy", "--port", "socket://127.0.0.1:1"],
+                [str(BIN / "loyalty-flash"), "provision", "--port", "socket://127.0.0.1:1",
+                 "--file", str(tmp_path / "none.json"), "--wifi-ssid", "x", "--wifi-password-file", "x"],
+                [str(BIN / "loyalty-issuedesk")], [str(BIN / "loyalty-nfchost"), "read", "--keys",
+                                                    str(tmp_path / "none.json"), "--device", "udp:127.0.0.1:1"],
+                [sys.executable, "-m", "loyalty.backend.auditor", "--db", str(tmp_path / "none.db"), "--once"]):
+        code, text = run(cmd, pseudo_env, cwd=str(tmp_path))
+        assert code != 0, text
+        outputs.append((" ".join(cmd[-3:]), code, text, words_of(*cmd) | OS_WORDS))
+    problems = check(outputs)
+    assert problems == [], "\n".join("%s (%s): %s" % p[:3] for p in problems)
+    assert len(runs) >= 10
+    print("pseudo-locale: %d programs, %d subcommands, %d runs" % (len(PROGRAMS), len(runs), len(outputs)))
