@@ -42,7 +42,11 @@ class Backend:
 
     def start(self, timeout=30):
         env = dict(os.environ)
-        env.update(self.env)
+        for name, value in self.env.items():  # None takes a variable out (LOYALTY_LANG, ...)
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         env["LOYALTY_INSTANCE"] = self.instance
         cmd = [sys.executable, "-m", "loyalty.backend.serve", "--port", str(self.port),
                "--threads", str(self.threads), "--processes", str(self.processes), "--db", self.database]

@@ -3,6 +3,8 @@ backend on a real WSGI server, with a reader running the real firmware.
 
 A store manager logs in, sees the reader turn "lagging" while its network is cut (the
 page refreshes itself: nobody reloads it), and sees it turn "in sync" once it has synced.
+Another logs in to a backend told nothing about languages, with Chromium's own English
+Accept-Language: the stores page is in Italian; a click on English, and it is in English.
 """
 
 import pytest
@@ -35,11 +37,11 @@ def test_manager_sees_a_lagging_reader_turn_in_sync(tmp_path, browser):
         assert "/login" in page.url  # not logged in: the login form first
         page.fill("#username", MANAGER[0])
         page.fill("#password", "wrong password")
-        page.click("button[type=submit]")
+        page.click("form[action='/login'] button[type=submit]")
         assert page.locator("[data-login-error]").is_visible()
         page.fill("#username", MANAGER[0])
         page.fill("#password", MANAGER[1])
-        page.click("button[type=submit]")
+        page.click("form[action='/login'] button[type=submit]")
         page.wait_for_url("**/stores")
         row = page.locator('tr[data-reader="R1"]')
         row.wait_for()
@@ -66,3 +68,29 @@ def test_manager_sees_a_lagging_reader_turn_in_sync(tmp_path, browser):
         head = page.locator("section.reader-head")
         assert head.get_attribute("data-state") == "in_sync", head.inner_text()
         assert page.locator('[data-chart]').count() == 1
+
+
+def test_italian_first_english_by_choice(tmp_path, browser):
+    # nothing about languages in the server's environment (the tests' LOYALTY_LANG=en goes)
+    unset = dict.fromkeys(("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"))
+    with Chain(tmp_path, readers=[], backend_env=unset) as chain:
+        page = browser.new_page(locale="en-US")  # what the browser asks for: English
+        page.goto(chain.backend.url + "/stores")
+        assert page.evaluate("navigator.language") == "en-US"
+        page.fill("#username", MANAGER[0])
+        page.fill("#password", MANAGER[1])
+        page.click("form[action='/login'] button[type=submit]")
+        page.wait_for_url("**/stores")
+        assert page.locator("h1").inner_text() == "Negozi"
+        assert page.locator("html").get_attribute("lang") == "it"
+        store = page.locator("section.store").first
+        assert "Oggi" in store.inner_text()
+        assert store.locator("[data-today=gross]").inner_text() == "0,00\xa0€"  # no sales yet today
+
+        page.click("button[data-language='en']")
+        page.wait_for_url("**/stores")
+        assert page.locator("h1").inner_text() == "Stores"
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert "Today" in store.inner_text() and store.locator("[data-today=gross]").inner_text() == "€0.00"
+        page.reload()  # the choice is the manager's: it stays
+        assert page.locator("h1").inner_text() == "Stores"

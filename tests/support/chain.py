@@ -69,7 +69,7 @@ def idle(r, timeout=60):
 
 
 class Chain:
-    def __init__(self, folder, readers=("R1",), config=None, cards=200, sync_interval=1):
+    def __init__(self, folder, readers=("R1",), config=None, cards=200, sync_interval=1, backend_env=None):
         self.folder = Path(folder)
         self.names = list(readers)
         self.config = dict(config or {})
@@ -85,7 +85,7 @@ class Chain:
         instance = self.folder / "instance"
         instance.mkdir(exist_ok=True)
         (instance / "config.py").write_text("".join("%s = %r\n" % kv for kv in self.config.items()))
-        self.backend = Backend(self.path, instance, log=self.folder / "backend.log")
+        self.backend = Backend(self.path, instance, log=self.folder / "backend.log", env=backend_env)
         self.links = {}
         self.readers = {}
 
