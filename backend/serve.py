@@ -152,7 +152,7 @@ def _worker(app, sock, threads, parent):
 def _fork_workers(n, app, sock, threads):
     parent = os.getpid()
     pids = []
-    for _ in range(n):
+    for _worker_number in range(n):
         pid = os.fork()
         if pid == 0:
             _worker(app, sock, threads, parent)  # never returns

@@ -22,16 +22,16 @@ The catalogues are compiled by the build (`make`: `.mo` files are never committe
 catalogue whose `.po` is newer than its `.mo` is compiled again when first used.
 """
 import contextlib
+import functools
 import contextvars
 import gettext as _stdlib_gettext
 import os
 from decimal import Decimal
 from pathlib import Path
 
-from babel.dates import format_date, format_datetime, format_time
+from babel import Locale, dates, numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import LazyProxy, Translations
 
 LANGUAGES = ("it", "en")
@@ -90,8 +90,6 @@ def supported(lang):
 
 def language_name(lang):
     """A language's name in itself ("italiano", "English"): CLDR's, never translated."""
-    from babel import Locale
-
     name = Locale.parse(lang).get_display_name(lang)
     return name[:1].upper() + name[1:]
 
@@ -173,35 +171,54 @@ def lazy(message):
 
 
 # -- formats (CLDR's, through Babel) ------------------------------------------------------
+# Each language's patterns are parsed once: the stores page formats a time and a share for
+# each of thousands of readers, and Babel's format_*() parse their pattern at every call.
+
+@functools.lru_cache(maxsize=None)
+def _patterns(lang):
+    locale = Locale.parse(lang)
+    return {
+        "locale": locale,
+        "date": dates.parse_pattern(dates.get_date_format("medium", locale=locale).pattern),
+        "time": dates.parse_pattern(dates.get_time_format("medium", locale=locale).pattern),
+        "hour": dates.parse_pattern(dates.get_time_format("short", locale=locale).pattern),
+        "datetime": dates.get_datetime_format("medium", locale=locale),
+        "percent": numbers.parse_pattern("#,##0.#%"),
+    }
+
 
 def euro(cents):
     """`cents` as an amount in euro: 1.234,56 € in Italian, €1,234.56 in English."""
-    return format_currency(Decimal(cents) / 100, "EUR", locale=language())
+    return numbers.format_currency(Decimal(cents) / 100, "EUR", locale=language())
 
 
 def number(n):
-    return format_decimal(n, locale=language())
+    return numbers.format_decimal(n, locale=language())
 
 
-def percent(fraction, digits=0):
-    """`fraction` (0.425) as a percentage: '43%', or '42,5%' in Italian with up to digits=1
-    decimals ('35%', not '35,0%')."""
-    return format_percent(fraction, format="#,##0.%s%%" % ("#" * digits) if digits else None, locale=language())
+def percent(fraction):
+    """`fraction` (0.925) as a percentage with at most one decimal: '92,5%' in Italian,
+    '35%' (not '35,0%')."""
+    p = _patterns(language())
+    return p["percent"].apply(fraction, p["locale"])
 
 
 def date(moment):
     """A day (a datetime in the store's zone): 14 nov 2023."""
-    return format_date(moment, "medium", locale=language())
+    p = _patterns(language())
+    return p["date"].apply(moment, p["locale"])
 
 
 def time(moment):
     """A time of day (a datetime in the store's zone), to the second: 23:13:20."""
-    return format_time(moment, "medium", tzinfo=moment.tzinfo, locale=language())
+    p = _patterns(language())
+    return p["time"].apply(moment, p["locale"])
 
 
 def hour(moment):
     """A time of day to the minute (a chart's axis): 18:00, 6:00 PM."""
-    return format_time(moment, "short", tzinfo=moment.tzinfo, locale=language())
+    p = _patterns(language())
+    return p["hour"].apply(moment, p["locale"])
 
 
 def datetime(moment):
@@ -209,7 +226,9 @@ def datetime(moment):
 
     The zone by its abbreviation (CET, CEST, GMT): CLDR has no short names for most
     zones in Italian or English, and its "GMT+1" says less to a store manager."""
-    return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=language()) + " " + moment.strftime("%Z")
+    p = _patterns(language())
+    both = p["datetime"].replace("{1}", p["date"].apply(moment, p["locale"]))
+    return both.replace("{0}", p["time"].apply(moment, p["locale"])) + " " + moment.strftime("%Z")
 
 
 def error_text(code):

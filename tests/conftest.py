@@ -11,7 +11,7 @@ import pytest
 
 # The tests read what the code says in English: LOYALTY_LANG for this process and every
 # program it starts (servers, tools, MicroPython runs ignore it). The Italian default, the
-# catalogues and the pseudo-locale have tests of their own (tests/test_languages.py,
+# catalogues and the pseudo-locale have tests of their own (tests/test_commands_languages.py,
 # tests/backend/test_languages.py), which choose the language they look at.
 os.environ["LOYALTY_LANG"] = "en"
 

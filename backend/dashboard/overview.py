@@ -113,7 +113,7 @@ def journal_text(journal, used, capacity):
     """'ok, 35% used', 'nearly full, 92.5% used', 'unknown' (Italian: 'ok, 35% usato')."""
     words = readerstate.journal_word(journal)
     p = percent(used, capacity)
-    return words if p is None else _("%(state)s, %(percent)s used", state=words, percent=i18n.percent(p / 100, 1))
+    return words if p is None else _("%(state)s, %(percent)s used", state=words, percent=i18n.percent(p / 100))
 
 
 def error_text(code):

@@ -12,8 +12,7 @@ the same without JavaScript.
 """
 import time
 
-from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, url_for
 
 from loyalty.i18n import _
 from loyalty.backend.dashboard import overview, readerstate
