@@ -62,10 +62,15 @@ def compile_catalogues(folder=None):
         if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
             with open(po, "rb") as f:
                 catalog = read_po(f)
-            tmp = mo.with_suffix(".mo.tmp")
-            with open(tmp, "wb") as f:
-                write_mo(f, catalog)
-            os.replace(tmp, mo)  # another process may be reading the old one
+            tmp = mo.with_suffix(".mo.%d" % os.getpid())  # two processes may compile at once
+            try:
+                with open(tmp, "wb") as f:
+                    write_mo(f, catalog)
+                os.replace(tmp, mo)  # whole: another process may be reading the old one
+            except OSError:
+                # a read-only install: the build's .mo stands (make compiles them)
+                tmp.unlink(missing_ok=True)
+                continue
             written.append(mo)
     return written
 
