@@ -11,10 +11,10 @@ unix port, not of an ESP32 (which is some 10-30 times slower per bytecode).
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-from loyalty.tools import mpybuild
 from loyalty.testing import runtimes
+from loyalty.tools import mpybuild
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The receipt path alone (no asyncio, sockets or sync) runs in less than the whole board's
 # 256 KB; a GC sweep costs in proportion to the heap, so the smaller heap is the fairer one.

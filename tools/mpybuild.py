@@ -277,7 +277,7 @@ def main(argv=None):
     except (BuildError, ManifestError) as e:
         print(_("error: %(error)s", error=e), file=sys.stderr)
         return 1
-    print(ngettext("compiled %(n)d file", "compiled %(n)d files", len(done)) if done else _("up to date"))
+    print(ngettext("compiled %(num)d file", "compiled %(num)d files", len(done)) if done else _("up to date"))
     for name, _options in required:
         print(_("requires %(package)s from micropython-lib (tools/flash deploy --lib)", package=name))
     return 0

@@ -298,8 +298,8 @@ def cmd_export_keys(args, out):
         raise ValueError(_("%(path)s exists already: move it away or give another --out", path=args.out))
     finally:
         db.conn.close()
-    print(ngettext("%(n)d card key epoch written to %(path)s (mode 0600)",
-                   "%(n)d card key epochs written to %(path)s (mode 0600)", n, path=args.out), file=out)
+    print(ngettext("%(num)d card key epoch written to %(path)s (mode 0600)",
+                   "%(num)d card key epochs written to %(path)s (mode 0600)", n, path=args.out), file=out)
     return 0
 
 

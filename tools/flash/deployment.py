@@ -116,7 +116,7 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
     p.stage(_("connecting to %(port)s", port=port))
     with Device(port) as dev:
         _check_mpy_version(dev, files)
-        p.stage(ngettext("comparing %(n)d file with the device", "comparing %(n)d files with the device", len(files)))
+        p.stage(ngettext("comparing %(num)d file with the device", "comparing %(num)d files with the device", len(files)))
         have, old_manifest = dev.run("hashes", _PATHS=sorted(files), _MANIFEST=MANIFEST)
         changed = sorted(path for path in files if have.get(path) != want[path])
         report.unchanged = sorted(set(files) - set(changed))
@@ -127,7 +127,7 @@ def deploy(port, build_dir=mpybuild.DEFAULT_OUT, lib=None, packages=PACKAGES, re
         stale = sorted(set(old.get("files", {})) - set(files)) if isinstance(old.get("files"), dict) else []
         # packages a deploy with --lib put in /lib stay when the next deploy comes without it
         stale = [s for s in stale if not s.startswith("lib/")]
-        p.stage(ngettext("copying %(n)d changed file", "copying %(n)d changed files", len(changed)) if changed
+        p.stage(ngettext("copying %(num)d changed file", "copying %(num)d changed files", len(changed)) if changed
                 else _("copying: up to date"))
         if changed:
             dev.run("mkdirs", _DIRS=_dirs_of(changed))

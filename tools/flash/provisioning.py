@@ -136,8 +136,8 @@ def provision(port, file, wifi_ssid, wifi_password_file, lang="it", backend=None
         if old.get("reader") not in (None, data["reader"]) and held:
             if not wipe_data:
                 raise ProvisioningRefused(
-                    ngettext("this board was reader %(reader)s and still holds its journal (%(n)d file under /data)",
-                             "this board was reader %(reader)s and still holds its journal (%(n)d files under /data)",
+                    ngettext("this board was reader %(reader)s and still holds its journal (%(num)d file under /data)",
+                             "this board was reader %(reader)s and still holds its journal (%(num)d files under /data)",
                              held, reader=old["reader"]),
                     _("let %(reader)s sync (status shows its pending receipts), then provision again with --wipe-data",
                       reader=old["reader"]))
