@@ -89,7 +89,9 @@ def create_app(test_config=None):
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
     if i18n.supported(app.config["LANGUAGE"]) is None:
-        app.config["LANGUAGE"] = i18n.process_language()
+        # Italian unless LOYALTY_LANG says otherwise: a server's LANG (often en_US) says what
+        # its operators read in a shell, not what the managers of the stores read
+        app.config["LANGUAGE"] = i18n.supported(os.environ.get("LOYALTY_LANG")) or i18n.DEFAULT
     _languages(app)
 
     app.register_blueprint(syncapi.bp)

@@ -11,13 +11,16 @@ HeadOfficeError subclasses take that as it is). The one-schema work grows this m
 
     >>> integer(5, 1, 9, "qty")
     5
-    >>> integer(True, 0, 1, "ntag_signature")
+    >>> from loyalty.i18n import using
+    >>> with using("it"):
+    ...     integer(True, 0, 1, "ntag_signature")
     Traceback (most recent call last):
     ...
-    loyalty.backend.checks.CheckFailed: ntag_signature: must be an integer from 0 to 1
+    loyalty.backend.checks.CheckFailed: ntag_signature: deve essere un intero da 0 a 1
     >>> integer_text("0042", 0, 99, "since"), digits("1_000"), integer_or_none("7", 0, 9)
     (42, None, None)
 """
+from loyalty.i18n import _
 from loyalty.protocol.checks import digits, integer_rule, is_integer  # the reader's rules, and their words
 
 
@@ -31,9 +34,10 @@ class CheckFailed(ValueError):
 
 
 def integer(value, lo, hi, field, fail=CheckFailed):
-    """`value` if is_integer(value, lo, hi); else raises fail(field, rule)."""
+    """`value` if is_integer(value, lo, hi); else raises fail(field, rule), the rule in the
+    current language (head office's commands and pages show it to a person)."""
     if not is_integer(value, lo, hi):
-        raise fail(field, integer_rule(lo, hi))
+        raise fail(field, _("must be an integer from %(lo)d to %(hi)d", lo=lo, hi=hi))
     return value
 
 
@@ -44,7 +48,8 @@ def integer_or_none(value, lo, hi):
 
 
 def integer_text(text, lo, hi, field, fail=CheckFailed):
-    """The int written by `text` (digits()) if from lo to hi; else raises fail(field, rule)."""
+    """The int written by `text` (digits()) if from lo to hi; else raises fail(field, rule), the
+    rule in the protocol's words (the sync API's query strings: readers read codes)."""
     value = digits(text)
     if value is None or not lo <= value <= hi:
         raise fail(field, integer_rule(lo, hi))

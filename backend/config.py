@@ -10,8 +10,8 @@ then its `test_config`:
 from loyalty.protocol import status
 
 DEFAULTS = {
-    "LANGUAGE": None,             # the pages' language unless a manager chose; default: the
-                                  # process's (LOYALTY_LANG, the locale, else Italian)
+    "LANGUAGE": None,             # the pages' language unless a manager chose; default:
+                                  # LOYALTY_LANG's, else Italian
     "DATABASE": None,             # default: <instance>/loyalty.db
     "MAX_BATCH_BYTES": status.MAX_BODY,  # docs/protocol.md: a body over 256 KiB is refused
     "TIMESTAMP_WINDOW": status.TIMESTAMP_WINDOW,  # seconds a request's X-Timestamp may differ from our clock

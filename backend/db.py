@@ -32,6 +32,7 @@ import sqlite3
 
 import sqlite_utils
 
+from loyalty.i18n import _
 from loyalty.protocol.records import GENESIS  # the chain's start: the acked hash of a new reader
 
 BUSY_MS = 10000  # a writer waits this long for another's transaction (batches are short)
@@ -184,7 +185,8 @@ def migrate(db):
     """Bring the schema to the newest version, one step per transaction; returns it."""
     have = schema_version(db)
     if have > len(MIGRATIONS):
-        raise SchemaError("database schema %d is newer than this code (%d)" % (have, len(MIGRATIONS)))
+        raise SchemaError(_("database schema %(have)d is newer than this code (%(known)d)", have=have,
+                            known=len(MIGRATIONS)))
     for n in range(have, len(MIGRATIONS)):
         with transaction(db):
             MIGRATIONS[n](db)
@@ -196,8 +198,8 @@ def require_schema(db):
     """Raise SchemaError unless the schema is the one this code was written for."""
     have = schema_version(db)
     if have != len(MIGRATIONS):
-        raise SchemaError("database schema is %d, this code needs %d: run `flask --app loyalty.backend.app init-db`"
-                          % (have, len(MIGRATIONS)))
+        raise SchemaError(_("database schema is %(have)d, this code needs %(known)d: run "
+                            "`flask --app loyalty.backend.app init-db`", have=have, known=len(MIGRATIONS)))
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from babel import Locale, dates, numbers
+from markupsafe import escape
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import LazyProxy, Translations
@@ -99,11 +100,20 @@ def language_name(lang):
     return name[:1].upper() + name[1:]
 
 
+_VARIABLES = ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
 def process_language(environ=None):
     """The process's language: LOYALTY_LANG, then LANGUAGE, LC_ALL, LC_MESSAGES, LANG; else Italian."""
     env = os.environ if environ is None else environ
-    for name in ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
-        for part in (env.get(name) or "").split(":"):  # LANGUAGE may list several
+    return _first_supported(tuple(env.get(name) for name in _VARIABLES))
+
+
+@functools.lru_cache(maxsize=64)
+def _first_supported(values):
+    # by the variables' values: every text outside a request asks (the auditor, the commands)
+    for value in values:
+        for part in (value or "").split(":"):  # LANGUAGE may list several
             found = supported(part)
             if found:
                 return found
@@ -159,12 +169,14 @@ def ngettext(singular, plural, n, **values):
 
 
 def template_gettext(message):
-    """For Jinja (newstyle gettext), which puts in the values itself, escaping them."""
-    return translations(language()).gettext(message)
+    """For Jinja (newstyle gettext), which puts in the values itself, escaping them. Jinja
+    takes what this returns as markup: the translation is escaped here, so that a "<" or a
+    quote in a catalogue is text on the page, never HTML."""
+    return escape(translations(language()).gettext(message))
 
 
 def template_ngettext(singular, plural, n):
-    return translations(language()).ngettext(singular, plural, n)
+    return escape(translations(language()).ngettext(singular, plural, n))
 
 
 _ = gettext

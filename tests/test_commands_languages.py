@@ -1,5 +1,5 @@
-"""Every command in the pseudo-locale: the backend's `flask` commands and the operator's
-programs, each `--help` and what the commands print when they work and when they fail,
+"""Every command in the pseudo-locale: the backend's commands (loyalty-admin, the same as
+`flask --app loyalty.backend.app`) and the operator's programs, each `--help` and what the commands print when they work and when they fail,
 with a catalogue that brackets every translated text (tests/support/pseudolocale.py).
 No word may be left outside a bracket but names, options, paths and codes.
 
@@ -20,6 +20,7 @@ from loyalty.testing import pseudolocale
 
 BIN = Path(sys.executable).parent
 FLASK = [str(BIN / "flask"), "--app", "loyalty.backend.app"]
+ADMIN = [str(BIN / "loyalty-admin")]
 CARD = "6001000000000042"
 
 
@@ -40,7 +41,9 @@ def words_of(*values):
     """The words of names, options and paths a command was given: these may show as they are."""
     found = set()
     for v in values:
-        found.add(Path(str(v)).name)
+        if "/" in str(v):  # a path: its name only (its folders' words are a test's name)
+            found.add(Path(str(v)).name)
+            continue
         for w in re.findall(r"[\w'./=-]+", str(v)):
             found.update((w, w.strip("-/.'="), w.lstrip("-")))
             found.update(re.split(r"[/._=-]+", w))
@@ -56,10 +59,15 @@ def options_and_names(text):
         {w.lstrip("-") for w in re.findall(r"--?[\w-]+", text)} | choices | ranges
 
 
+# the fields head office's errors name (headoffice.HeadOfficeError.field): the names of
+# the command's arguments and of a card file's columns, shown as they are
+FIELDS = {"id", "tier", "card", "status", "store", "epoch", "kind", "tiers", "tz", "username", "password", "lang"}
+
+
 def check(outputs):
     problems = []
     for label, code, text, allowed in outputs:
-        left = pseudolocale.leftovers(text, allowed | options_and_names(text))
+        left = pseudolocale.leftovers(text, allowed | options_and_names(text) | FIELDS)
         if left:
             problems.append((label, code, sorted(set(left)), text[-600:]))
     return problems
@@ -68,11 +76,13 @@ def check(outputs):
 def test_every_flask_command_is_translated(pseudo_env, tmp_path):
     names = [c.name for c in cli.COMMANDS]
     env = dict(pseudo_env, LOYALTY_INSTANCE=str(tmp_path / "instance"))
-    listed = run(FLASK + ["--help"], env)[1]
-    assert all(n in listed for n in names), listed
+    code, listed = run(ADMIN + ["--help"], env)
+    assert code == 0 and all(n in listed for n in names), listed
+    assert all(n in run(FLASK + ["--help"], env)[1] for n in names)  # flask --app lists the same
     with ThreadPoolExecutor(2) as pool:
-        helps = list(pool.map(lambda n: (n,) + run(FLASK + [n, "--help"], env), names))
-    outputs = [("%s --help" % n, code, text, words_of("flask", n)) for n, code, text in helps]
+        helps = list(pool.map(lambda n: (n,) + run(ADMIN + [n, "--help"], env), names))
+    outputs = [("loyalty-admin --help", code, listed, words_of("loyalty-admin", "LOYALTY_INSTANCE", *names))]
+    outputs += [("%s --help" % n, code, text, words_of("loyalty-admin", n)) for n, code, text in helps]
     assert all(code == 0 for _, code, _, _ in outputs)
 
     (tmp_path / "cards.csv").write_text("card,tier\n%s,0\n" % CARD)
@@ -96,15 +106,15 @@ def test_every_flask_command_is_translated(pseudo_env, tmp_path):
         ["add-tier", "300", "x", "1"], ["no-such-command"],
     ]
     for args in script:
-        code, text = run(FLASK + args, env)
+        code, text = run(ADMIN + args, env)
         if args == ["show-rules"] and code == 0:
             text = text.split("\n", 1)[0]  # the rules themselves are JSON for programs
-        outputs.append((" ".join(args), code, text, words_of(*args, tmp_path, "flask", "sku", "S1")))
-    codes = [code for _, code, _, _ in outputs[len(names):]]
+        outputs.append((" ".join(args), code, text, words_of(*args, "loyalty-admin", "sku", "S1")))
+    codes = [code for _, code, _, _ in outputs[len(names) + 1:]]
     assert codes.count(0) >= 14 and codes.count(0) < len(codes)  # both the happy and the unhappy ways
     problems = check(outputs)
     assert problems == [], "\n".join("%s (%s): %s" % p[:3] for p in problems)
-    print("pseudo-locale: %d flask commands, %d runs" % (len(names), len(outputs)))
+    print("pseudo-locale: %d backend commands, %d runs" % (len(names), len(outputs)))
 
 
 def test_without_a_language_the_commands_speak_italian(tmp_path):
@@ -119,6 +129,8 @@ def test_without_a_language_the_commands_speak_italian(tmp_path):
     assert code == 0 and text.startswith("versione dello schema ")
     code, text = run(FLASK + ["add-store", "--help"], dict(env, LANG="en_GB.UTF-8"))
     assert "Usage:" in text and "Add a store STORE_ID" in text
+    code, text = run(ADMIN + ["--help"], env)
+    assert code == 0 and text.startswith("Uso: loyalty-admin") and "Comandi:" in text
 
 
 PROGRAMS = [[str(BIN / "loyalty-flash")], [str(BIN / "loyalty-issuedesk")], [str(BIN / "loyalty-nfchost")],

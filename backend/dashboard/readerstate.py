@@ -4,7 +4,7 @@
     >>> reader = {"last_contact": 1000, "last_batch": 1000, "pending": 0}
     >>> with using("it"):
     ...     state(reader, now=1060, lagging_after=300, offline_after=1800, rules_version=4, directory_version=9)
-    ('in_sync', 'Ultimo contatto 1 min fa, niente in attesa.')
+    ('in_sync', 'Ultimo contatto 1 min fa, niente da inviare.')
     >>> with using("en"):
     ...     state(reader, now=1060, lagging_after=300, offline_after=1800, rules_version=4, directory_version=9)
     ('in_sync', 'Last contact 1 min ago, nothing pending.')

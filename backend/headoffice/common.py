@@ -70,4 +70,4 @@ def card_text(card, field):
     try:
         return str(delta.card_number(card, field))  # without leading zeros: "0042" is card 42
     except DeltaError as e:
-        raise InvalidValue(e.field, e.detail)
+        raise InvalidValue(e.field, _("card number must be 1 to 19 digits"))

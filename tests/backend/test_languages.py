@@ -21,6 +21,7 @@ from babel.messages.pofile import read_po
 from dashrows import PASSWORD, add_manager, add_reader, add_store, csrf_from, fix_clock, login
 from loyalty import i18n
 from loyalty.backend import auth
+from loyalty.backend.app import create_app
 from loyalty.protocol import errors
 from loyalty.testing import pseudolocale, runtimes
 
@@ -29,11 +30,12 @@ NOW = int(datetime(2025, 3, 1, 23, 30, tzinfo=timezone.utc).timestamp())
 
 @pytest.fixture
 def italian_by_default(app, monkeypatch):
-    """The backend as configured with nothing said about languages."""
-    for name in ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+    """The backend started with nothing said about languages, on a server whose own locale
+    is American English (the database is conftest's app's)."""
+    for name in ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
-    app.config["LANGUAGE"] = i18n.process_language()
-    return app
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    return create_app({"DATABASE": app.config["DATABASE"], "SECRET_KEY": "test", "TESTING": True})
 
 
 def heading(client, path):
@@ -140,7 +142,10 @@ def pseudo(app, db, tmp_path, monkeypatch):
                           "first_seq": 40, "last_seq": 41, "count": 2, "fresh": 2, "gross": 1000,
                           "discount": 50, "ack": 41, "bytes": 900})
     db["batches"].insert({"reader_id": "R1", "t": NOW - 100, "outcome": "refused", "http_status": 409,
-                          "code": "batch.gap", "field": "records[0].seq", "bytes": 800})
+                          "code": "batch.gap", "field": "records[0].seq", "bytes": 800, "detail": STORED_DETAIL})
+    db["receipts"].insert({"reader_id": "R1", "store_id": "S1", "seq": 40, "t": NOW - 800, "receipt": "A-1",
+                           "kind": "sale", "day": "2025-03-02", "gross": 2000, "discount": 300, "card": "1234",
+                           "audit": "mismatch", "audit_detail": STORED_AUDIT})
     db["refusals"].insert({"reader_id": "R1", "t": NOW - 100, "endpoint": "POST /api/v1/sync/batch",
                            "http_status": 409, "code": "batch.gap", "field": "records[0].seq",
                            "verified": 1, "remote": "10.0.0.7"})
@@ -151,11 +156,19 @@ def pseudo(app, db, tmp_path, monkeypatch):
     return app
 
 
+# What the protocol and the audit stored with a refusal or a mismatch: technical English
+# kept as it was written, shown beside the code's translated text (not translated: a known
+# gap, said in the issue's closing note). Exempt by name, so that nothing else is.
+STORED_DETAIL = "does not match seq 50"
+STORED_AUDIT = "granted 300, engine says 200"
+
+
 def allowed_words(db):
     """What may show untranslated: the shop's own data, codes, CLDR's words for dates and
     languages, and the product's names."""
     words = set()
     for table, columns in (("stores", ("id", "name", "tz")), ("readers", ("id", "name", "firmware")),
+                           ("receipts", ("receipt", "card")),
                            ("managers", ("username",)), ("refusals", ("endpoint", "code", "field", "remote")),
                            ("batches", ("code", "field"))):
         for row in db.execute("SELECT %s FROM %s" % (", ".join(columns), table)).fetchall():
@@ -163,18 +176,12 @@ def allowed_words(db):
                 for word in re.findall(r"[\w'./-]+", str(value or "")):
                     words.update((word, word.strip("/")))
     words.update(code for code, _, _ in errors.codes())
-    words.update(s for s in readerstate_codes())
     it = Locale.parse("it")
     words.update(it.months["format"]["abbreviated"].values())
     words.update(i18n.language_name(lang) for lang in i18n.LANGUAGES)
-    words.update(("CET", "CEST", "UTC", "GMT", "HTTP", "Europe/Rome", "seq"))
+    words.update(("CET", "CEST", "UTC", "GMT", "HTTP", "Europe/Rome", "seq", "xx") + i18n.LANGUAGES)
+    words.update((STORED_DETAIL + " " + STORED_AUDIT).replace(",", "").split())
     return words
-
-
-def readerstate_codes():
-    from loyalty.backend.dashboard import readerstate
-
-    return readerstate.STATES + tuple(readerstate.JOURNAL_WORDS) + ("accepted", "refused")
 
 
 def human_texts(value, key=""):
@@ -215,6 +222,9 @@ def visit(client, path, method="GET", data=None):
 def test_the_pseudo_locale_finds_an_unwrapped_word():
     assert pseudolocale.leftovers("⟦Stores⟧ ⟦Updated ⟦1 min⟧ ago⟧ Milano", {"Milano"}) == []
     assert pseudolocale.leftovers("⟦Stores⟧ Refresh now 12:00 1.234,56 €", set()) == ["Refresh", "now"]
+    # a value put into a translated text is outside its brackets: English there shows
+    assert pseudolocale._mark("cannot audit: %(error)s") == "⟦cannot audit: ⟧%(error)s"
+    assert pseudolocale.leftovers("⟦cannot audit: ⟧schema is 0", {"schema"}) == ["is"]
     assert pseudolocale.visible_text('<p title="Hi">A<script>var b;</script></p>').split() == ["Hi", "A"]
 
 

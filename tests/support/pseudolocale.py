@@ -1,12 +1,14 @@
 """A pseudo-locale that shows which texts went through a translation, and which did not.
 
-`build(folder)` writes a catalogue in which every message of the Italian one reads
-"⟦<the English message>⟧" (placeholders kept), compiled, under folder/it/...: point
+`build(folder)` writes a catalogue in which every message of the Italian one is the
+English message with each of its fixed parts bracketed and its placeholders left out of
+the brackets ("⟦cannot audit: ⟧%(error)s"), compiled, under folder/it/...: point
 loyalty.i18n at it (LOYALTY_TRANSLATIONS, or its LOCALE_DIR in-process) and speak
 Italian, and every translated text is bracketed, while Italian formats (dates, euro)
 stay. `leftovers(text, allowed)` is what is left of a page or an output once the
 bracketed texts, numbers, punctuation and the `allowed` words (user data, codes) are
-taken out: words that no translation touched.
+taken out: words that no translation touched, the values put into a translated text
+included (an English detail inside an Italian sentence shows).
 
     >>> leftovers("⟦Stores⟧ 12 ⟦receipts⟧ Milano", {"Milano"})
     []
@@ -29,8 +31,14 @@ _INNER = re.compile("%s[^%s%s]*%s" % (OPEN, OPEN, CLOSE, CLOSE))
 _WORD = re.compile(r"[^\W\d_][\w'’.:/@-]*", re.UNICODE)
 
 
+# what a message's values go into: %(name)s, %s, %d, %r, %% and click's {name}
+_PLACE = re.compile(r"(%\(\w+\)[-+ #0-9.]*[a-zA-Z]|%[-+ #0-9.]*[sdrfi%]|\{[^{}]*\})")
+
+
 def _mark(text):
-    return OPEN + text + CLOSE
+    """`text` with each fixed part between brackets, its placeholders outside them."""
+    return "".join(part if _PLACE.fullmatch(part) or not part else OPEN + part + CLOSE
+                   for part in _PLACE.split(text))
 
 
 def build(folder):
@@ -66,6 +74,8 @@ def leftovers(text, allowed):
     found = []
     for word in _WORD.findall(text):
         word = word.rstrip(".:/-")
+        if "/" in word.strip("/") or "@" in word:
+            continue  # a path, a URL, a time zone: code, never prose
         if word and word not in allowed and word.strip("'’") not in allowed:
             found.append(word)
     return found
