@@ -25,15 +25,14 @@ import time
 from pathlib import Path
 
 
-import backend.app
-from loyalty.backend import auditor, auth, headoffice
+import bigshop  # beside this script: bench/ is the script's folder, first on the path
+from loyalty.backend import auditor, auth, db as dbmod, headoffice
+from loyalty.backend.app import create_app
 from loyalty.backend.dashboard import overview
 from loyalty.backend.sync import ingest
-from loyalty.backend import db as dbmod
+from loyalty.sim import sampleshop
 from loyalty.sim.backendproc import Backend
 from loyalty.testing.readerclient import ReaderClient
-import bigshop
-from loyalty.sim import sampleshop
 
 BATCH = 200
 
@@ -145,7 +144,7 @@ def stores_overview(receipts=5_000_000, runs=15):
     result["baseline"] = _median_ms(lambda: db.execute("SELECT * FROM readers").fetchall(), runs)
     result["function"] = _median_ms(lambda: overview.stores_overview(db, now, cfg), runs)
     with tempfile.TemporaryDirectory() as tmp:
-        app = backend.app.create_app({"DATABASE": str(path), "SECRET_KEY": "bench", "TESTING": True})
+        app = create_app({"DATABASE": str(path), "SECRET_KEY": "bench", "TESTING": True})
         try:
             auth.create_manager(db, "bench", "bench-password-1")
         except auth.ManagerError:
