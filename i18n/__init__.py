@@ -22,18 +22,19 @@ The catalogues are compiled by the build (`make`: `.mo` files are never committe
 catalogue whose `.po` is newer than its `.mo` is compiled again when first used.
 """
 import contextlib
-import functools
 import contextvars
+import functools
 import gettext as _stdlib_gettext
 import os
+from datetime import time as _stdlib_time
 from decimal import Decimal
 from pathlib import Path
 
 from babel import Locale, dates, numbers
-from markupsafe import escape
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import LazyProxy, Translations
+from markupsafe import escape
 
 LANGUAGES = ("it", "en")
 DEFAULT = "it"
@@ -104,14 +105,20 @@ _VARIABLES = ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
 def process_language(environ=None):
-    """The process's language: LOYALTY_LANG, then LANGUAGE, LC_ALL, LC_MESSAGES, LANG; else Italian."""
-    env = os.environ if environ is None else environ
-    return _first_supported(tuple(env.get(name) for name in _VARIABLES))
+    """The process's language: LOYALTY_LANG, then LANGUAGE, LC_ALL, LC_MESSAGES, LANG; else
+    Italian. Of the process (environ None) it is read once: every text shown outside a
+    request asks for it (the commands, the auditor), and os.environ is slow to read."""
+    if environ is None:
+        return _this_process()
+    return _first_supported(tuple(environ.get(name) for name in _VARIABLES))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1)
+def _this_process():
+    return process_language(dict(os.environ))
+
+
 def _first_supported(values):
-    # by the variables' values: every text outside a request asks (the auditor, the commands)
     for value in values:
         for part in (value or "").split(":"):  # LANGUAGE may list several
             found = supported(part)
@@ -216,20 +223,37 @@ def number(n):
 def percent(fraction):
     """`fraction` (0.925) as a percentage with at most one decimal: '92,5%' in Italian,
     '35%' (not '35,0%')."""
-    p = _patterns(language())
+    return _percent(language(), round(fraction, 3))
+
+
+@functools.lru_cache(maxsize=4096)
+def _percent(lang, fraction):
+    # a page shows a share per reader, and there are only so many tenths of a percent
+    p = _patterns(lang)
     return p["percent"].apply(fraction, p["locale"])
 
 
 def date(moment):
     """A day (a datetime in the store's zone): 14 nov 2023."""
-    p = _patterns(language())
-    return p["date"].apply(moment, p["locale"])
+    return _date(language(), moment.date())
+
+
+@functools.lru_cache(maxsize=1024)
+def _date(lang, day):
+    p = _patterns(lang)
+    return p["date"].apply(day, p["locale"])
 
 
 def time(moment):
     """A time of day (a datetime in the store's zone), to the second: 23:13:20."""
-    p = _patterns(language())
-    return p["time"].apply(moment, p["locale"])
+    return _time(language(), moment.hour, moment.minute, moment.second)
+
+
+@functools.lru_cache(maxsize=8192)
+def _time(lang, hour, minute, second):
+    # CLDR's medium time (HH:mm:ss, h:mm:ss a) names no zone: the clock's reading decides it
+    p = _patterns(lang)
+    return p["time"].apply(_stdlib_time(hour, minute, second), p["locale"])
 
 
 def hour(moment):
@@ -243,9 +267,9 @@ def datetime(moment):
 
     The zone by its abbreviation (CET, CEST, GMT): CLDR has no short names for most
     zones in Italian or English, and its "GMT+1" says less to a store manager."""
-    p = _patterns(language())
-    both = p["datetime"].replace("{1}", p["date"].apply(moment, p["locale"]))
-    return both.replace("{0}", p["time"].apply(moment, p["locale"])) + " " + moment.strftime("%Z")
+    lang = language()
+    both = _patterns(lang)["datetime"].replace("{1}", _date(lang, moment.date()))
+    return both.replace("{0}", _time(lang, moment.hour, moment.minute, moment.second)) + " " + moment.strftime("%Z")
 
 
 def error_text(code):
