@@ -49,7 +49,6 @@ def _secret_key(instance):
 def _languages(app):
     app.config["BABEL_DEFAULT_LOCALE"] = app.config["LANGUAGE"]
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(i18n.LOCALE_DIR)
-    i18n.compile_catalogues()
     Babel(app, locale_selector=auth.choose_language)
     # one catalogue and one language for templates and domain code: Jinja's _() is
     # loyalty.i18n's, which speaks the language set below for the request
@@ -57,7 +56,8 @@ def _languages(app):
 
     @app.before_request
     def _speak():
-        if not request.path.startswith("/api/"):  # readers get codes, not sentences
+        # readers get codes, not sentences; a stylesheet needs no language (nor its query)
+        if not request.path.startswith(("/api/", "/static/")):
             g.language_token = i18n.use(str(get_locale()))
 
     @app.teardown_request

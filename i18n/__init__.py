@@ -101,7 +101,8 @@ def language_name(lang):
     return name[:1].upper() + name[1:]
 
 
-_VARIABLES = ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+# what a process's language is read from, first to last
+VARIABLES = ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
 def process_language(environ=None):
@@ -110,7 +111,7 @@ def process_language(environ=None):
     request asks for it (the commands, the auditor), and os.environ is slow to read."""
     if environ is None:
         return _this_process()
-    return _first_supported(tuple(environ.get(name) for name in _VARIABLES))
+    return _first_supported(tuple(environ.get(name) for name in VARIABLES))
 
 
 @functools.lru_cache(maxsize=1)
@@ -242,11 +243,6 @@ def date(moment):
 def _date(lang, day):
     p = _patterns(lang)
     return p["date"].apply(day, p["locale"])
-
-
-def time(moment):
-    """A time of day (a datetime in the store's zone), to the second: 23:13:20."""
-    return _time(language(), moment.hour, moment.minute, moment.second)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from loyalty import i18n
 from loyalty.backend import cli
 from loyalty.testing import pseudolocale
 
@@ -119,7 +120,7 @@ def test_every_flask_command_is_translated(pseudo_env, tmp_path):
 
 def test_without_a_language_the_commands_speak_italian(tmp_path):
     env = {k: v for k, v in os.environ.items()
-           if k not in ("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
+           if k not in i18n.VARIABLES}
     env["LOYALTY_INSTANCE"] = str(tmp_path / "instance")
     code, text = run(FLASK + ["add-store", "--help"], env)
     assert code == 0 and "Uso:" in text and "Aggiunge il negozio STORE_ID" in text and "Opzioni" in text

@@ -9,6 +9,7 @@ Accept-Language: the stores page is in Italian; a click on English, and it is in
 
 import pytest
 
+from loyalty import i18n
 from loyalty.testing.chain import MANAGER, Chain, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,7 +73,7 @@ def test_manager_sees_a_lagging_reader_turn_in_sync(tmp_path, browser):
 
 def test_italian_first_english_by_choice(tmp_path, browser):
     # nothing about languages in the server's environment (the tests' LOYALTY_LANG=en goes)
-    unset = dict.fromkeys(("LOYALTY_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"))
+    unset = dict.fromkeys(i18n.VARIABLES)
     with Chain(tmp_path, readers=[], backend_env=unset) as chain:
         page = browser.new_page(locale="en-US")  # what the browser asks for: English
         page.goto(chain.backend.url + "/stores")
