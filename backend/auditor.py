@@ -11,15 +11,20 @@ its cards). A receipt's verdict depends only on receipts stored before it, which
 change, so an audit interrupted by a crash is done again after a restart with the same
 verdicts, and two auditors at once write each verdict once (UPDATE ... WHERE audit IS NULL).
 
-The server's auditor (--idle) runs only on CPU time nothing else wants, and lets a burst
-of batches pass before it writes (run's `patience`): its writes take SQLite's write lock
-from ingestion. The reader page shows how many receipts still await audit.
+The server's auditors (--idle) run only on CPU time nothing else wants, and let a burst
+of batches pass before they write (run's `patience`): their writes take SQLite's write lock
+from ingestion. The server starts one per core (backend/serve.py), sharing the work by
+batch (--part K/N): only auditor 0 audits alongside a burst, all of them catch up after
+it. Which auditor audits a batch changes no verdict. The reader page shows how many
+receipts still await audit.
 
     book = RulesBook()
     audit_pending(db, book)              # -> how many receipts it audited (up to 500)
+    audit_pending(db, book, part=(1, 2)) # only the batches with an odd id
     run("instance/loyalty.db", stop=threading.Event(), interval=0.5)   # until stop is set
 
     python -m loyalty.backend.auditor --db instance/loyalty.db [--once] [--idle] [--parent PID]
+                                      [--part K/N]
     flask --app loyalty.backend.app audit        # once, from a shell (backend/cli.py)
 """
 import argparse
@@ -39,12 +44,17 @@ from loyalty.i18n import _, ngettext
 CHUNK = 500  # receipts per transaction: a chunk's UPDATEs hold the write lock for a few ms
 
 
-def pending_sql(limit):
+def pending_sql(limit, part=None):
     """The oldest receipts awaiting audit. rowid order is storing order, so each reader's
     receipts come in seq order (a reader's receipts are stored in seq order, never
-    deleted), and idx_receipts_audit gives them without sorting the whole backlog."""
+    deleted), and idx_receipts_audit gives them without sorting the whole backlog.
+    part (k, n): only those of the batches whose id is k modulo n (one auditor of n)."""
+    if part is None:
+        return ("SELECT rowid, reader_id, seq, batch_id, record FROM receipts WHERE audit IS NULL "
+                "ORDER BY rowid LIMIT ?", [limit])
+    k, n = part
     return ("SELECT rowid, reader_id, seq, batch_id, record FROM receipts WHERE audit IS NULL "
-            "ORDER BY rowid LIMIT ?", [limit])
+            "AND coalesce(batch_id, 0) % ? = ? ORDER BY rowid LIMIT ?", [n, k, limit])
 
 
 def awaiting_sql(reader_id=None):
@@ -127,7 +137,7 @@ def _check(auditor, rec):
     return auditor.check(rec)
 
 
-def audit_pending(db, book, limit=CHUNK, verdicts=None):
+def audit_pending(db, book, limit=CHUNK, verdicts=None, part=None):
     """Audit up to `limit` receipts awaiting audit, oldest first; returns how many this call
     wrote (a receipt another auditor wrote meanwhile is not counted twice).
 
@@ -135,7 +145,7 @@ def audit_pending(db, book, limit=CHUNK, verdicts=None):
     verdicts are written in one transaction. `verdicts`: a dict to which the counts of
     'ok' and 'mismatch' written are added.
     """
-    sql, params = pending_sql(limit)
+    sql, params = pending_sql(limit, part)
     rows = db.execute(sql, params).fetchall()
     if not rows:
         return 0
@@ -178,7 +188,7 @@ def last_batch_sql():
     return "SELECT max(id) FROM batches", []
 
 
-def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0):
+def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0, part=None):
     """Audit what awaits audit in the database at `path` until `stop` (a threading.Event)
     is set: chunk after chunk while there is a backlog, then a look every `interval` s.
 
@@ -187,8 +197,15 @@ def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0):
     server processes read their pages again. Once a look finds no new batch it audits
     the backlog; under load that lasts longer than `patience` it audits alongside.
 
+    part (k, n): this is auditor k of n, the work shared by batch (pending_sql). When a
+    look finds no new batch each audits its own share, so n cores catch up on a backlog
+    together; during a burst auditor 0 audits every share (after its patience, as a lone
+    auditor does) and the others wait, so a burst meets one auditor, not n: every CPU
+    second an auditor takes under load, even at idle priority, slows ingestion.
+
     An error (the database busy past its timeout, a full disk) is reported to `log` and
     the audit tried again after `interval`: the receipts stay awaiting audit."""
+    helper = part is not None and part[0] != 0
     db = dbmod.connect(path)
     book = RulesBook()
     sql, params = last_batch_sql()
@@ -198,15 +215,14 @@ def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0):
         while not stop.is_set():
             try:
                 newest = db.execute(sql, params).fetchone()[0]
-                if newest != seen and waited < patience:
-                    seen = newest
+                burst, seen = newest != seen, newest
+                if burst and (helper or waited < patience):
                     waited += interval
                     stop.wait(interval)
                     continue
-                if newest == seen:
+                if not burst:
                     waited = 0.0
-                seen = newest
-                n = audit_pending(db, book, limit)
+                n = audit_pending(db, book, limit, part=None if burst else part)
             except Exception as e:  # noqa: BLE001 -- the receipts stay awaiting audit
                 if log:
                     log("audit: %s: %s (trying again in %s s)" % (type(e).__name__, e, interval))
@@ -279,6 +295,17 @@ class _Stop(threading.Event):
         return super().is_set()
 
 
+def _part(text):
+    """'K/N' -> (K, N), auditor K of N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        k = n = -1
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(_("%(part)s is not K/N with 0 <= K < N", part=text))
+    return k, n
+
+
 def main(argv=None):
     i18n.for_commands()
     ap = argparse.ArgumentParser(prog="python -m loyalty.backend.auditor",
@@ -291,6 +318,8 @@ def main(argv=None):
                     help=_("run only on a core nothing else wants (Linux SCHED_IDLE; elsewhere nice 19)"))
     ap.add_argument("--patience", type=float, default=5.0,
                     help=_("seconds at most to let a burst of batches pass before auditing alongside it"))
+    ap.add_argument("--part", type=_part, metavar="K/N",
+                    help=_("auditor K of N (0 to N-1) sharing the work: all N must run"))
     args = ap.parse_args(argv)
     if args.idle:
         run_when_idle()
@@ -317,7 +346,7 @@ def main(argv=None):
         return 0
     try:
         run(args.db, stop, args.interval, log=lambda s: print(s, file=sys.stderr, flush=True),
-            patience=args.patience)
+            patience=args.patience, part=args.part)
     except KeyboardInterrupt:
         pass
     return 0

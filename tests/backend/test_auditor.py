@@ -282,6 +282,62 @@ def test_the_loop_lets_a_burst_pass_first_but_not_for_ever(app, db, signed_reade
         assert during[-1] > 0  # three waits, then it audits alongside the burst
 
 
+def batch_of(db):
+    return {(r, s): b for r, s, b in db.execute("SELECT reader_id, seq, batch_id FROM receipts")}
+
+
+def audited(db):
+    return {k for k, v in verdicts(db).items() if v[0] is not None}
+
+
+def test_auditors_share_the_work_by_batch(db, signed_reader, shop_rules):
+    rules = headoffice.rules_at(db, shop_rules)
+    sent = {}
+    for name in ("R1", "R2"):
+        r = signed_reader(name)
+        sent[name] = []
+        for _ in range(3):
+            records = [r.sale(rules) for _ in range(4)] + [r.sale(rules, gross=1)]
+            send(r, records)
+            sent[name].append(records)
+    want = as_at_ingestion(db, "R1", sent["R1"])
+    want.update(as_at_ingestion(db, "R2", sent["R2"]))
+    # stored some other way, without a batch: auditor 0's share
+    db["receipts"].insert({"reader_id": "R0", "seq": 1, "store_id": "S1", "kind": "sale", "record": "{not json"})
+    book = RulesBook()
+    while auditor.audit_pending(db, book, limit=3, part=(1, 2)):
+        pass
+    odd = {k for k, b in batch_of(db).items() if b is not None and b % 2}
+    assert audited(db) == odd and len(odd) == 15  # batches 1, 3, 5 of the six
+    while auditor.audit_pending(db, book, limit=3, part=(0, 2)):
+        pass
+    assert auditor.awaiting(db) == 0
+    got = verdicts(db)
+    assert got.pop(("R0", 1)) == ("mismatch", "the audit cannot read this receipt's record")
+    assert got == want  # the verdicts one auditor gives, whoever audited which batch
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_in_a_burst_auditor_0_audits_every_share_and_the_others_wait(app, db, signed_reader, shop_rules, k):
+    r = signed_reader()
+    rules = headoffice.rules_at(db, shop_rules)
+    send(r, [r.sale(rules) for _ in range(5)])  # batch 1, share 1 of 2
+    send(r, [r.sale(rules) for _ in range(5)])  # batch 2, share 0
+    burst = Burst(db, lambda: send(r, [r.sale(rules) for _ in range(5)]), batches=8)
+    auditor.run(app.config["DATABASE"], burst, interval=0.01, patience=0.03, part=(k, 2))
+    shares = batch_of(db)
+    mine = {key for key, b in shares.items() if b % 2 == k}
+    theirs = set(shares) - mine
+    done = audited(db)
+    assert mine <= done  # its whole share, once the batches stopped coming
+    if k == 0:
+        assert done & theirs  # during the burst it audited the other share too
+        assert burst.audited[7] > burst.audited[0]
+    else:
+        assert done == mine
+        assert burst.audited[:8] == [5] * 8  # its share of the backlog, then nothing in the burst
+
+
 def test_the_audit_command(db, signed_reader, shop_rules, runner):
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)

@@ -1,6 +1,7 @@
-"""The auditor as backend/serve.py runs it: a process beside the WSGI server that audits
-what the server acknowledged, catches up after a restart, and never outlives the server
-(SIGKILL of the whole group, or of the server alone); --processes N shares one socket."""
+"""The auditor as backend/serve.py runs it: processes beside the WSGI server (one per core,
+up to serve.MAX_AUDITORS) that audit what the server acknowledged, catch up after a
+restart, are started again when one ends, and never outlive the server (SIGKILL of the
+whole group, or of the server alone); --processes N shares one socket."""
 import os
 import signal
 import threading
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from loyalty.backend import headoffice
+from loyalty.backend import headoffice, serve
 from loyalty.backend.db import connect, migrate
 from loyalty.sim.backendproc import Backend, group_members
 from loyalty.testing.readerclient import ReaderClient
@@ -45,6 +46,23 @@ def wait(cond, what, timeout=20):
     raise AssertionError("timed out waiting for " + what)
 
 
+AUDITORS = serve.default_auditors()
+
+
+def auditors(backend):
+    """{pid: its --part argument (None for a lone auditor)} of the server's auditors."""
+    found = {}
+    for pid in backend.pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                args = f.read().decode().split("\0")
+        except OSError:
+            continue  # ended meanwhile
+        if "loyalty.backend.auditor" in args:
+            found[pid] = args[args.index("--part") + 1] if "--part" in args else None
+    return found
+
+
 def client(shop_db, name, backend, seed=1):
     path, keys, rules = shop_db
     return ReaderClient(name, keys[name], backend.url, rules, seed=seed,
@@ -54,7 +72,7 @@ def client(shop_db, name, backend, seed=1):
 def test_the_server_acknowledges_and_its_auditor_audits(shop_db, tmp_path):
     path = shop_db[0]
     with Backend(path, tmp_path / "instance", log=tmp_path / "backend.log") as b:
-        assert len(b.pids()) == 2  # the server and its auditor
+        assert len(b.pids()) == 1 + AUDITORS  # the server and its auditors
         c = client(shop_db, "R1", b)
         status, answer = c.post_batch(c.batch_body(c.make_sales(30, int(time.time()) - 600)))
         assert status == 200 and answer["ack"] == 30
@@ -74,11 +92,11 @@ def test_kill_takes_the_auditor_down_and_a_restart_audits_what_waits(shop_db, tm
         assert rows(path, "SELECT count(*) FROM receipts WHERE audit IS NULL")[0][0] == 25
         b.auditor = True
         b.start()  # the same port and database, now with its auditor
-        server_pid, auditor_pid = b.proc.pid, [p for p in b.pids() if p != b.proc.pid][0]
+        server_pid, auditor_pids = b.proc.pid, [p for p in b.pids() if p != b.proc.pid]
         wait(lambda: rows(path, "SELECT count(*) FROM receipts WHERE audit IS NULL")[0][0] == 0,
              "the receipts that waited to be audited")
         b.kill()
-        assert group_members(server_pid) == [] and auditor_pid not in group_members(server_pid)
+        assert group_members(server_pid) == [] and not set(auditor_pids) & set(group_members(server_pid))
     finally:
         b.stop()
 
@@ -89,7 +107,7 @@ def test_the_auditor_and_other_processes_end_when_the_server_dies_alone(shop_db,
     try:
         pgid = b.proc.pid
         others = [p for p in b.pids() if p != pgid]
-        assert len(others) == 2  # the auditor and the second server process
+        assert len(others) == 1 + AUDITORS  # the auditors and the second server process
         os.kill(pgid, signal.SIGKILL)  # only the server: nobody kills its group
         b.proc.wait()
         wait(lambda: group_members(pgid) == [], "the auditor and the other server process to end", timeout=10)
@@ -102,7 +120,7 @@ def test_server_processes_share_the_socket_and_stop_together(shop_db, tmp_path):
     b = Backend(path, tmp_path / "instance", log=tmp_path / "backend.log", processes=2, threads=1).start()
     try:
         pgid = b.proc.pid
-        assert len(b.pids()) == 3  # two server processes and the auditor
+        assert len(b.pids()) == 2 + AUDITORS  # two server processes and the auditors
         results = []
 
         def post_batches(name, seed):
@@ -125,3 +143,19 @@ def test_server_processes_share_the_socket_and_stop_together(shop_db, tmp_path):
         assert group_members(pgid) == []
     finally:
         b.stop()
+
+
+def test_an_auditor_that_ends_is_started_again_with_its_share(shop_db, tmp_path):
+    path = shop_db[0]
+    with Backend(path, tmp_path / "instance", log=tmp_path / "backend.log") as b:
+        before = auditors(b)
+        parts = sorted(p or "" for p in before.values())
+        assert parts == (["%d/%d" % (k, AUDITORS) for k in range(AUDITORS)] if AUDITORS > 1 else [""])
+        gone = max(before)
+        os.kill(gone, signal.SIGKILL)
+        wait(lambda: len(auditors(b)) == AUDITORS and gone not in auditors(b), "the auditor to start again")
+        after = auditors(b)
+        assert sorted(p or "" for p in after.values()) == parts  # the same shares, nobody's missing
+        c = client(shop_db, "R1", b)
+        assert c.post_batch(c.batch_body(c.make_sales(30, int(time.time()) - 600)))[0] == 200
+        wait(lambda: rows(path, "SELECT count(*) FROM receipts WHERE audit IS NULL")[0][0] == 0, "the audit")
