@@ -42,6 +42,7 @@ from loyalty import i18n
 from loyalty.i18n import _, ngettext
 
 CHUNK = 500  # receipts per transaction: a chunk's UPDATEs hold the write lock for a few ms
+BIG_CHUNK = 4 * CHUNK  # when behind: fewer transactions and re-read batch starts, 20 ms of lock each
 
 
 def pending_sql(limit, part=None):
@@ -188,7 +189,7 @@ def last_batch_sql():
     return "SELECT max(id) FROM batches", []
 
 
-def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0, part=None):
+def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0, part=None, most=BIG_CHUNK):
     """Audit what awaits audit in the database at `path` until `stop` (a threading.Event)
     is set: chunk after chunk while there is a backlog, then a look every `interval` s.
 
@@ -196,6 +197,8 @@ def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0, part=None
     every audit chunk it writes takes SQLite's write lock from ingestion and makes the
     server processes read their pages again. Once a look finds no new batch it audits
     the backlog; under load that lasts longer than `patience` it audits alongside.
+    A chunk is `limit` receipts; while chunks come back full (a backlog) each is twice
+    the one before, up to `most`.
 
     part (k, n): this is auditor k of n, the work shared by batch (pending_sql). When a
     look finds no new batch each audits its own share, so n cores catch up on a backlog
@@ -212,6 +215,7 @@ def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0, part=None
     try:
         seen = db.execute(sql, params).fetchone()[0]
         waited = 0.0
+        size = limit
         while not stop.is_set():
             try:
                 newest = db.execute(sql, params).fetchone()[0]
@@ -222,13 +226,16 @@ def run(path, stop, interval=0.5, limit=CHUNK, log=None, patience=5.0, part=None
                     continue
                 if not burst:
                     waited = 0.0
-                n = audit_pending(db, book, limit, part=None if burst else part)
+                n = audit_pending(db, book, size, part=None if burst else part)
             except Exception as e:  # noqa: BLE001 -- the receipts stay awaiting audit
                 if log:
                     log("audit: %s: %s (trying again in %s s)" % (type(e).__name__, e, interval))
                 n = 0
-            if n < limit:
+            if n < size:
+                size = limit
                 stop.wait(interval)
+            else:
+                size = min(2 * size, max(most, limit))
     finally:
         db.conn.close()
 

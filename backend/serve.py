@@ -12,11 +12,11 @@ stores receipts awaiting audit and acknowledges at once, and the auditors recomp
 discounts. They take only CPU time nothing else wants (Linux SCHED_IDLE) and let a burst
 of batches pass first (up to 5 s), so an acknowledgement never waits for an audit.
 --auditors N (default: one per core, at most MAX_AUDITORS) share the work by batch: during
-a burst only auditor 0 audits (every auditor's CPU time, idle priority or not, slows
-ingestion: on the 2-core machine about 16,000 receipts/s without one, 12,000 with one), and once the
-burst ends all N catch up on the backlog on every core. Each is started again if it ends;
-they end with the server: stopped on SIGTERM, told by the kernel when the server dies even
-by SIGKILL (Linux), and in any case they notice within half a second.
+a burst only auditor 0 audits (an auditor's CPU time slows ingestion, idle priority or
+not: on the 2-core machine about 16,000 receipts/s without one, 12,000 with one), and once
+the burst ends all N catch up on the backlog on every core. Each is started again if it
+ends; they end with the server: stopped on SIGTERM, told by the kernel when the server
+dies even by SIGKILL (Linux), and in any case they notice within half a second.
 
 --processes N forks N-1 more server processes once the socket is bound; they all accept
 on it, so N cores parse and check batches while SQLite serialises the writes. For

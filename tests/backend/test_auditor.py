@@ -338,6 +338,25 @@ def test_in_a_burst_auditor_0_audits_every_share_and_the_others_wait(app, db, si
         assert burst.audited[:8] == [5] * 8  # its share of the backlog, then nothing in the burst
 
 
+def test_chunks_grow_while_the_auditor_is_behind(app, db, signed_reader, shop_rules, monkeypatch):
+    r = signed_reader()
+    rules = headoffice.rules_at(db, shop_rules)
+    for _ in range(8):
+        send(r, [r.sale(rules) for _ in range(5)])
+    sizes = []
+    audit_pending = auditor.audit_pending
+
+    def spy(db, book, limit, verdicts=None, part=None):
+        sizes.append(limit)
+        return audit_pending(db, book, limit, verdicts, part)
+
+    monkeypatch.setattr(auditor, "audit_pending", spy)
+    auditor.run(app.config["DATABASE"], Burst(db, None, batches=0, looks_after=2), interval=0.01, limit=4, most=16)
+    assert auditor.awaiting(db) == 0
+    # 40 receipts: 4, 8, 16 (full chunks), then 12 of 16: caught up, small chunks again
+    assert sizes == [4, 8, 16, 16, 4]
+
+
 def test_the_audit_command(db, signed_reader, shop_rules, runner):
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)
