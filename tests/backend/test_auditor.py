@@ -338,6 +338,14 @@ def test_in_a_burst_auditor_0_audits_every_share_and_the_others_wait(app, db, si
         assert burst.audited[:8] == [5] * 8  # its share of the backlog, then nothing in the burst
 
 
+@pytest.mark.parametrize("part", ["2/2", "-1/2", "1", "a/2", "1/2/3"])
+def test_an_auditor_part_is_k_of_n(app, part, capsys):
+    with pytest.raises(SystemExit) as e:
+        auditor.main(["--db", app.config["DATABASE"], "--part=" + part, "--once"])
+    assert e.value.code == 2
+    assert "%s is not K/N with 0 <= K < N" % part in capsys.readouterr().err
+
+
 def test_chunks_grow_while_the_auditor_is_behind(app, db, signed_reader, shop_rules, monkeypatch):
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)
