@@ -31,6 +31,7 @@ from loyalty.backend import checks, db as dbmod, headoffice
 from loyalty.backend.sync import fastjson, ingest
 from loyalty.backend.requestdb import get_db
 from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.batchcheck import check_status
 from loyalty.protocol.records import body_digest, sign, sign_answer
 from loyalty.protocol.status import http_status
 
@@ -154,10 +155,9 @@ def _status_of(body):
     """The reader's status from a refused batch's body, if it can be read at all: a
     refused batch still says how many receipts wait on the reader, and since when."""
     try:
-        status = json.loads(body).get("status")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return status if isinstance(status, dict) else None
+        return check_status(json.loads(body).get("status"))
+    except (ValueError, AttributeError, RecursionError, ProtocolError):
+        return None  # a status that breaks the schema changes nothing
 
 
 @bp.post("/batch")

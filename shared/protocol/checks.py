@@ -1,5 +1,5 @@
-"""The integer rules every message of the protocol goes through, each written once: an
-integer in a range, and a number written in decimal digits.
+"""The rules every message of the protocol goes through, each written once: an integer
+in a range, a number written in decimal digits, and text that may be stored.
 
 A bool is not an integer here: True is an int on CPython and would pass as a quantity
 of 1. The message modules (till, records, syncmsg, delta, engine) raise their own error
@@ -17,6 +17,8 @@ functions, so a reader and the backend refuse the same values with the same word
     loyalty.protocol.errors.TillError: till.field at tier: must be an integer from 0 to 255
     >>> digits("0042"), digits("1_000"), digits(" 7"), digits("\u00b2"), digits("9" * 20)
     (42, None, None, None, None)
+    >>> text_fault("Caff\u00e8 d'orzo"), text_fault("a" + chr(0) + "b"), text_fault(chr(0x202E) + "gnp.exe")
+    (None, 'holds a control character', 'holds a bidirectional control character')
 """
 
 
@@ -58,3 +60,40 @@ def is_digits(text, most=19):
 def digits(text, most=19):
     """The int that `text` writes in 1 to `most` ASCII digits; None for anything else."""
     return int(text) if is_digits(text, most) else None
+
+
+def text_fault(s):
+    """Why the str `s` may not be stored as text, or None when it may.
+
+    Refused: control characters (C0, DEL and C1: a NUL or an escape sequence in a
+    receipt would reach a terminal, a CSV export or a printer), the invisible
+    characters that reorder text on screen (bidirectional marks, embeddings,
+    overrides and isolates: "\u202e" makes a SKU or a receipt id read backwards), and
+    lone surrogates, which UTF-8 cannot carry (MicroPython would write them anyway;
+    CPython, the backend, would then refuse the record for good).
+    """
+    for c in s:  # ASCII characters allocate nothing on MicroPython
+        o = ord(c)
+        if o < 0x20 or 0x7F <= o <= 0x9F:
+            return "holds a control character"
+        if o >= 0x61C and (o == 0x61C or 0x200E <= o <= 0x200F or 0x202A <= o <= 0x202E
+                           or 0x2066 <= o <= 0x2069):
+            return "holds a bidirectional control character"
+        if 0xD800 <= o <= 0xDFFF:
+            return "holds a character UTF-8 cannot carry"
+    return None
+
+
+def text_rule(lo, hi):
+    return "must be text of %d to %d characters" % (lo, hi)
+
+
+def text(v, lo, hi, field, error, code):
+    """`v` if it is a str of lo to hi characters with no text_fault(); else raises
+    error(code, field, the rule)."""
+    if not isinstance(v, str) or not lo <= len(v) <= hi:
+        raise error(code, field, text_rule(lo, hi))
+    fault = text_fault(v)
+    if fault is not None:
+        raise error(code, field, fault)
+    return v

@@ -17,8 +17,7 @@ ordering rule lives here once and is written down in docs/discount.md.
 
 (3 x 125 = 375 cents; 2% of 375 = 7.5, rounded half-up to 8.)
 """
-from .canonical import text_size
-from .checks import integer, is_int, is_integer
+from .checks import integer, is_int, is_integer, text_fault
 from .compat import const
 from .errors import ProtocolError, RulesError, TillError
 
@@ -33,6 +32,7 @@ _MAX_TIER = const(255)
 _MAX_STALE_HOURS = const(100000)
 _MAX_BIG = 2 ** 40  # epoch seconds, versions, day totals; not a const: above the ESP32's small ints
 
+_LINE_KEYS = ("sku", "cat", "qty", "price")
 _KINDS = ("sku", "category", "threshold")
 _KIND_KEY = ("sku", "category", "min_cents")  # what each kind matches on
 _PROMO_KEYS = ("id", "kind", "sku", "category", "min_cents", "bp", "cents", "tiers", "from", "to")
@@ -66,7 +66,8 @@ def check_lines(lines, name="lines"):
     """Raise TillError('till.field', 'lines[i].name', rule) unless `lines` is a valid basket.
 
     A basket is a list of at most 200 objects {"sku": text 1-32, "cat": text 0-32,
-    "qty": 1..9999, "price": 0..10000000 cents}; other keys are ignored.
+    "qty": 1..9999, "price": 0..10000000 cents} with no other keys (whatever else came
+    would be journaled for nothing); texts without control or bidirectional characters.
     """
     if not isinstance(lines, list):
         raise TillError("till.field", name, "must be a list")
@@ -86,8 +87,13 @@ def check_lines(lines, name="lines"):
         if not is_integer(line.get("price"), 0, _MAX_PRICE):
             integer(line.get("price"), 0, _MAX_PRICE, "%s[%d].price" % (name, i), TillError, "till.field")
         for key in ("sku", "cat"):
-            if text_size(line[key]) < 0:
-                raise TillError("till.field", "%s[%d].%s" % (name, i, key), "holds a character UTF-8 cannot carry")
+            fault = text_fault(line[key])
+            if fault is not None:
+                raise TillError("till.field", "%s[%d].%s" % (name, i, key), fault)
+        if len(line) != 4:
+            for k in line:
+                if k not in _LINE_KEYS:
+                    raise TillError("till.field", "%s[%d].%s" % (name, i, k), "unknown key")
     return lines
 
 
