@@ -21,6 +21,8 @@ functions, so a reader and the backend refuse the same values with the same word
     (None, 'holds a control character', 'holds a bidirectional control character')
 """
 
+from .compat import plain_ascii
+
 
 def is_int(v):
     """An int that is not a bool."""
@@ -72,6 +74,8 @@ def text_fault(s):
     lone surrogates, which UTF-8 cannot carry (MicroPython would write them anyway;
     CPython, the backend, would then refuse the record for good).
     """
+    if plain_ascii is not None and plain_ascii(s):
+        return None
     for c in s:  # ASCII characters allocate nothing on MicroPython
         o = ord(c)
         if o < 0x20 or 0x7F <= o <= 0x9F:
