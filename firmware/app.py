@@ -20,6 +20,7 @@ import gc
 
 from protocol import canonical, engine
 from protocol.canonical import text_size
+from protocol.checks import is_digits
 from protocol.errors import JournalError, ProtocolError, TillError
 from protocol.recordcheck import check_content
 from protocol.records import make_record
@@ -240,7 +241,8 @@ class Checkout:
             self.screen.show("wait_basket")
             self.signals.append("warn")
             return []
-        if not identity.get("verified"):
+        if not identity.get("verified") or not is_digits(identity.get("card")):
+            # a number that is not 1 to 19 digits could not be recorded: no discount for it
             self.signals.append("error")
             self.screen.show("error", reason="card.unreadable")
             return [{"type": "error", "code": "card.unreadable", "field": "card", "detail": identity.get("why", ""),

@@ -24,7 +24,7 @@ from .records import FORMAT, KINDS
 
 MAX_RECORDS = 200  # per batch (docs/protocol.md)
 MAX_TEXT = 32  # receipt and quote ids, as the till link
-MAX_RULE = 40  # "promo:" or "tier:" and an id or code of up to 32 characters
+MAX_RULE = 42  # "threshold:", "promo:" or "tier:" and an id or code of up to 32 characters
 MAX_MONEY = 2 ** 40
 _COMMON = ("card", "disc", "discount", "gross", "kind", "lines", "prev", "quote", "reader", "receipt",
            "rules", "seq", "t", "tier", "v")

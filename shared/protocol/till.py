@@ -15,9 +15,10 @@ committed, voided, returned, status, error. docs/protocol.md lists every field.
 """
 from . import engine
 from .canonical import decode, encode
-from .checks import integer, is_integer, text_fault
+from .checks import integer, is_digits, is_integer, text, text_fault
 from .compat import const, crc32
 from .errors import EncodingError, TillError
+from .recordcheck import MAX_RULE
 
 MAX_FRAME = const(8192)  # a 200-line basket is about 8 KB; anything longer is garbage
 MAX_LINES = const(200)  # as engine.check_lines
@@ -133,9 +134,10 @@ def _check_sale(msg):
     for i, d in enumerate(disc):
         where = "sale.disc[%d]." % i
         _int(d, "line", 0, len(sale["lines"]) - 1, where)
-        _text(d, "rule", where)
+        text(d.get("rule") if isinstance(d, dict) else None, 1, MAX_RULE, where + "rule", TillError, "till.field")
         _int(d, "cents", 0, MAX_PRICE * MAX_QTY, where)
-    _text(sale, "card", "sale.")
+    if not is_digits(sale.get("card")):
+        raise TillError("till.field", "sale.card", "must be 1 to 19 digits")
     _int(sale, "tier", 0, 255, "sale.")
     n = len(sale["lines"])
     for name in ("returned", "qty"):
