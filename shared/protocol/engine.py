@@ -115,9 +115,20 @@ def _only_keys(obj, allowed, where):
             raise RulesError("rules.format", where + str(k), "unknown key")
 
 
-def _check_promotion(p, where, ids):
+def _rules_text(obj, key, where):
+    # text 1-32 by the one text rule (checks.text_fault): the rules' texts reach receipts
+    # and the journal as rule names ("tier:<code>"), where a control character, a
+    # bidirectional mark or a lone surrogate would make the reader's own record invalid
+    v = _need_text(obj.get(key), 1, where + key, RulesError, "rules.format")
+    fault = text_fault(v)
+    if fault is not None:
+        raise RulesError("rules.format", where + key, fault)
+    return v
+
+
+def _check_promotion(p, where, ids, tier_ids):
     _only_keys(p, _PROMO_KEYS, where)
-    pid = _need_text(p.get("id"), 1, where + "id", RulesError, "rules.format")
+    pid = _rules_text(p, "id", where)
     if pid in ids:
         raise RulesError("rules.format", where + "id", "must be unique")
     ids.append(pid)
@@ -129,9 +140,10 @@ def _check_promotion(p, where, ids):
         if other != wanted and other in p:
             raise RulesError("rules.format", where + other, "not allowed for kind " + kind)
     if kind == "sku":
-        _need_text(p.get("sku"), 1, where + "sku", RulesError, "rules.format")
+        _rules_text(p, "sku", where)
     elif kind == "category":
-        _need_text(p.get("category"), 1, where + "category", RulesError, "rules.format")
+        # 1-32: a line's cat "" (no category) so matches no category promotion
+        _rules_text(p, "category", where)
     else:
         _rules_int(p, "min_cents", 0, _MAX_MONEY, where)
     if ("bp" in p) == ("cents" in p):
@@ -142,10 +154,15 @@ def _check_promotion(p, where, ids):
         _rules_int(p, "cents", 0, _MAX_MONEY, where)
     if "tiers" in p:
         tiers = p["tiers"]
-        if not isinstance(tiers, list):
-            raise RulesError("rules.format", where + "tiers", "must be a list of tier ids")
+        # [] would give the promotion to nobody and an id of no tier (a typo, a tier still
+        # to come) to nobody now: both are head office's mistakes, not a way to switch off
+        if not isinstance(tiers, list) or not tiers:
+            raise RulesError("rules.format", where + "tiers", "must be a non-empty list")
         for j, t in enumerate(tiers):
-            integer(t, 0, _MAX_TIER, where + "tiers[%d]" % j, RulesError, "rules.format")
+            if not is_int(t) or t not in tier_ids:
+                raise RulesError("rules.format", where + "tiers[%d]" % j, "must be the id of a tier")
+            if tiers.index(t) < j:
+                raise RulesError("rules.format", where + "tiers[%d]" % j, "must not repeat a tier")
     if "from" in p:
         _rules_int(p, "from", 0, _MAX_BIG, where)
     if "to" in p:
@@ -172,7 +189,12 @@ def check_rules(rules):
         if tid in tier_ids:
             raise RulesError("rules.format", where + "id", "must be unique")
         tier_ids.append(tid)
-        _need_text(t.get("code"), 1, where + "code", RulesError, "rules.format")
+        code = _rules_text(t, "code", where)
+        # the code names the tier in every discount line ("tier:<code>"): two tiers with
+        # one code could not be told apart on a receipt or in the audit
+        for j in range(i):
+            if tiers[j]["code"] == code:
+                raise RulesError("rules.format", where + "code", "must be unique")
         _rules_int(t, "bp", 0, _FULL_BP, where)
     if _rules_int(rules, "default_tier", 0, _MAX_TIER, "") not in tier_ids:
         raise RulesError("rules.format", "default_tier", "must be the id of a tier")
@@ -181,7 +203,7 @@ def check_rules(rules):
         raise RulesError("rules.format", "promotions", "must be a list")
     ids = []
     for i, p in enumerate(promotions):
-        _check_promotion(p, "promotions[%d]." % i, ids)
+        _check_promotion(p, "promotions[%d]." % i, ids, tier_ids)
     limits = rules.get("limits")
     _only_keys(limits, ("receipt_max_cents",), "limits.")
     _rules_int(limits, "receipt_max_cents", 0, _MAX_MONEY, "limits.")
