@@ -428,6 +428,9 @@ def _check_disc(disc, lines):
         where = "disc[%d]" % k
         if not isinstance(d, dict) or not isinstance(d.get("rule"), str):
             raise ProtocolError("disc.original", where, "must be {line, rule, cents}")
+        fault = text_fault(d["rule"])  # the negative receipt journals the rule names again
+        if fault is not None:
+            raise ProtocolError("disc.original", where + ".rule", fault)
         i = integer(d.get("line"), 0, len(lines) - 1, where + ".line", ProtocolError,
                       "disc.original")
         amount = lines[i]["qty"] * lines[i]["price"]
@@ -449,7 +452,8 @@ def reverse(original_lines, original_disc, returned_before, returning):
     original_lines / original_disc: the sale's basket and discount lines; returned_before:
     quantity already returned per line; returning: quantity returned now per line. Returns
     {"gross": -amount, "discount": -discount, "disc": [{"line", "rule", "cents" < 0}]}.
-    Raises ProtocolError('disc.return_exceeds', 'lines[i].qty') past what was sold.
+    Raises ProtocolError('disc.return_exceeds', 'lines[i].qty') past what was sold, once
+    every input has its format (a format error wins).
     """
     check_lines(original_lines)
     n = len(original_lines)
@@ -479,6 +483,7 @@ def reverse(original_lines, original_disc, returned_before, returning):
 def void(original_lines, original_disc, returned_before):
     """Reverse all of a sale that is not yet returned (a void of a committed receipt)."""
     check_lines(original_lines)
+    _check_disc(original_disc, original_lines)  # in reverse()'s order: disc before returned_before
     _check_qtys(returned_before, len(original_lines), "returned_before", ProtocolError,
                 "disc.original")
     rest = []

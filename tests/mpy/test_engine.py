@@ -73,6 +73,8 @@ def run_case(rulesets, case):
     """The engine's answer to one case of the table."""
     if case.get("op") == "reverse":
         return engine.reverse(case["lines"], case["disc"], case["before"], case["now"])
+    if case.get("op") == "void":
+        return engine.void(case["lines"], case["disc"], case["before"])
     return engine.quote(_rules(rulesets, case), case["lines"], case["tier"], case["ctx"])
 
 
@@ -276,6 +278,11 @@ def test_text_utf8_cannot_carry_and_control_characters_are_refused():
     # a line has its four keys and no other
     e = raises(TillError, engine.check_lines, [_line(colour="red")])
     eq((e.field, e.detail), ("lines[0].colour", "unknown key"), "line key")
+    lines = [_line(qty=2, price=500)]
+    disc = [{"line": 0, "rule": "tier:" + _SURROGATE, "cents": 20}]
+    for fn, args in ((engine.reverse, (lines, disc, [0], [1])), (engine.void, (lines, disc, [0]))):
+        e = raises(ProtocolError, fn, *args)
+        eq((e.code, e.field), ("disc.original", "disc[0].rule"), "rule name")
 
 
 def _add_tier(tid):
@@ -334,6 +341,30 @@ def test_cards_present_must_say_whether_ntag_signatures_are_checked():
     eq((e.field, e.detail), ("cards.ntag_signature", "must be true or false"), "{}")
     rules["cards"] = {"ntag_signature": False}
     engine.check_rules(rules)
+
+
+def test_return_checks_formats_before_the_sale():
+    # the order: lines, disc, returned_before, returning, then the sold quantities (lowest
+    # line first): a quantity past both 9999 and the sale is a format error
+    lines = [_line(qty=4, price=89), _line(sku="9", qty=1, price=300)]
+    disc = [{"line": 0, "rule": "tier:base", "cents": 7}]
+    bad_disc = [{"line": 0, "rule": "x", "cents": 0}]
+    for args, code, field, also_void in (
+            ((lines, disc, [0, 0], [10000, 0]), "till.field", "returning[0]", False),
+            ((lines, disc, [10000, 0], [0, 0]), "disc.original", "returned_before[0]", True),
+            ((lines, disc, [0, 2], [5, 0]), "disc.return_exceeds", "lines[0].qty", False),
+            ((lines, disc, [0], [10000, 0]), "disc.original", "returned_before", True),
+            ((lines, bad_disc, None, [10000]), "disc.original", "disc[0].cents", True),
+            (([_line(qty=0)], None, None, None), "till.field", "lines[0].qty", True)):
+        e = raises(ProtocolError, engine.reverse, *args)
+        eq((e.code, e.field), (code, field), field)
+        if also_void:  # void checks the sale in the same order
+            e = raises(ProtocolError, engine.void, *args[:3])
+            eq((e.code, e.field), (code, field), "void " + field)
+    # a void after an over-return names the line; it does not clip the quantity
+    e = raises(ProtocolError, engine.void, lines, disc, [0, 2])
+    eq((e.code, e.field, e.detail), ("disc.return_exceeds", "lines[1].qty", "2 returned before + 0 now > 1 sold"),
+       "void")
 
 
 def test_bad_context_is_named():
