@@ -33,6 +33,7 @@ _MAX_STALE_HOURS = const(100000)
 _MAX_BIG = 2 ** 40  # epoch seconds, versions, day totals; not a const: above the ESP32's small ints
 
 _LINE_KEYS = ("sku", "cat", "qty", "price")
+_LIMIT_NAMES = ("limit.receipt", "offline.receipt", "offline.card_day")  # as _cap's values
 _KINDS = ("sku", "category", "threshold")
 _KIND_KEY = ("sku", "category", "min_cents")  # what each kind matches on
 _PROMO_KEYS = ("id", "kind", "sku", "category", "min_cents", "bp", "cents", "tiers", "from", "to")
@@ -321,19 +322,14 @@ def allocate(total, rooms):
     return shares
 
 
-def _limits(rules, ctx):
-    offline = rules["offline"]
-    day_left = offline["card_day_max_cents"] - ctx["card_day_used"]
-    return (("limit.receipt", rules["limits"]["receipt_max_cents"]),
-            ("offline.receipt", offline["receipt_max_cents"]),
-            ("offline.card_day", day_left if day_left > 0 else 0))
-
-
 def _cap(disc, total, rules, ctx):
     """Trim `disc` in place to the tightest limit, from the last discount line backwards.
     Returns (new total, names of the limits that cut)."""
-    limits = _limits(rules, ctx)
-    cap = min(v for _, v in limits)
+    offline = rules["offline"]
+    day_left = offline["card_day_max_cents"] - ctx["card_day_used"]
+    values = (rules["limits"]["receipt_max_cents"], offline["receipt_max_cents"],
+              day_left if day_left > 0 else 0)
+    cap = min(values)
     if total <= cap:
         return total, []
     excess = total - cap
@@ -345,7 +341,13 @@ def _cap(disc, total, rules, ctx):
         if disc[k]["cents"] == 0:
             disc.pop(k)
         k -= 1
-    return cap, [name for name, v in limits if v == cap]
+    # loops, not comprehensions or generators here and in quote(): each of those is one
+    # more code object on the reader's heap
+    capped = []
+    for i in range(3):
+        if values[i] == cap:
+            capped.append(_LIMIT_NAMES[i])
+    return cap, capped
 
 
 _checked = [None]  # the rules object last checked by quote()
@@ -372,8 +374,9 @@ def quote(rules, lines, tier_id, ctx):
     if not stale:
         # (promotion, its rule name): one name string per receipt, not one per line
         now = ctx["now"]
-        promos = [(p, "promo:" + p["id"]) for p in rules["promotions"]
-                  if _in_force(p, tier["id"], now)]
+        for p in rules["promotions"]:
+            if _in_force(p, tier["id"], now):
+                promos.append((p, "promo:" + p["id"]))
     tier_rule = "tier:" + tier["code"]
     disc = []
     rooms = []
