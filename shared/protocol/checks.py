@@ -23,6 +23,10 @@ functions, so a reader and the backend refuse the same values with the same word
 
 from .compat import plain_ascii
 
+# a discount line's rule name: "threshold:", "promo:" or "tier:" and an id or a code of up
+# to 32 characters (the till link's and the record's limit alike)
+MAX_RULE = 42
+
 
 def is_int(v):
     """An int that is not a bool."""
@@ -76,16 +80,43 @@ def text_fault(s):
     """
     if plain_ascii is not None and plain_ascii(s):
         return None
-    for c in s:  # ASCII characters allocate nothing on MicroPython
-        o = ord(c)
-        if o < 0x20 or 0x7F <= o <= 0x9F:
-            return "holds a control character"
-        if o >= 0x61C and (o == 0x61C or 0x200E <= o <= 0x200F or 0x202A <= o <= 0x202E
-                           or 0x2066 <= o <= 0x2069):
-            return "holds a bidirectional control character"
-        if 0xD800 <= o <= 0xDFFF:
-            return "holds a character UTF-8 cannot carry"
+    # The UTF-8 bytes, not the characters: on MicroPython every character taken out of a
+    # str is interned for good, so a till sending exotic text would fill the heap.
+    return _bytes_fault(utf8(s))
+
+
+def utf8(s):
+    """The UTF-8 bytes of `s`, a lone surrogate as its three bytes ED A0..BF xx, as
+    MicroPython holds it (CPython's plain encode() refuses it)."""
+    try:
+        return s.encode()
+    except UnicodeError:
+        return s.encode("utf-8", "surrogatepass")
+
+
+def _bytes_fault(b):
+    n = len(b)
+    i = 0
+    while i < n:  # indexing bytes allocates nothing
+        c = b[i]
+        if c < 0x80:
+            if c < 0x20 or c == 0x7F:
+                return "holds a control character"
+        elif i + 1 < n:
+            d = b[i + 1]
+            if c == 0xC2 and d <= 0x9F:  # U+0080 to U+009F
+                return "holds a control character"
+            if c == 0xED and d >= 0xA0:  # U+D800 to U+DFFF
+                return "holds a character UTF-8 cannot carry"
+            if (c == 0xD8 and d == 0x9C) or (c == 0xE2 and i + 2 < n and _bidi(d, b[i + 2])):
+                return "holds a bidirectional control character"
+        i += 1
     return None
+
+
+def _bidi(d, e):
+    # U+200E, U+200F, U+202A to U+202E (E2 80 xx), U+2066 to U+2069 (E2 81 xx)
+    return (d == 0x80 and (e == 0x8E or e == 0x8F or 0xAA <= e <= 0xAE)) or (d == 0x81 and 0xA6 <= e <= 0xA9)
 
 
 def text_rule(lo, hi):

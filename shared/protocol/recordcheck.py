@@ -17,14 +17,13 @@ the modules that only build and send records (the journal, the sync client) do n
     ...
     loyalty.protocol.errors.ProtocolError: batch.record at record.card: must be 1 to 19 digits
 """
-from .checks import integer, is_digits, text
+from .checks import MAX_RULE, integer, is_digits, text
 from .engine import check_lines
 from .errors import ProtocolError, TillError
 from .records import FORMAT, KINDS
 
 MAX_RECORDS = 200  # per batch (docs/protocol.md)
 MAX_TEXT = 32  # receipt and quote ids, as the till link
-MAX_RULE = 42  # "threshold:", "promo:" or "tier:" and an id or code of up to 32 characters
 MAX_MONEY = 2 ** 40
 _COMMON = ("card", "disc", "discount", "gross", "kind", "lines", "prev", "quote", "reader", "receipt",
            "rules", "seq", "t", "tier", "v")

@@ -15,10 +15,9 @@ committed, voided, returned, status, error. docs/protocol.md lists every field.
 """
 from . import engine
 from .canonical import decode, encode
-from .checks import integer, is_digits, is_integer, text, text_fault
+from .checks import MAX_RULE, integer, is_digits, is_integer, text, text_fault
 from .compat import const, crc32
 from .errors import EncodingError, TillError
-from .recordcheck import MAX_RULE
 
 MAX_FRAME = const(8192)  # a 200-line basket is about 8 KB; anything longer is garbage
 MAX_LINES = const(200)  # as engine.check_lines

@@ -1,4 +1,4 @@
-# heapsize: 128k
+# heapsize: 144k
 # the backend's check of a batch (the record schema, the engine's line rules, the status)
 # with whole batches of test records in memory; it never runs on the reader
 """The backend's check of a batch (protocol.batchcheck): what is accepted, and every

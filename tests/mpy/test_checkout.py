@@ -1,4 +1,4 @@
-# heapsize: 224k
+# heapsize: 240k
 """The checkout state machine with the real journal, directory, rules and day totals on
 files: every flow the till can drive, and what goes wrong.
 

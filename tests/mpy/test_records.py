@@ -1,4 +1,4 @@
-# heapsize: 128k
+# heapsize: 144k
 # a record's check imports the engine's basket rules (12 KB of the 64-bit port's heap),
 # as on the reader, where the checkout has the engine loaded anyway
 """Journal records, their hash chain and the signed batch (protocol.records); the backend's
