@@ -28,7 +28,7 @@ import socket
 import pytest
 
 from loyalty.protocol.canonical import encode
-from loyalty.protocol.records import GENESIS, body_digest, record_hash, sign, sign_answer
+from loyalty.protocol.records import GENESIS, body_digest, record_hash, sign_answer
 from loyalty.testing.dbsnapshot import Refusal, assert_refusal_only, changes, snapshot
 from loyalty.testing.readerjournal import BATCH, STATUS, BatchLab, totals_of
 
@@ -328,7 +328,7 @@ case("status refused with ESC", status_with(refused="batch.\x1bgap"),
      **record("status.refused", code="batch.status", status_ok=False))
 
 
-def escaped(placeholder_path, escape, status_ok=True):
+def escaped(placeholder_path, escape):
     """A record whose text holds `escape` written as a JSON escape the canonical encoding never
     writes (a lone surrogate has no UTF-8 at all)."""
     def make(j):
@@ -362,16 +362,6 @@ case("record reader empty", lambda j: [dict(j.sale(lines=LINES_A), reader="")], 
 case("record reader missing", sale_with(("reader", DROP)), **record(R("reader")))
 case("record not an object", lambda j: [b"[1,2,3]"], **record("records[0]"))
 case("record null", lambda j: [b"null"], **record("records[0]"))
-
-
-def chained(build, fix=None):
-    """Records `build(j)` makes, `fix` applied to them, the chain made whole again after."""
-    def make(j):
-        recs = build(j)
-        if fix:
-            fix(j, recs)
-        return recs
-    return make
 
 
 def gap(j):
@@ -486,7 +476,7 @@ case("status unknown key 'pending ' with a space", status_with(**{"pending ": 1}
 
 
 # -- the body's encoding -----------------------------------------------------------------------
-def body_from(change, status_ok=True):
+def body_from(change):
     """A canonical batch body, then `change(body bytes)`; signed as it goes."""
     def make(j):
         rec = j.sale(lines=[dict(line) for line in LINES_A])
@@ -574,9 +564,9 @@ case("body: status nested 3,000 deep", nested_status, **record("body", status_ok
 
 
 # -- headers and signature ---------------------------------------------------------------------
-def headers_with(level_fix=None, **changes):
-    """A good batch (seq 5) with headers signed as the reader signs, then `changes`
-    (a header's new text, or DROP); `sign_args` for headers signed otherwise."""
+def headers_with(**changes):
+    """A good batch (seq 5) with headers signed as the reader signs, then `changes`: a
+    header's new text, DROP, or a function of (headers, body, journal) giving the text."""
     def make(j):
         rec = j.sale(lines=[dict(line) for line in LINES_A])
         body = j.body([rec], status=REPORTED)
