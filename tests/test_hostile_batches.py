@@ -886,3 +886,39 @@ def test_a_body_over_twice_the_limit_is_cut_off_before_the_app(lab):
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413 "), answer
     assert changes(before, snapshot(lab.path)) == {}
+
+
+def test_totals_past_what_json_writes_are_refused_not_a_500(lab):
+    """Records taken into quarantine may hold any integer the body can carry (4,300 digits on
+    CPython); sent again together, ten of them add up to a number of 4,301 digits, which
+    Python's json will not write: the batch's totals cannot match, and are refused."""
+    # json writes these records' canonical bytes at once; canonical.encode takes 0.3 s for
+    # each such number, digit by digit
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    j = staged(lab)
+
+    def batch(records, totals):
+        return dumps({"reader": j.reader, "records": [0], "status": REPORTED, "totals": totals}).encode().replace(
+            b'"records":[0]', b'"records":[' + b",".join(records) + b"]")
+
+    big = 10 ** 4299
+    quarantined = []
+    for _ in range(10):
+        rec = sale_with(("gross", big))(j)[0]
+        data = dumps(rec).encode()
+        body = batch([data], {"count": 1, "discount": rec["discount"], "gross": big})
+        assert lab.send(body, j.headers(body))[0] == 400  # noted
+        status, _, answer = lab.send(body, j.headers(body))  # the same bytes again: quarantined
+        assert status == 200 and json.loads(answer)["ack"] == rec["seq"], answer[:300]
+        j.prev = record_hash(data)
+        j.stored(rec["seq"])
+        quarantined.append(data)
+    body = batch(quarantined, {"count": 10, "discount": 1120, "gross": big})
+    h = j.headers(body)
+    before = snapshot(lab.path)
+    status, headers, data = lab.send(body, h)
+    assert status == 400, data[:300]
+    assert (json.loads(data)["refused"]["code"], json.loads(data)["refused"]["field"]) == ("batch.totals", "totals")
+    assert_refusal_only(before, snapshot(lab.path), Refusal(
+        j.reader, 400, "batch.totals", "totals", nonce=h["X-Nonce"], body_bytes=len(body), status_ok=True,
+        reported=KEPT))
