@@ -4,12 +4,11 @@ and reverses them), chained by hash, and batches of them signed and posted over 
 backend of many readers (one server for a whole test module).
 
 Records stay dicts until a batch is made of them, so a test can spoil one first; the
-chain (`seq`, `prev`) is filled in when a record is made, and `rechain` makes it whole
-again after a record was changed.
+chain (`seq`, `prev`) is filled in when a record is made, over the record as it was then.
 
     with BatchLab(tmp_path, readers=50) as lab:          # backend on loopback, no auditor
         j = lab.journal()                                 # a reader nobody used yet
-        a = j.sale(); j.ret(a, [1, 0]); j.cancelled()
+        a = j.sale(); j.cancelled(); j.void_sale(a)
         status, answer = lab.post(j, j.body(j.pending))   # signed as the reader signs
         j.stored(answer["ack"])                           # what the backend acknowledged
 """
@@ -126,31 +125,16 @@ class ReaderJournal:
         s = self.sales[ref]
         return [line["qty"] - r for line, r in zip(s["lines"], s["returned"])]
 
-    def rechain(self, records, seq=None, prev=None):
-        """Number and chain `records` again from `seq`/`prev` (by default the first one's)."""
-        seq = records[0]["seq"] if seq is None else seq
-        prev = records[0]["prev"] if prev is None else prev
-        for rec in records:
-            rec["seq"], rec["prev"] = seq, prev
-            prev = record_hash(encode(rec))
-            seq += 1
-        return records
-
     def stored(self, ack):
         """The backend acknowledged up to `ack`: those records leave `pending`."""
         self.acked = ack
         self.pending = [r for r in self.pending if r["seq"] > ack]
 
-    def forget_pending(self):
-        """Take the pending records back (a test spoiled them): the next record follows the ack."""
-        self.pending = []
-        self.seq = self.acked
-
     # -- batches and requests ---------------------------------------------------------------
-    def body(self, records, status=None, totals=None, reader=None):
+    def body(self, records, status=None, totals=None):
         """The canonical bytes of a batch of `records` (dicts, or bytes taken as they are)."""
         parts = [r if isinstance(r, bytes) else encode(r) for r in records]
-        head = encode({"reader": self.reader if reader is None else reader})[:-1]
+        head = encode({"reader": self.reader})[:-1]
         tail = encode({"status": dict(STATUS) if status is None else status,
                        "totals": totals_of(records) if totals is None else totals})[1:]
         return head + b',"records":[' + b",".join(parts) + b"]," + tail
@@ -210,7 +194,8 @@ class BatchLab:
     def send(self, body, headers, method="POST", path=BATCH):
         """One request on a kept connection: (HTTP status, headers dict, answer bytes)."""
         for attempt in (0, 1):
-            if self.conn is None:
+            kept = self.conn is not None
+            if not kept:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.backend.port, timeout=60)
             try:
                 self.conn.request(method, path, body=body, headers=headers)
@@ -221,10 +206,10 @@ class BatchLab:
                     self.conn = None
                 return r.status, {k.lower(): v for k, v in r.getheaders()}, data
             except (ConnectionError, http.client.HTTPException):
-                # the server closed a kept connection (after an answer it sent early): once more
+                # a kept connection the server had closed (idle): once more on a new one
                 self.conn.close()
                 self.conn = None
-                if attempt:
+                if attempt or not kept:
                     raise
 
     def post(self, journal, body, **sign_args):
