@@ -203,7 +203,7 @@ case("disc cents negative on a sale", sale_with(("disc.0.cents", -30), ("discoun
 case("disc cents text", sale_with(("disc.0.cents", "30")), **record(R("disc[0].cents")))
 for what, value in [("out of range", 2), ("negative", -1), ("true", True), ("text", "0"), ("null", None)]:
     case("disc line index %s" % what, sale_with(("disc.0.line", value)), **record(R("disc[0].line")))
-for what, value in [("empty", ""), ("of 41 characters", "promo:" + "X" * 35), ("an integer", 10),
+for what, value in [("empty", ""), ("of 43 characters", "threshold:" + "X" * 33), ("an integer", 10),
                     ("null", None)]:
     case("disc rule %s" % what, sale_with(("disc.0.rule", value)), **record(R("disc[0].rule")))
 # a discount line of another shape than {cents, line, rule} is named whole: "must be {cents, line, rule}"
