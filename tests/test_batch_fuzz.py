@@ -15,6 +15,9 @@ issue 14, without the backend's code (protocol.recordcheck and batchcheck are no
 every batch it finds invalid must be refused with a 4xx (never a 5xx) and leave receipts,
 day totals, acknowledged quarantine and the reader's ack as they were; every batch it finds
 valid must be accepted, acknowledged to its last record, with its new records stored.
+A round that would send again, byte for byte, a new record refused before is skipped: the
+backend rightly takes such a record into quarantine (tests/test_hostile_batches.py).
+Everything goes over HTTP; no Flask test client.
 
     .venv/bin/pytest -q -s tests/test_batch_fuzz.py      # prints the counts
 """
