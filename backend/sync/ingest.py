@@ -127,7 +127,11 @@ def reader_status(status, records):
     if pending == 0:
         oldest = None
     elif records:
-        oldest = records[-1]["t"]
+        # a record taken into quarantine (the batch's last) may have no usable time:
+        # then the reader's own report, older than the truth, never younger
+        oldest = _int_or_none(records[-1].get("t"), 0, 2 ** 40)
+        if oldest is None:
+            oldest = _int_or_none(status.get("oldest_t"), 1)
     else:
         oldest = _int_or_none(status.get("oldest_t"), 1)
     try:
@@ -248,11 +252,14 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
             # a report with no records (a reader with nothing pending, every sync interval)
             # updates the reader's row and the chart's samples, not the batch history:
             # 2,000 readers every 30 s would write six million rows a day
+            # the totals count what records taken into quarantine say, any integer: sums
+            # beyond SQLite's 64 bits are left out (NULL) rather than failing the batch
             cur = db.execute(
                 "INSERT INTO batches(reader_id, t, outcome, http_status, first_seq, last_seq, count, fresh, "
                 "gross, discount, ack, bytes, quarantined) VALUES(?, ?, 'accepted', 200, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [rid, now, records[0]["seq"], records[-1]["seq"], len(records), len(checked.fresh),
-                 totals["gross"], totals["discount"], acked_seq, len(body), len(checked.quarantined)])
+                 _int_or_none(totals["gross"]), _int_or_none(totals["discount"]), acked_seq, len(body),
+                 len(checked.quarantined)])
             batch_id = cur.lastrowid
         if checked.quarantined:
             db.conn.executemany(

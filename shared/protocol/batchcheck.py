@@ -180,9 +180,10 @@ def check_batch(body, reader, stored_seq, stored_hash, known, decode=None, encod
             fresh.append((seq, rec, h))
         prev_seq, prev_hash = seq, h
     want = batch.get("totals")
+    have = encode(totals.as_dict())
     # compared as canonical bytes: as values, true == 1 and a count of true would pass
-    if not isinstance(want, dict) or encode(want) != encode(totals.as_dict()):
-        raise ProtocolError("batch.totals", "totals", "records add up to %r" % totals.as_dict())
+    if not isinstance(want, dict) or encode(want) != have:
+        raise ProtocolError("batch.totals", "totals", "records add up to " + have.decode())
     return fresh, status, quarantined
 
 

@@ -52,7 +52,8 @@ def check_content(rec, where="record"):
     reverses at most what is left of it; a cancelled quote moves no money."""
     if not isinstance(rec, dict):
         raise ProtocolError("batch.record", where, "must be an object")
-    if rec.get("v") != FORMAT:
+    v = rec.get("v")
+    if v != FORMAT or v is True:  # True == 1: a bool is not the format's number
         _bad(where, "v", "must be %d" % FORMAT)
     kind = rec.get("kind")
     if kind not in KINDS:

@@ -57,6 +57,7 @@ def test_check_record_refusals():
     cases = [
         ("record", "not a record"),
         ("record.v", dict(good, v=2)),
+        ("record.v", dict(good, v=True)),  # True == 1, but a bool is not the format's number
         ("record.kind", dict(good, kind="refund")),
         ("record.seq", dict(good, seq=0)),
         ("record.seq", dict(good, seq="4")),
