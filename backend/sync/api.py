@@ -19,7 +19,6 @@ Every refusal is written down (refusals; batches for a refused batch).
     curl -X POST http://127.0.0.1:8000/api/v1/sync/batch -H 'X-Reader: R1' ...
 """
 import hmac
-import json
 import os
 import re
 import threading
@@ -152,12 +151,14 @@ def _guarded(endpoint, work):
 
 
 def _status_of(body):
-    """The reader's status from a refused batch's body, if it can be read at all: a
-    refused batch still says how many receipts wait on the reader, and since when."""
+    """The reader's status from a refused batch's body, if the body is canonical JSON and
+    the status passes the schema: a refused batch still says how many receipts wait on
+    the reader, and since when. Anything else changes nothing."""
     try:
-        return check_status(json.loads(body).get("status"))
-    except (ValueError, AttributeError, RecursionError, ProtocolError):
-        return None  # a status that breaks the schema changes nothing
+        batch = fastjson.decode(body)
+        return check_status(batch.get("status")) if isinstance(batch, dict) else None
+    except (ProtocolError, RecursionError, MemoryError):
+        return None
 
 
 @bp.post("/batch")
