@@ -96,42 +96,32 @@ def record(field, code="batch.record", http=400, **kw):
 
 # -- record makers: the next record of a staged reader (seq 5), then the edits ---------------
 
-def sale_with(*edits, lines=LINES_A):
+def edited(build, edits):
+    """A record maker: the staged reader's next record from build(j), then the edits."""
     def make(j):
-        rec = j.sale(lines=[dict(line) for line in lines])
+        rec = build(j)
         for path, value in edits:
             put(rec, path, value)
         return [rec]
     return make
+
+
+def sale_with(*edits, lines=LINES_A):
+    return edited(lambda j: j.sale(lines=[dict(line) for line in lines]), edits)
 
 
 def cancelled_with(*edits):
-    def make(j):
-        rec = j.cancelled(lines=[dict(line) for line in LINES_A])
-        for path, value in edits:
-            put(rec, path, value)
-        return [rec]
-    return make
+    return edited(lambda j: j.cancelled(lines=[dict(line) for line in LINES_A]), edits)
 
 
 def return_with(*edits, ref=1, returning=(1, 0)):
     """A return of sale `ref` (A: one unit of its first line was returned at seq 4)."""
-    def make(j):
-        rec = j.ret(ref, list(returning))
-        for path, value in edits:
-            put(rec, path, value)
-        return [rec]
-    return make
+    return edited(lambda j: j.ret(ref, list(returning)), edits)
 
 
 def void_with(*edits, ref=1):
     """A void of sale `ref`: what is left of it (of A: one unit of each line)."""
-    def make(j):
-        rec = j.void_sale(ref)
-        for path, value in edits:
-            put(rec, path, value)
-        return [rec]
-    return make
+    return edited(lambda j: j.void_sale(ref), edits)
 
 
 def R(field):
