@@ -75,6 +75,18 @@ def _same_disc(got, want):
     return True
 
 
+def day_used_sql(cards, day, reader, stored_seq):
+    """What `reader`'s sales up to `stored_seq` granted each of `cards` on UTC day `day`.
+
+    The reader and seq are tested inside the sum, not in WHERE: there SQLite (without
+    ANALYZE's statistics) would take the primary key and walk the reader's whole history
+    up to stored_seq, 44 ms a query at 50,000 receipts a reader and growing, where the
+    cards' index (card, t) finds the day's few receipts of each card (3 ms)."""
+    return ("SELECT card, sum(CASE WHEN reader_id=? AND kind='sale' AND seq<=? THEN discount ELSE 0 END) "
+            "FROM receipts WHERE card IN (%s) AND t>=? AND t<? GROUP BY card" % ",".join("?" * len(cards)),
+            [reader, stored_seq] + list(cards) + [day * DAY, (day + 1) * DAY])
+
+
 def _money(cents):
     sign = "-" if cents < 0 else ""
     cents = abs(cents)
@@ -157,12 +169,8 @@ class Auditor:
         if not self.stored_seq:
             return  # a reader's first batch: nothing stored before it
         for k in range(0, len(cards), 500):
-            part = cards[k:k + 500]
-            rows = self.db.execute(
-                "SELECT card, sum(discount) FROM receipts WHERE card IN (%s) AND t>=? AND t<? "
-                "AND reader_id=? AND kind='sale' AND seq<=? GROUP BY card" % ",".join("?" * len(part)),
-                part + [day * DAY, (day + 1) * DAY, self.reader, self.stored_seq])
-            for card, cents in rows:
+            sql, params = day_used_sql(cards[k:k + 500], day, self.reader, self.stored_seq)
+            for card, cents in self.db.execute(sql, params):
                 self.stored_used[(card, day)] = cents
 
     def _used(self, card, day):

@@ -163,6 +163,23 @@ def test_the_verdicts_ingestion_gave_whatever_the_chunks(db, signed_reader, day_
     assert [one_pass.check(decode(x))[0] for x in b1[0] + b1[1]][3] == "mismatch"
 
 
+def test_the_card_day_counts_this_readers_stored_sales_only(db, signed_reader, day_rules):
+    # the day's usage comes from the cards' index (audit.day_used_sql), which also finds
+    # the card's receipts on other readers and its returns: they must not count
+    r1, r2 = signed_reader("R1"), signed_reader("R2")
+    d = (int(time.time()) // DAY - 1) * DAY
+    sale = r1.sale(day_rules, LINE, t=d + 3600)                                   # 1.69 of R1's 2.00
+    send(r1, [sale, reversal(r1, "return", sale, [1], [0], t=d + 3700)])
+    send(r2, [r2.sale(day_rules, LINE, card=OTHER_GOLD, t=d + 3600)])
+    send(r2, [r2.sale(day_rules, LINE, t=d + 3800)])                             # R2's day: 1.69 again
+    send(r1, [r1.sale(day_rules, LINE, t=d + 3900)])                             # a return gives nothing back
+    assert audit_everything(db) == 5
+    v = verdicts(db)
+    assert [v[("R1", s)][0] for s in (1, 2, 3)] == ["ok", "ok", "mismatch"]
+    assert "day used 1.69" in v[("R1", 3)][1]
+    assert [v[("R2", s)][0] for s in (1, 2)] == ["ok", "ok"]
+
+
 def test_two_auditors_at_once_write_each_verdict_once(app, db, signed_reader, shop_rules):
     rules = headoffice.rules_at(db, shop_rules)
     sent = {}
