@@ -16,6 +16,8 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   day_totals     per store and local day: sales count, gross, discount (kept at ingestion)
   batches        every batch POST: accepted or refused, with its reason
   refusals       every refused sync request, also of unknown readers and GETs
+  quarantine     records a reader journaled that fail the schema: refused once, then
+                 acknowledged and kept apart from receipts for a person to judge
   nonces         (reader_id, nonce) seen within the timestamp window: replays refused
   reader_samples pending receipts per reader over time (the reader page's chart)
   cards          the card directory; every change takes the next directory version
@@ -171,7 +173,19 @@ def _v7(db):
     db["managers"].add_column("lang", str)
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]  # step n brings the schema from version n-1 to n; append, never edit
+def _v8(db):
+    # records that fail the schema (docs/protocol.md, "Quarantine"): first as the
+    # refusal's note of the record a reader's batch was refused for (acked_t NULL, only
+    # its hash), then, when the reader sends the same bytes again, the record itself,
+    # acknowledged and kept out of receipts and figures until a person judges it
+    db.execute("CREATE TABLE quarantine (reader_id TEXT NOT NULL REFERENCES readers(id), seq INTEGER NOT NULL, "
+               "hash TEXT NOT NULL, t INTEGER NOT NULL, code TEXT, field TEXT, detail TEXT, acked_t INTEGER, "
+               "batch_id INTEGER, record TEXT, judged_t INTEGER, judged_by TEXT, judgement TEXT, note TEXT, "
+               "PRIMARY KEY (reader_id, seq))")
+    db["batches"].add_column("quarantined", int)
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

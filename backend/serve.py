@@ -34,12 +34,19 @@ import threading
 import time
 
 import waitress
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 
 from loyalty import i18n
 from loyalty.backend import db as dbmod
 from loyalty.i18n import _
 from loyalty.backend.app import create_app
 from loyalty.backend.auditor import die_with_parent
+from loyalty.protocol.canonical import encode
+from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.status import http_status
 
 
 
@@ -72,19 +79,54 @@ def listen(host, port, backlog=1024):
     return sock
 
 
+class _BodyTooLarge(ErrorTask):
+    """waitress's answer to a request it would not take whole. A sync request whose body
+    is over waitress's own limit (max_request_body_size, twice MAX_BATCH_BYTES) gets the
+    answer docs/openapi.json documents for any body over MAX_BATCH_BYTES, as the app would
+    write it to a request it has not verified (ingest.record_refusal): 413, batch.too_large,
+    canonical JSON, unsigned, ack and versions 0. The app never sees such a request, so
+    nothing is written down (a flood of huge bodies costs no database writes), and the
+    connection is closed after the answer: the rest of the body may still be on its way.
+    Other errors and other paths keep waitress's own page."""
+
+    def execute(self):
+        if not (isinstance(self.request.error, RequestEntityTooLarge)
+                and self.request.path.startswith("/api/v1/sync/")):
+            return super().execute()
+        refused = ProtocolError("batch.too_large", "body", "over %d bytes: not read"
+                                % self.channel.server.adj.max_request_body_size)
+        body = encode({"ack": 0, "directory": 0, "keys": 0, "refused": refused.as_dict(), "rules": 0,
+                       "time": int(time.time())})
+        self.status = "%d %s" % (http_status(refused.code), RequestEntityTooLarge.reason)
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _BodyTooLarge
+
+
 def build_server(host="127.0.0.1", port=8000, threads=8, database=None, config=None, sock=None, app=None):
     """A waitress server for the app, on `sock` if given (else it binds host:port)."""
     app = app or make_app(database, config)
     # waitress's defaults fit: a request body is buffered before the app sees it, so a
     # slow reader's upload does not hold a thread. A body is refused past MAX_BATCH_BYTES
     # by the app; waitress stops buffering one at twice that (its default would take 1 GB
-    # into memory or a temporary file first). recv_bytes: a 200-receipt batch (~180 KB)
-    # in a few reads, not twenty-odd of 8 KB.
+    # into memory or a temporary file first) and answers it as the app would (_BodyTooLarge).
+    # recv_bytes: a 200-receipt batch (~180 KB) in a few reads, not twenty-odd of 8 KB.
     kw = dict(threads=threads, ident="loyalty", max_request_body_size=2 * app.config["MAX_BATCH_BYTES"],
               recv_bytes=65536)
     if sock is not None:
-        return waitress.create_server(app, sockets=[sock], **kw)
-    return waitress.create_server(app, host=host, port=port, **kw)
+        server = waitress.create_server(app, sockets=[sock], **kw)
+    else:
+        server = waitress.create_server(app, host=host, port=port, **kw)
+    # one listening server per socket (a host name may give several: then they are in its map)
+    for listener in [server] + list(getattr(server, "map", {}).values()):
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = _Channel
+    return server
 
 
 MAX_AUDITORS = 4  # beyond a few, auditors mostly wait for each other at SQLite's one writer

@@ -20,7 +20,9 @@ import gc
 
 from protocol import canonical, engine
 from protocol.canonical import text_size
+from protocol.checks import is_digits
 from protocol.errors import JournalError, ProtocolError, TillError
+from protocol.recordcheck import check_content
 from protocol.records import make_record
 
 from journal import MAX_RECORD
@@ -140,7 +142,15 @@ class Checkout:
         return [{"type": "committed", "quote": q["quote"], "seq": seq, "discount": granted, "note": note}]
 
     def _append(self, rec):
-        """Journal a record: (seq, discount granted, note). A sale not recorded gets no discount."""
+        """Journal a record: (seq, discount granted, note). A sale not recorded gets no discount.
+
+        The record is checked against the schema the backend holds it to first: a record
+        that breaks it would only be quarantined there, its discount never counted."""
+        try:
+            check_content(rec)
+        except ProtocolError:
+            self.last_error = "disc.bad_record"
+            return 0, 0, "disc.bad_record"
         try:
             return self.journal.append(rec), rec["discount"], ""
         except (JournalError, OSError) as e:
@@ -231,7 +241,8 @@ class Checkout:
             self.screen.show("wait_basket")
             self.signals.append("warn")
             return []
-        if not identity.get("verified"):
+        if not identity.get("verified") or not is_digits(identity.get("card")):
+            # a number that is not 1 to 19 digits could not be recorded: no discount for it
             self.signals.append("error")
             self.screen.show("error", reason="card.unreadable")
             return [{"type": "error", "code": "card.unreadable", "field": "card", "detail": identity.get("why", ""),

@@ -92,7 +92,8 @@ def make_rules(now):
         else:
             p["cents"] = pick((1, 5, 30, 99, 250, 1000)) if kind != "threshold" else rnd(2000)
         if not rnd(4):
-            p["tiers"] = [t["id"] for t in tiers if rnd(2)]
+            # a restriction names tiers of the rules, at least one (tier 0 is always there)
+            p["tiers"] = [t["id"] for t in tiers if rnd(2)] or [0]
         if not rnd(4):
             p["from"] = now - 3600 + rnd(7200)
         if not rnd(4):

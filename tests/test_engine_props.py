@@ -34,7 +34,8 @@ def promotions(draw, tier_ids):
             # small amounts too, so fixed promotions land next to small line amounts
             p["cents"] = draw(st.integers(0, 5000) | st.integers(0, 40))
         if draw(st.integers(0, 3)) == 0:
-            p["tiers"] = draw(st.lists(st.sampled_from(tier_ids), max_size=3))
+            # at least one tier of the rules, none twice (check_rules refuses the rest)
+            p["tiers"] = draw(st.lists(st.sampled_from(tier_ids), min_size=1, max_size=3, unique=True))
         if draw(st.integers(0, 3)) == 0:
             p["from"] = NOW + draw(st.integers(-7200, 3600))
         if draw(st.integers(0, 3)) == 0:

@@ -30,6 +30,7 @@ from loyalty.i18n import N_, _
 BATCHES_SHOWN = 20
 REFUSALS_SHOWN = 20
 MISMATCHES_SHOWN = 50
+QUARANTINE_SHOWN = 50
 CHART_SPAN = 24 * 3600
 
 def _with_state(columns):
@@ -124,6 +125,9 @@ def error_text(code):
 
 OUTCOMES = {"accepted": N_("accepted"), "refused": N_("refused")}
 KINDS = {"sale": N_("sale"), "void": N_("void"), "return": N_("return")}
+# what a person decided about a record in quarantine; it stays out of the figures either way
+JUDGEMENTS = {"reader_fault": N_("the reader's fault: kept out of the figures"),
+              "to_correct": N_("to correct by hand in the till's records")}
 
 
 def word(words, code):
@@ -183,6 +187,14 @@ def mismatches_sql(reader_id, limit=MISMATCHES_SHOWN):
     return ("SELECT seq, receipt, t, kind, card, gross, discount, audit_detail FROM receipts "
             "WHERE reader_id = ? AND audit = 'mismatch' ORDER BY seq DESC LIMIT ?",
             [reader_id, limit])
+
+
+def quarantine_sql(reader_id, limit=QUARANTINE_SHOWN):
+    """The records of this reader taken into quarantine (acknowledged, kept out of the
+    figures), those awaiting a person's judgement first."""
+    return ("SELECT seq, t, acked_t, code, field, detail, record, judged_t, judged_by, judgement, note "
+            "FROM quarantine WHERE reader_id = ? AND acked_t IS NOT NULL "
+            "ORDER BY judged_t IS NOT NULL, seq DESC LIMIT ?", [reader_id, limit])
 
 
 def count_sql(table, reader_id, extra=""):
@@ -380,6 +392,14 @@ def _mismatch(m, tz):
     return m
 
 
+def _quarantined(q, tz):
+    q = dict(q)
+    q.update({"t_text": local_time(q["acked_t"], tz), "code_text": error_text(q["code"]),
+              "judged_t_text": local_time(q["judged_t"], tz) if q["judged_t"] else None,
+              "judgement_text": word(JUDGEMENTS, q["judgement"]) if q["judgement"] else None})
+    return q
+
+
 def reader_detail(db, reader_id, now, cfg):
     """Everything the reader page shows, or None for an unknown reader.
 
@@ -387,7 +407,8 @@ def reader_detail(db, reader_id, now, cfg):
     "store": {"id", "name", "tz"}, "backend": {"rules_version", "directory_version"},
     "batches": [...], "refusals": [...], "refusals_total", "mismatches": [...],
     "mismatches_total", "awaiting_audit" (receipts stored, not yet audited: their
-    mismatches are not known yet), "samples": [[t, pending]], "chart": {...}, "legend": [...]}.
+    mismatches are not known yet), "quarantine": [...] (records acknowledged but kept out
+    of the figures: docs/protocol.md, "Quarantine"), "quarantine_unjudged", "samples": [[t, pending]], "chart": {...}, "legend": [...]}.
     """
     found = _rows(db, readers_sql(READER_COLUMNS, reader_id=reader_id))
     if not found:
@@ -435,6 +456,9 @@ def reader_detail(db, reader_id, now, cfg):
         "mismatches": [_mismatch(m, tz) for m in _rows(db, mismatches_sql(reader_id))],
         "mismatches_total": _rows(db, count_sql("receipts", reader_id, " AND audit = 'mismatch'"))[0]["n"],
         "awaiting_audit": auditor.awaiting(db, reader_id),
+        "quarantine": [_quarantined(q, tz) for q in _rows(db, quarantine_sql(reader_id))],
+        "quarantine_unjudged": _rows(db, count_sql("quarantine", reader_id,
+                                                   " AND acked_t IS NOT NULL AND judged_t IS NULL"))[0]["n"],
         "samples": [list(s) for s in samples],
         "chart": pending_chart(samples, now, tz),
         "legend": legend(cfg),

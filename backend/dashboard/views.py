@@ -2,7 +2,9 @@
 
     GET /                      -> redirect to /stores
     GET /stores, /stores.json  every store the manager may see: readers' states, today's totals
-    GET /readers/R1, /readers/R1.json   one reader: sync state, batches, refusals, mismatches
+    GET /readers/R1, /readers/R1.json   one reader: sync state, batches, refusals, mismatches,
+                               records in quarantine
+    POST /readers/R1/quarantine/7   a person's judgement of record 7 in quarantine
 
 Login required (backend.auth). A store's manager sees only that store: another store's
 reader is 403. The data comes from backend.dashboard.overview (plain dicts, no Flask); the JSON
@@ -12,12 +14,16 @@ the same without JavaScript.
 """
 import time
 
-from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from loyalty.i18n import _
 from loyalty.backend.dashboard import overview, readerstate
 from loyalty.backend.requestdb import get_db
-from loyalty.backend.auth import login_required, may_see_store
+from loyalty.protocol.checks import text_fault
+from loyalty.backend.auth import csrf_ok, login_required, may_see_store
+from loyalty.backend.db import transaction
+
+NOTE_MAX = 500  # characters of a judgement's note
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 
@@ -30,7 +36,7 @@ def clock():
 @bp.app_context_processor
 def _template_globals():
     return {"state_colours": readerstate.COLOURS, "state_words": readerstate.words(),
-            "size": overview.size}
+            "size": overview.size, "judgements": overview.JUDGEMENTS}
 
 
 @bp.route("/")
@@ -77,3 +83,28 @@ def reader(reader_id):
 def reader_json(reader_id):
     return jsonify(_reader_data(reader_id))
 
+
+
+@bp.post("/readers/<reader_id>/quarantine/<int:seq>")
+@login_required
+def judge_quarantined(reader_id, seq):
+    """A person's judgement of a record in quarantine: which of overview.JUDGEMENTS, and a
+    note. The record stays out of the figures either way; the judgement says it was seen."""
+    _reader_data(reader_id)  # 404 for a reader this manager may not see
+    if not csrf_ok():
+        abort(400, description=_("The form expired: please try again."))
+    judgement = request.form.get("judgement", "")
+    if judgement not in overview.JUDGEMENTS:
+        abort(400, description=_("Choose one of the judgements."))
+    note = request.form.get("note", "").replace("\r\n", "\n").strip()
+    # line breaks and tabs are a note's own; any other control or bidirectional character is not
+    if len(note) > NOTE_MAX or text_fault(note.replace("\n", " ").replace("\t", " ")) is not None:
+        abort(400, description=_("The note must be at most %(n)d characters of plain text.", n=NOTE_MAX))
+    db = get_db()
+    with transaction(db):
+        cur = db.execute("UPDATE quarantine SET judged_t=?, judged_by=?, judgement=?, note=? "
+                         "WHERE reader_id=? AND seq=? AND acked_t IS NOT NULL",
+                         [clock(), g.manager["username"], judgement, note, reader_id, seq])
+    if cur.rowcount != 1:
+        abort(404, description=_("No record %(seq)d of reader %(reader)s in quarantine.", seq=seq, reader=reader_id))
+    return redirect(url_for("dashboard.reader", reader_id=reader_id) + "#quarantine-h", code=303)

@@ -18,6 +18,7 @@ from loyalty.backend.db import meta_int, set_meta, transaction
 from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, RulesRefused, need_text
 from loyalty.protocol import engine
+from loyalty.protocol.checks import text_fault
 from loyalty.protocol.errors import RulesError
 from loyalty.i18n import _
 
@@ -98,15 +99,42 @@ def rules_at(db, version):
     return json.loads(row[0]) if row else None
 
 
+def _plain(value, field):
+    """`value` if it passes the one text rule (protocol.checks.text_fault) that the engine
+    applies to the rules' texts, else InvalidValue in the user's language. A lone surrogate
+    is what Python makes of a command line's bytes that are not UTF-8; sqlite3 cannot even
+    store it."""
+    fault = text_fault(value)
+    if fault is None:
+        return value
+    if fault == "holds a character UTF-8 cannot carry":
+        message = _("holds a character UTF-8 cannot carry: is the terminal set to UTF-8?")
+    elif fault == "holds a bidirectional control character":
+        message = _("holds an invisible character that reorders text (a bidirectional control)")
+    else:
+        message = _("holds a control character (such as a tab or an escape)")
+    raise InvalidValue(field, message)
+
+
+def _code_free(db, code, id):
+    # discount lines name a tier by its code (tier:CODE): two tiers with one code could not
+    # be told apart on a receipt or in the audit, and the engine refuses such rules
+    row = db.execute("SELECT id FROM tiers WHERE code=? AND id<>?", [code, id]).fetchone()
+    if row:
+        raise AlreadyExists("code", _("tier %(tier)d has the code %(code)s already: each tier needs its own",
+                                      tier=row[0], code=code))
+
+
 def add_tier(db, id, code, bp, name=""):
     """A new tier; returns the rules version published."""
     checks.integer(id, 0, 255, "id", InvalidValue)
-    need_text(code, 1, 32, "code")
+    _plain(need_text(code, 1, 32, "code"), "code")
     checks.integer(bp, 0, 10000, "bp", InvalidValue)
-    need_text(name, 0, 100, "name")
+    _plain(need_text(name, 0, 100, "name"), "name")
     with transaction(db):
         if db.execute("SELECT 1 FROM tiers WHERE id=?", [id]).fetchone():
             raise AlreadyExists("id", _("tier %(tier)d exists already: change it with set-tier", tier=id))
+        _code_free(db, code, id)
         db.execute("INSERT INTO tiers(id, code, name, bp) VALUES(?, ?, ?, ?)", [id, code, name, bp])
         return _publish(db)
 
@@ -116,16 +144,18 @@ def set_tier(db, id, code=None, bp=None, name=None):
     checks.integer(id, 0, 255, "id", InvalidValue)
     changes = {}
     if code is not None:
-        changes["code"] = need_text(code, 1, 32, "code")
+        changes["code"] = _plain(need_text(code, 1, 32, "code"), "code")
     if bp is not None:
         changes["bp"] = checks.integer(bp, 0, 10000, "bp", InvalidValue)
     if name is not None:
-        changes["name"] = need_text(name, 0, 100, "name")
+        changes["name"] = _plain(need_text(name, 0, 100, "name"), "name")
     if not changes:
         raise InvalidValue("", _("nothing to change: give a code, a rate (bp) or a name"))
     with transaction(db):
         if not db.execute("SELECT 1 FROM tiers WHERE id=?", [id]).fetchone():
             raise NotFound("id", _("no tier %(tier)d", tier=id))
+        if code is not None:
+            _code_free(db, code, id)
         sets = ", ".join("%s=?" % k for k in changes)
         db.execute("UPDATE tiers SET %s WHERE id=?" % sets, list(changes.values()) + [id])
         return _publish(db)
@@ -134,8 +164,12 @@ def set_tier(db, id, code=None, bp=None, name=None):
 def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None, cents=None,
                   tiers=None, from_t=None, to_t=None):
     """A new promotion (docs/discount.md: kind sku, category or threshold; bp or cents;
-    optional tiers and from/to epoch seconds); returns the rules version published."""
-    need_text(id, 1, 32, "id")
+    optional tiers (ids of existing tiers, each once) and from/to epoch seconds); returns
+    the rules version published."""
+    _plain(need_text(id, 1, 32, "id"), "id")
+    for name, value in (("sku", sku), ("category", category)):
+        if isinstance(value, str):
+            _plain(value, name)  # its length and its kind are the engine's to judge
     if kind not in KINDS:
         raise InvalidValue("kind", _("must be one of %(kinds)s", kinds=", ".join(KINDS)))
     # the engine judges the rules as a whole; these only keep what SQLite stores in range
@@ -149,12 +183,19 @@ def add_promotion(db, id, kind, sku=None, category=None, min_cents=None, bp=None
         tiers = [checks.integer(t, 0, 255, "tiers", InvalidValue) for t in tiers]
         if not tiers:
             raise InvalidValue("tiers", _("an empty list would give the promotion to nobody: leave it out for every tier"))
+        for j, t in enumerate(tiers):
+            if t in tiers[:j]:
+                raise InvalidValue("tiers", _("tier %(tier)d is listed twice", tier=t))
     row = {"id": id, "kind": kind, "sku": sku, "category": category, "min_cents": min_cents,
            "bp": bp, "cents": cents, "tiers": None if tiers is None else json.dumps(tiers),
            "from_t": from_t, "to_t": to_t, "active": 1}
     with transaction(db):
         if db.execute("SELECT 1 FROM promotions WHERE id=?", [id]).fetchone():
             raise AlreadyExists("id", _("promotion %(promotion)s exists already (ended ones keep their id)", promotion=id))
+        for t in tiers or ():
+            # an id of no tier would give the promotion to nobody, silently
+            if not db.execute("SELECT 1 FROM tiers WHERE id=?", [t]).fetchone():
+                raise NotFound("tiers", _("no tier %(tier)d: add it first (add-tier) or leave it out", tier=t))
         names = list(row)
         db.execute("INSERT INTO promotions(%s) VALUES(%s)" % (", ".join(names), ", ".join("?" * len(names))),
                    [row[n] for n in names])

@@ -6,20 +6,24 @@
     GET  /api/v1/sync/keys?since=V                the card key epochs, wrapped for the reader
 
 Every request carries X-Reader, X-Timestamp, X-Nonce and X-Signature. They are checked
-in this order, as tests/support/syncserver.py (the reference) does: a body over MAX_BATCH_BYTES
+in this order, as tests/support/syncserver.py (the reference) does, though it does not look
+at the form of X-Nonce nor at leading zeros in X-Timestamp: a body over MAX_BATCH_BYTES
 (batch.too_large, 413, from Content-Length before anything is read), an unknown reader
-(batch.reader, 401), the signature (batch.signature, 401), the timestamp window
-(batch.stale, 400), a nonce seen before (batch.replay, 400); then the batch itself
-(backend/sync/ingest.py: batch.record and batch.totals 400, batch.gap and batch.chain 409).
+(batch.reader, 401), an X-Timestamp that is not decimal digits without a leading zero
+(batch.stale, 400), an X-Nonce that is not 16 lower-case hex digits (batch.signature, 401),
+the signature (batch.signature, 401: lower-case hex, compared as sent), the timestamp
+window (batch.stale, 400), a nonce seen before (batch.replay, 400); then the batch itself
+(backend/sync/ingest.py: batch.record, batch.status and batch.totals 400, batch.gap and batch.chain 409).
 Answers are canonical JSON, signed (X-Signature = records.sign_answer over the request's
 nonce, the status and the body) only when the request's signature verified: an
 unverified request must not make us sign what an attacker wants a reader to believe.
-Every refusal is written down (refusals; batches for a refused batch).
+Every refusal is written down (refusals; batches for a refused batch). Content-Type is
+not looked at: the signature covers the bytes, and they must be canonical JSON whatever
+the header calls them.
 
     curl -X POST http://127.0.0.1:8000/api/v1/sync/batch -H 'X-Reader: R1' ...
 """
 import hmac
-import json
 import os
 import re
 import threading
@@ -31,12 +35,15 @@ from loyalty.backend import checks, db as dbmod, headoffice
 from loyalty.backend.sync import fastjson, ingest
 from loyalty.backend.requestdb import get_db
 from loyalty.protocol.errors import ProtocolError
+from loyalty.protocol.batchcheck import check_status
 from loyalty.protocol.records import body_digest, sign, sign_answer
 from loyalty.protocol.status import http_status
 
 bp = Blueprint("syncapi", __name__, url_prefix="/api/v1/sync")
 
-_NONCE = re.compile(r"^[0-9A-Za-z]{1,64}$")
+# X-Nonce as docs/protocol.md section 4 and docs/openapi.json write it: 16 lower-case hex
+# digits, what the reader sends (8 random bytes)
+_NONCE = re.compile(r"^[0-9a-f]{16}$")
 MAX_PAGE = 1000  # directory entries per page at most, whatever a reader asks
 DEFAULT_PAGE = 100
 
@@ -120,11 +127,14 @@ def _guarded(endpoint, work):
             body = _body(cfg["MAX_BATCH_BYTES"])
         if reader is None:
             raise ProtocolError("batch.reader", "X-Reader", "unknown reader %r" % reader_id[:64])
-        t = checks.digits(headers.get("X-Timestamp", ""))
-        if t is None:
-            raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer")
-        if not _NONCE.match(nonce):
-            raise ProtocolError("batch.signature", "X-Nonce", "must be 1 to 64 letters or digits (16 hex digits)")
+        stamp = headers.get("X-Timestamp", "")
+        t = checks.digits(stamp)
+        # the signature covers the TIMESTAMP as "%d" writes it: any other spelling of the
+        # same second ("0042") is refused, so the header's text is what was signed
+        if t is None or "%d" % t != stamp:
+            raise ProtocolError("batch.stale", "X-Timestamp", "must be an integer in decimal digits, no leading zero")
+        if not _NONCE.fullmatch(nonce):
+            raise ProtocolError("batch.signature", "X-Nonce", "must be 16 lower-case hex digits")
         want = sign(reader["key"], request.method, _target(), t, nonce, body_digest(body))
         if not hmac.compare_digest(want.encode(), headers.get("X-Signature", "").encode("utf-8", "replace")):
             raise ProtocolError("batch.signature", "X-Signature", "does not verify")
@@ -151,13 +161,14 @@ def _guarded(endpoint, work):
 
 
 def _status_of(body):
-    """The reader's status from a refused batch's body, if it can be read at all: a
-    refused batch still says how many receipts wait on the reader, and since when."""
+    """The reader's status from a refused batch's body, if the body is canonical JSON and
+    the status passes the schema: a refused batch still says how many receipts wait on
+    the reader, and since when. Anything else changes nothing."""
     try:
-        status = json.loads(body).get("status")
-    except (ValueError, AttributeError, RecursionError):
+        batch = fastjson.decode(body)
+        return check_status(batch.get("status")) if isinstance(batch, dict) else None
+    except (ProtocolError, RecursionError, MemoryError):
         return None
-    return status if isinstance(status, dict) else None
 
 
 @bp.post("/batch")

@@ -21,6 +21,7 @@ discounts afterwards, in another process, so the reader's acknowledgement never 
 for the engine (a mismatch is flagged for a person, never a reason to refuse a batch).
 """
 import datetime
+import json
 import sqlite3
 import threading
 import zoneinfo
@@ -126,7 +127,11 @@ def reader_status(status, records):
     if pending == 0:
         oldest = None
     elif records:
-        oldest = records[-1]["t"]
+        # a record taken into quarantine (the batch's last) may have no usable time:
+        # then the reader's own report, older than the truth, never younger
+        oldest = _int_or_none(records[-1].get("t"), 0, 2 ** 40)
+        if oldest is None:
+            oldest = _int_or_none(status.get("oldest_t"), 1)
     else:
         oldest = _int_or_none(status.get("oldest_t"), 1)
     try:
@@ -147,7 +152,8 @@ def reader_status(status, records):
 
 
 class _Checked:
-    """A batch that passed check_batch against one acknowledged state, and its receipt rows."""
+    """A batch that passed check_batch against one acknowledged state, and its rows: the
+    receipts, and the records taken into quarantine."""
 
     def __init__(self, db, reader, body, acked_seq, acked_hash):
         codec = fastjson.RecordCodec()
@@ -155,18 +161,27 @@ class _Checked:
 
         def known(seq):
             row = db.execute("SELECT hash FROM receipts WHERE reader_id=? AND seq=?", [rid, seq]).fetchone()
+            if row is None:
+                row = db.execute("SELECT hash FROM quarantine WHERE reader_id=? AND seq=? AND acked_t IS NOT NULL",
+                                 [rid, seq]).fetchone()
             return row[0] if row else None
 
         self.acked_seq = acked_seq
-        self.fresh, self.status = check_batch(body, rid, acked_seq, acked_hash, known,
-                                              decode=codec.decode, encode=codec.encode)
+        self.fresh, self.status, quarantined = check_batch(
+            body, rid, acked_seq, acked_hash, known, decode=codec.decode, encode=codec.encode,
+            sale=lambda ref: stored_sale_lines(db, rid, ref), held=lambda seq: held_hash(db, rid, seq))
         self.batch = codec.value  # the whole batch: its records fresh or not, its totals
         store, tz = reader["store_id"], reader["tz"]
         day_of = LOCAL_DAYS.day
         text_of = codec.text_of
         rows = self.rows = []
+        self.quarantined = []  # [seq, hash, code, field, detail, record text]
         days = {}
         for seq, rec, h in self.fresh:
+            if quarantined and seq in quarantined:
+                e = quarantined[seq]
+                self.quarantined.append([seq, h, e.code, e.field, e.detail[:300], text_of(rec)])
+                continue
             t = rec["t"]
             day = day_of(tz, t)
             kind = rec["kind"]
@@ -181,6 +196,20 @@ class _Checked:
         self.day_totals = [(store, d, s[0], s[1], s[2]) for d, s in days.items()]
         self.last = self.fresh[-1] if self.fresh else None
         self.state = reader_status(self.status, self.batch["records"])
+
+
+def stored_sale_lines(db, reader_id, seq):
+    """How many lines this reader's stored sale `seq` has; None when it stored no such sale."""
+    row = db.execute("SELECT record FROM receipts WHERE reader_id=? AND seq=? AND kind='sale'",
+                     [reader_id, seq]).fetchone()
+    return None if row is None else len(json.loads(row[0])["lines"])
+
+
+def held_hash(db, reader_id, seq):
+    """The hash of record `seq` that a batch of this reader was last refused for, if any."""
+    row = db.execute("SELECT hash FROM quarantine WHERE reader_id=? AND seq=? AND acked_t IS NULL",
+                     [reader_id, seq]).fetchone()
+    return row[0] if row else None
 
 
 def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, prune_before=None):
@@ -223,17 +252,30 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
             # a report with no records (a reader with nothing pending, every sync interval)
             # updates the reader's row and the chart's samples, not the batch history:
             # 2,000 readers every 30 s would write six million rows a day
+            # the totals count what records taken into quarantine say, any integer: sums
+            # beyond SQLite's 64 bits are left out (NULL) rather than failing the batch
             cur = db.execute(
                 "INSERT INTO batches(reader_id, t, outcome, http_status, first_seq, last_seq, count, fresh, "
-                "gross, discount, ack, bytes) VALUES(?, ?, 'accepted', 200, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "gross, discount, ack, bytes, quarantined) VALUES(?, ?, 'accepted', 200, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [rid, now, records[0]["seq"], records[-1]["seq"], len(records), len(checked.fresh),
-                 totals["gross"], totals["discount"], acked_seq, len(body)])
+                 _int_or_none(totals["gross"]), _int_or_none(totals["discount"]), acked_seq, len(body),
+                 len(checked.quarantined)])
             batch_id = cur.lastrowid
+        if checked.quarantined:
+            db.conn.executemany(
+                "INSERT INTO quarantine(reader_id, seq, hash, t, code, field, detail, acked_t, batch_id, record) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(reader_id, seq) DO UPDATE SET hash=excluded.hash, "
+                "code=excluded.code, field=excluded.field, detail=excluded.detail, acked_t=excluded.acked_t, "
+                "batch_id=excluded.batch_id, record=excluded.record",
+                [[rid] + q[:2] + [now] + q[2:5] + [now, batch_id, q[5]] for q in checked.quarantined])
         if checked.rows:
             for r in checked.rows:
                 r[_BATCH_ID] = batch_id
             db.conn.executemany(_INSERT_RECEIPT, checked.rows)
             db.conn.executemany(_ADD_DAY, checked.day_totals)
+        if checked.last is not None:
+            # notes of refusals for records now stored otherwise (or never sent again)
+            db.execute("DELETE FROM quarantine WHERE reader_id=? AND acked_t IS NULL AND seq <= ?", [rid, acked_seq])
         state = dict(checked.state)
         state.update({"acked_seq": acked_seq, "acked_hash": acked_hash, "last_contact": now,
                       "last_batch": now, "clock_offset": clock_offset})
@@ -314,6 +356,14 @@ def _write_refusal(db, reader_id, known, endpoint, error, now, remote, nonce, bo
                 db.execute("INSERT INTO batches(reader_id, t, outcome, http_status, code, field, detail, ack, bytes) "
                            "VALUES(?, ?, 'refused', ?, ?, ?, ?, ?, ?)",
                            [reader_id, now, status, error.code, error.field, detail, acked, body_bytes])
+                if getattr(error, "hash", None) is not None:
+                    # the record's hash, no more: if the reader sends the very same bytes
+                    # again, it journaled them and cannot change them (quarantine)
+                    db.execute("INSERT INTO quarantine(reader_id, seq, hash, t, code, field, detail) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(reader_id, seq) DO UPDATE SET "
+                               "hash=excluded.hash, t=excluded.t, code=excluded.code, field=excluded.field, "
+                               "detail=excluded.detail WHERE acked_t IS NULL",
+                               [reader_id, error.seq, error.hash, now, error.code, error.field, detail])
             if nonce is not None:
                 db.execute("INSERT OR IGNORE INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)",
                            [reader_id, nonce, now])

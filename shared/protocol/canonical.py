@@ -60,20 +60,28 @@ def text_size(s):
     surrogate (U+D800 to U+DFFF), which UTF-8 cannot carry: MicroPython would write it
     anyway and CPython (the backend) would refuse the record for good.
 
-    Allocates nothing for ASCII text: a basket's texts are measured before a discount
-    is granted, to know its record will fit the journal.
+    A basket's texts are measured before a discount is granted, to know its record will
+    fit the journal. The UTF-8 bytes are scanned, not the characters: on MicroPython
+    every character taken out of a str is interned for good.
     """
+    try:
+        data = s.encode()
+    except UnicodeError:  # CPython: a lone surrogate
+        return -1
     n = 2
-    for c in s:
-        o = ord(c)
-        if o < 0x80:
-            n += 6 if o < 0x20 and c not in "\n\r\t" else (2 if o < 0x20 or c in '"\\' else 1)
-        elif o < 0x800:
+    size = len(data)
+    i = 0
+    while i < size:
+        c = data[i]
+        if c < 0x20:
+            n += 2 if c == 0x0A or c == 0x0D or c == 0x09 else 6
+        elif c == 0x22 or c == 0x5C:
             n += 2
-        elif 0xD800 <= o <= 0xDFFF:
-            return -1
         else:
-            n += 3 if o < 0x10000 else 4
+            if c == 0xED and i + 1 < size and data[i + 1] >= 0xA0:  # MicroPython: a lone surrogate
+                return -1
+            n += 1
+        i += 1
     return n
 
 

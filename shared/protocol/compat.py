@@ -23,6 +23,17 @@ from hashlib import sha256  # both runtimes have it
 from binascii import crc32, hexlify, unhexlify  # both runtimes have them
 
 
+if MICROPYTHON:
+    plain_ascii = None  # no str.isascii or str.isprintable here
+else:
+
+    def plain_ascii(s):
+        """Is `s` printable ASCII only? CPython's C string methods answer in one pass,
+        which the backend's record checks want (a Python loop per character costs more
+        than the rest of a record's check)."""
+        return s.isascii() and s.isprintable()
+
+
 def hexstr(data):
     """Lower-case hex text of `data` (bytes), the same on both runtimes."""
     return hexlify(data).decode()

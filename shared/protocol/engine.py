@@ -17,8 +17,7 @@ ordering rule lives here once and is written down in docs/discount.md.
 
 (3 x 125 = 375 cents; 2% of 375 = 7.5, rounded half-up to 8.)
 """
-from .canonical import text_size
-from .checks import integer, is_int, is_integer
+from .checks import integer, is_int, is_integer, text_fault
 from .compat import const
 from .errors import ProtocolError, RulesError, TillError
 
@@ -33,6 +32,8 @@ _MAX_TIER = const(255)
 _MAX_STALE_HOURS = const(100000)
 _MAX_BIG = 2 ** 40  # epoch seconds, versions, day totals; not a const: above the ESP32's small ints
 
+_LINE_KEYS = ("sku", "cat", "qty", "price")
+_LIMIT_NAMES = ("limit.receipt", "offline.receipt", "offline.card_day")  # as _cap's values
 _KINDS = ("sku", "category", "threshold")
 _KIND_KEY = ("sku", "category", "min_cents")  # what each kind matches on
 _PROMO_KEYS = ("id", "kind", "sku", "category", "min_cents", "bp", "cents", "tiers", "from", "to")
@@ -66,7 +67,8 @@ def check_lines(lines, name="lines"):
     """Raise TillError('till.field', 'lines[i].name', rule) unless `lines` is a valid basket.
 
     A basket is a list of at most 200 objects {"sku": text 1-32, "cat": text 0-32,
-    "qty": 1..9999, "price": 0..10000000 cents}; other keys are ignored.
+    "qty": 1..9999, "price": 0..10000000 cents} with no other keys (whatever else came
+    would be journaled for nothing); texts without control or bidirectional characters.
     """
     if not isinstance(lines, list):
         raise TillError("till.field", name, "must be a list")
@@ -86,8 +88,13 @@ def check_lines(lines, name="lines"):
         if not is_integer(line.get("price"), 0, _MAX_PRICE):
             integer(line.get("price"), 0, _MAX_PRICE, "%s[%d].price" % (name, i), TillError, "till.field")
         for key in ("sku", "cat"):
-            if text_size(line[key]) < 0:
-                raise TillError("till.field", "%s[%d].%s" % (name, i, key), "holds a character UTF-8 cannot carry")
+            fault = text_fault(line[key])
+            if fault is not None:
+                raise TillError("till.field", "%s[%d].%s" % (name, i, key), fault)
+        if len(line) != 4:
+            for k in line:
+                if k not in _LINE_KEYS:
+                    raise TillError("till.field", "%s[%d].%s" % (name, i, k), "unknown key")
     return lines
 
 
@@ -109,9 +116,20 @@ def _only_keys(obj, allowed, where):
             raise RulesError("rules.format", where + str(k), "unknown key")
 
 
-def _check_promotion(p, where, ids):
+def _rules_text(obj, key, where):
+    # text 1-32 by the one text rule (checks.text_fault): the rules' texts reach receipts
+    # and the journal as rule names ("tier:<code>"), where a control character, a
+    # bidirectional mark or a lone surrogate would make the reader's own record invalid
+    v = _need_text(obj.get(key), 1, where + key, RulesError, "rules.format")
+    fault = text_fault(v)
+    if fault is not None:
+        raise RulesError("rules.format", where + key, fault)
+    return v
+
+
+def _check_promotion(p, where, ids, tier_ids):
     _only_keys(p, _PROMO_KEYS, where)
-    pid = _need_text(p.get("id"), 1, where + "id", RulesError, "rules.format")
+    pid = _rules_text(p, "id", where)
     if pid in ids:
         raise RulesError("rules.format", where + "id", "must be unique")
     ids.append(pid)
@@ -123,9 +141,10 @@ def _check_promotion(p, where, ids):
         if other != wanted and other in p:
             raise RulesError("rules.format", where + other, "not allowed for kind " + kind)
     if kind == "sku":
-        _need_text(p.get("sku"), 1, where + "sku", RulesError, "rules.format")
+        _rules_text(p, "sku", where)
     elif kind == "category":
-        _need_text(p.get("category"), 1, where + "category", RulesError, "rules.format")
+        # 1-32: a line's cat "" (no category) so matches no category promotion
+        _rules_text(p, "category", where)
     else:
         _rules_int(p, "min_cents", 0, _MAX_MONEY, where)
     if ("bp" in p) == ("cents" in p):
@@ -136,10 +155,15 @@ def _check_promotion(p, where, ids):
         _rules_int(p, "cents", 0, _MAX_MONEY, where)
     if "tiers" in p:
         tiers = p["tiers"]
-        if not isinstance(tiers, list):
-            raise RulesError("rules.format", where + "tiers", "must be a list of tier ids")
+        # [] would give the promotion to nobody and an id of no tier (a typo, a tier still
+        # to come) to nobody now: both are head office's mistakes, not a way to switch off
+        if not isinstance(tiers, list) or not tiers:
+            raise RulesError("rules.format", where + "tiers", "must be a non-empty list")
         for j, t in enumerate(tiers):
-            integer(t, 0, _MAX_TIER, where + "tiers[%d]" % j, RulesError, "rules.format")
+            if not is_int(t) or t not in tier_ids:
+                raise RulesError("rules.format", where + "tiers[%d]" % j, "must be the id of a tier")
+            if tiers.index(t) < j:
+                raise RulesError("rules.format", where + "tiers[%d]" % j, "must not repeat a tier")
     if "from" in p:
         _rules_int(p, "from", 0, _MAX_BIG, where)
     if "to" in p:
@@ -166,7 +190,12 @@ def check_rules(rules):
         if tid in tier_ids:
             raise RulesError("rules.format", where + "id", "must be unique")
         tier_ids.append(tid)
-        _need_text(t.get("code"), 1, where + "code", RulesError, "rules.format")
+        code = _rules_text(t, "code", where)
+        # the code names the tier in every discount line ("tier:<code>"): two tiers with
+        # one code could not be told apart on a receipt or in the audit
+        for j in range(i):
+            if tiers[j]["code"] == code:
+                raise RulesError("rules.format", where + "code", "must be unique")
         _rules_int(t, "bp", 0, _FULL_BP, where)
     if _rules_int(rules, "default_tier", 0, _MAX_TIER, "") not in tier_ids:
         raise RulesError("rules.format", "default_tier", "must be the id of a tier")
@@ -175,7 +204,7 @@ def check_rules(rules):
         raise RulesError("rules.format", "promotions", "must be a list")
     ids = []
     for i, p in enumerate(promotions):
-        _check_promotion(p, "promotions[%d]." % i, ids)
+        _check_promotion(p, "promotions[%d]." % i, ids, tier_ids)
     limits = rules.get("limits")
     _only_keys(limits, ("receipt_max_cents",), "limits.")
     _rules_int(limits, "receipt_max_cents", 0, _MAX_MONEY, "limits.")
@@ -293,19 +322,14 @@ def allocate(total, rooms):
     return shares
 
 
-def _limits(rules, ctx):
-    offline = rules["offline"]
-    day_left = offline["card_day_max_cents"] - ctx["card_day_used"]
-    return (("limit.receipt", rules["limits"]["receipt_max_cents"]),
-            ("offline.receipt", offline["receipt_max_cents"]),
-            ("offline.card_day", day_left if day_left > 0 else 0))
-
-
 def _cap(disc, total, rules, ctx):
     """Trim `disc` in place to the tightest limit, from the last discount line backwards.
     Returns (new total, names of the limits that cut)."""
-    limits = _limits(rules, ctx)
-    cap = min(v for _, v in limits)
+    offline = rules["offline"]
+    day_left = offline["card_day_max_cents"] - ctx["card_day_used"]
+    values = (rules["limits"]["receipt_max_cents"], offline["receipt_max_cents"],
+              day_left if day_left > 0 else 0)
+    cap = min(values)
     if total <= cap:
         return total, []
     excess = total - cap
@@ -317,7 +341,13 @@ def _cap(disc, total, rules, ctx):
         if disc[k]["cents"] == 0:
             disc.pop(k)
         k -= 1
-    return cap, [name for name, v in limits if v == cap]
+    # loops, not comprehensions or generators here and in quote(): each of those is one
+    # more code object on the reader's heap
+    capped = []
+    for i in range(3):
+        if values[i] == cap:
+            capped.append(_LIMIT_NAMES[i])
+    return cap, capped
 
 
 _checked = [None]  # the rules object last checked by quote()
@@ -344,8 +374,9 @@ def quote(rules, lines, tier_id, ctx):
     if not stale:
         # (promotion, its rule name): one name string per receipt, not one per line
         now = ctx["now"]
-        promos = [(p, "promo:" + p["id"]) for p in rules["promotions"]
-                  if _in_force(p, tier["id"], now)]
+        for p in rules["promotions"]:
+            if _in_force(p, tier["id"], now):
+                promos.append((p, "promo:" + p["id"]))
     tier_rule = "tier:" + tier["code"]
     disc = []
     rooms = []
@@ -400,6 +431,9 @@ def _check_disc(disc, lines):
         where = "disc[%d]" % k
         if not isinstance(d, dict) or not isinstance(d.get("rule"), str):
             raise ProtocolError("disc.original", where, "must be {line, rule, cents}")
+        fault = text_fault(d["rule"])  # the negative receipt journals the rule names again
+        if fault is not None:
+            raise ProtocolError("disc.original", where + ".rule", fault)
         i = integer(d.get("line"), 0, len(lines) - 1, where + ".line", ProtocolError,
                       "disc.original")
         amount = lines[i]["qty"] * lines[i]["price"]
@@ -421,7 +455,8 @@ def reverse(original_lines, original_disc, returned_before, returning):
     original_lines / original_disc: the sale's basket and discount lines; returned_before:
     quantity already returned per line; returning: quantity returned now per line. Returns
     {"gross": -amount, "discount": -discount, "disc": [{"line", "rule", "cents" < 0}]}.
-    Raises ProtocolError('disc.return_exceeds', 'lines[i].qty') past what was sold.
+    Raises ProtocolError('disc.return_exceeds', 'lines[i].qty') past what was sold, once
+    every input has its format (a format error wins).
     """
     check_lines(original_lines)
     n = len(original_lines)
@@ -451,6 +486,7 @@ def reverse(original_lines, original_disc, returned_before, returning):
 def void(original_lines, original_disc, returned_before):
     """Reverse all of a sale that is not yet returned (a void of a committed receipt)."""
     check_lines(original_lines)
+    _check_disc(original_disc, original_lines)  # in reverse()'s order: disc before returned_before
     _check_qtys(returned_before, len(original_lines), "returned_before", ProtocolError,
                 "disc.original")
     rest = []

@@ -28,6 +28,7 @@ disc.journal_full|Memoria piena: nessuno sconto|Journal full: no discount
 disc.memory|Memoria esaurita: no sconto|Out of memory: no discount
 disc.too_large|Scontrino troppo lungo: no sconto|Receipt too long to record: no discount
 disc.journal_error|Errore memoria: sconto annullato|Journal write failed: discount withdrawn
+disc.bad_record|Scontrino non registrabile: no sconto|Receipt breaks the record rules: no discount
 disc.stale_rules|Sync scaduto: solo sconto base|Sync too old: base discount only
 disc.no_rules|Regole assenti: nessuno sconto|No rules loaded: no discount
 disc.return_exceeds|Reso oltre il venduto|Return exceeds what was sold
@@ -61,6 +62,7 @@ batch.gap|Buco nella sequenza|Gap in sequence
 batch.chain|Catena hash interrotta|Broken hash chain
 batch.totals|Totali del lotto errati|Wrong batch totals
 batch.record|Record non valido|Invalid record
+batch.status|Stato del lettore non valido|Invalid reader status
 delta.format|Aggiornamento non valido|Malformed update
 delta.version|Versione aggiornamento errata|Update version does not follow
 delta.order|Aggiornamento non ordinato|Update entries not sorted

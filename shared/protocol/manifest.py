@@ -21,6 +21,7 @@ package("protocol", base_path="..", files=(
     "ndef.py",
     "ntag.py",
     "ntagsig.py",
+    "recordcheck.py",
     "records.py",
     "syncmsg.py",
     "till.py",

@@ -14,8 +14,8 @@ committed, voided, returned, status, error. docs/protocol.md lists every field.
     'status'
 """
 from . import engine
-from .canonical import decode, encode, text_size
-from .checks import integer, is_integer
+from .canonical import decode, encode
+from .checks import MAX_RULE, integer, is_digits, is_integer, text, text_fault
 from .compat import const, crc32
 from .errors import EncodingError, TillError
 
@@ -24,7 +24,6 @@ MAX_LINES = const(200)  # as engine.check_lines
 MAX_QTY = const(9999)
 MAX_PRICE = const(10000000)
 MAX_TEXT = const(32)
-_LINE_KEYS = ("sku", "cat", "qty", "price")
 _HEX = b"0123456789ABCDEFabcdef"
 
 
@@ -84,8 +83,9 @@ def _text(msg, name, where="", empty=False):
     v = msg.get(name) if isinstance(msg, dict) else None
     if not isinstance(v, str) or len(v) > MAX_TEXT or (not v and not empty):
         raise TillError("till.field", where + name, "must be text of 1 to %d characters" % MAX_TEXT)
-    if text_size(v) < 0:
-        raise TillError("till.field", where + name, "holds a character UTF-8 cannot carry")
+    fault = text_fault(v)
+    if fault is not None:
+        raise TillError("till.field", where + name, fault)
     return v
 
 
@@ -97,16 +97,10 @@ def _list(msg, name, lo, hi):
 
 
 def check_lines(lines, name="lines"):
-    """Basket lines as the engine defines them, at least one, with no other keys than
-    sku, cat, qty and price (whatever else came would be journaled for nothing)."""
+    """Basket lines as the engine defines them, at least one."""
     if isinstance(lines, list) and not lines:
         raise TillError("till.field", name, "must have at least one line")
-    engine.check_lines(lines, name)
-    for i, line in enumerate(lines):
-        for k in line:
-            if k not in _LINE_KEYS:
-                raise TillError("till.field", "%s[%d].%s" % (name, i, k), "unknown key")
-    return lines
+    return engine.check_lines(lines, name)
 
 
 def _check_basket(msg):
@@ -139,9 +133,10 @@ def _check_sale(msg):
     for i, d in enumerate(disc):
         where = "sale.disc[%d]." % i
         _int(d, "line", 0, len(sale["lines"]) - 1, where)
-        _text(d, "rule", where)
+        text(d.get("rule") if isinstance(d, dict) else None, 1, MAX_RULE, where + "rule", TillError, "till.field")
         _int(d, "cents", 0, MAX_PRICE * MAX_QTY, where)
-    _text(sale, "card", "sale.")
+    if not is_digits(sale.get("card")):
+        raise TillError("till.field", "sale.card", "must be 1 to 19 digits")
     _int(sale, "tier", 0, 255, "sale.")
     n = len(sale["lines"])
     for name in ("returned", "qty"):

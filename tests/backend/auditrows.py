@@ -10,6 +10,15 @@ def send(r, records):
     return resp
 
 
+def refused(r, records, field):
+    """Send a batch the schema refuses (docs/protocol.md section 3): refused with
+    batch.record at `field`, so none of it reaches the audit."""
+    resp, _ = r.send(records)
+    assert resp.status_code == 400, resp.data
+    assert (resp.json["refused"]["code"], resp.json["refused"]["field"]) == ("batch.record", field), resp.data
+    return resp
+
+
 def audits(db, chunk, columns="seq, audit, audit_detail"):
     """Every receipt's (columns), in seq order, once the auditor audited in chunks of `chunk`."""
     book = RulesBook()

@@ -20,7 +20,7 @@ from loyalty.backend import headoffice
 from loyalty.backend.app import create_app
 from loyalty.backend.db import connect, migrate
 from loyalty.protocol import engine
-from loyalty.protocol.canonical import encode
+from loyalty.protocol.canonical import decode, encode
 from loyalty.protocol.records import GENESIS, batch_body, body_digest, make_record, record_hash, sign, sign_answer
 
 STATUS = {"pending": 0, "oldest_t": 0, "journal": "ok", "used": 100, "capacity": 100000,
@@ -148,6 +148,17 @@ class Reader:
                   "discount": q["discount"], "disc": q["disc"], "rules": ruleset["version"], "t": t}
         fields.update(override)
         return self.record("sale", **fields)
+
+    def overpaid_sale(self, ruleset, **kw):
+        """A sale that passes the schema but whose discount is a cent more than the engine
+        gives: what the audit is there to find."""
+        q = decode(self.sale(ruleset, **kw))
+        self.seq -= 1
+        self.journal.pop()
+        self.prev = q["prev"]
+        disc = [dict(d) for d in q["disc"]]
+        disc[-1]["cents"] += 1
+        return self.sale(ruleset, discount=q["discount"] + 1, disc=disc, **kw)
 
 
 @pytest.fixture

@@ -187,7 +187,7 @@ def test_two_auditors_at_once_write_each_verdict_once(app, db, signed_reader, sh
         r = signed_reader(name)
         sent[name] = []
         for _ in range(3):
-            records = [r.sale(rules) for _ in range(15)] + [r.sale(rules, gross=1)]  # one mismatch a batch
+            records = [r.sale(rules) for _ in range(15)] + [r.overpaid_sale(rules)]  # one mismatch a batch
             send(r, records)
             sent[name].append(records)
     want = {}
@@ -240,7 +240,7 @@ def test_the_loop_audits_what_arrives_until_stopped(app, db, signed_reader, shop
     loop = threading.Thread(target=auditor.run, args=(app.config["DATABASE"], stop, 0.02))
     loop.start()
     try:
-        send(r, [r.sale(rules), r.sale(rules, gross=1)])
+        send(r, [r.sale(rules), r.overpaid_sale(rules)])
         end = time.time() + 10
         while auditor.awaiting(db) and time.time() < end:
             time.sleep(0.02)
@@ -297,7 +297,7 @@ def test_auditors_share_the_work_by_batch(db, signed_reader, shop_rules):
         r = signed_reader(name)
         sent[name] = []
         for _ in range(3):
-            records = [r.sale(rules) for _ in range(4)] + [r.sale(rules, gross=1)]
+            records = [r.sale(rules) for _ in range(4)] + [r.overpaid_sale(rules)]
             send(r, records)
             sent[name].append(records)
     want = as_at_ingestion(db, "R1", sent["R1"])
@@ -368,7 +368,7 @@ def test_chunks_grow_while_the_auditor_is_behind(app, db, signed_reader, shop_ru
 def test_the_audit_command(db, signed_reader, shop_rules, runner):
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)
-    send(r, [r.sale(rules), r.sale(rules), r.sale(rules, gross=1)])
+    send(r, [r.sale(rules), r.sale(rules), r.overpaid_sale(rules)])
     result = runner.invoke(args=["audit"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "audited 3 receipts, 1 mismatch"
@@ -378,7 +378,7 @@ def test_the_audit_command(db, signed_reader, shop_rules, runner):
 def test_python_m_backend_auditor_once(app, db, signed_reader, shop_rules):
     r = signed_reader()
     rules = headoffice.rules_at(db, shop_rules)
-    send(r, [r.sale(rules), r.sale(rules, gross=1)])
+    send(r, [r.sale(rules), r.overpaid_sale(rules)])
     out = subprocess.run([sys.executable, "-m", "loyalty.backend.auditor", "--db", app.config["DATABASE"], "--once"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -1,8 +1,17 @@
-"""The operator's guides cannot drift from the code, nor from each other: docs/backend.md
-and its Italian docs/it/backend.md both document every command the backend registers (and
-each command has help text of its own); their commands, settings and state tables name the
-same things; the settings are real ones; the states are the dashboard's, in the guide's
-language; and each guide points to the other."""
+"""The docs cannot drift from the code, nor from each other.
+
+The operator's guides: docs/backend.md and its Italian docs/it/backend.md both document
+every command the backend registers (and each command has help text of its own); their
+commands, settings and state tables name the same things; the settings are real ones; the
+states are the dashboard's, in the guide's language; and each guide points to the other.
+
+The protocol (docs/protocol.md): its canonical encoding example is what canonical.encode
+writes, byte for byte, and the inputs it says are refused are refused with its codes; its
+signature example verifies; every error code it names is in the table of codes
+(shared/protocol/errortexts.py) and every HTTP status it gives a refusal is the one
+shared/protocol/status.py answers with; its tables of record and status keys name exactly
+the keys recordcheck.py and batchcheck.py take. docs/openapi.json has its own test
+(test_sync_openapi.py)."""
 import re
 from pathlib import Path
 
@@ -11,11 +20,17 @@ import pytest
 from loyalty.backend.config import DEFAULTS
 from loyalty.backend.dashboard import readerstate
 from loyalty.i18n import using
+from loyalty.protocol import batchcheck, errors, recordcheck
+from loyalty.protocol.canonical import decode, encode
+from loyalty.protocol.errors import EncodingError
+from loyalty.protocol.records import body_digest, sign, string_to_sign
+from loyalty.protocol.status import http_status
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 DOC = DOCS / "backend.md"
 DOC_IT = DOCS / "it" / "backend.md"
 GUIDES = {"en": DOC, "it": DOC_IT}
+PROTOCOL = DOCS / "protocol.md"
 POINTERS = {"en": "Italiano: [docs/it/backend.md](it/backend.md)",
             "it": "English: [docs/backend.md](../backend.md)"}
 
@@ -191,3 +206,91 @@ def test_each_guide_points_to_the_other_and_its_links_resolve(texts):
         here = GUIDES[lang].parent
         assert (lang, [t for t in sorted(links(text)) if not (here / t).exists()]) == (lang, [])
     assert "../protocol.md" in links(texts["it"])
+
+
+# -- the protocol -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def protocol():
+    return PROTOCOL.read_text()
+
+
+def section(text, number):
+    """Section `number` of the doc (from its `## N.` heading to the next `## `)."""
+    start = text.index("\n## %d. " % number)
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def code_spans(cell):
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_the_canonical_example_is_what_encode_writes_byte_for_byte(protocol):
+    m = re.search(r"Example: `([^`]+)` encodes as the (\d+) bytes `([^`]+)`", section(protocol, 1))
+    value, count, shown = m.group(1), int(m.group(2)), m.group(3)
+    data = encode(decode(value.encode()))
+    assert len(data) == count
+    assert data == shown.encode("latin-1").decode("unicode_escape").encode("latin-1")
+
+
+@pytest.mark.parametrize("sample, code", [
+    (b'{"a":1, "b":2}', "enc.canonical"), (b'{"b":1,"a":2}', "enc.canonical"), (b'{"a":1,"a":1}', "enc.canonical"),
+    (b"-0", "enc.canonical"), (b'"\\u00e8"', "enc.canonical"), (b'"\\/"', "enc.canonical"),
+    (b"2.0", "enc.type"), (b"1e3", "enc.type"), (b'"\\ud800"', "enc.json"), (b'"\xc3"', "enc.json"),
+])
+def test_what_the_canonical_section_says_is_refused_is_refused_with_its_code(protocol, sample, code):
+    text = section(protocol, 1)
+    assert "`%s`" % code in text
+    with pytest.raises(EncodingError) as e:
+        decode(sample, strict=True)
+    assert e.value.code == code
+
+
+def test_the_signature_example_verifies(protocol):
+    block = section(protocol, 4)
+    key = bytes.fromhex(re.search(r"^    key +([0-9a-f]{64})$", block, re.M).group(1))
+    m = re.search(r"^    request +(GET|POST) (\S+) +X-Timestamp: (\d+) +X-Nonce: ([0-9a-f]{16})$", block, re.M)
+    method, target, t, nonce = m.group(1), m.group(2), int(m.group(3)), m.group(4)
+    signed = re.search(r'^    signed +"(.*)"$', block, re.M).group(1).replace("\\n", "\n").encode()
+    signature = re.search(r"^    signature +([0-9a-f]{64})$", block, re.M).group(1)
+    assert string_to_sign(method, target, t, nonce, body_digest(b"")) == signed
+    assert sign(key, method, target, t, nonce, body_digest(b"")) == signature
+
+
+def test_every_error_code_the_protocol_names_is_in_the_table_of_codes(protocol):
+    prefixes = {code.split(".")[0] for code, *_ in errors.codes()}
+    named = {c for c in re.findall(r"`([a-z0-9]+\.[a-z0-9_]+)`", protocol) if c.split(".")[0] in prefixes}
+    assert {"enc.canonical", "till.frame", "disc.bad_record", "batch.status", "delta.format"} <= named
+    assert sorted(c for c in named if not errors.known(c)) == []
+
+
+def test_each_refusal_the_protocol_tables_give_a_status_is_answered_with_it(protocol):
+    checked = set()
+    for table in tables(section(protocol, 4)):
+        for row in table:
+            statuses = [c for c in row if re.fullmatch(r"[1-5]\d\d", c)]
+            for code in (c for cell in row for c in code_spans(cell) if errors.known(c)):
+                assert statuses and http_status(code) == int(statuses[0]), row
+                checked.add(code)
+    assert checked == {c for c, *_ in errors.codes() if c.startswith("batch.")}
+
+
+def key_column(table):
+    """The keys a table's first column names (`receipt`, `quote` -> two)."""
+    return {k for row in table for k in code_spans(row[0])}
+
+
+def test_the_record_tables_name_the_keys_recordcheck_takes(protocol):
+    found = [key_column(t) for t in tables(section(protocol, 3))]
+    common, reversal = set(recordcheck._COMMON), set(recordcheck._REVERSAL)
+    assert common in found and reversal in found
+
+
+def test_the_status_table_names_the_keys_check_status_takes(protocol):
+    keys = {name for name, *_ in batchcheck._STATUS_INTS} | {name for name, _ in batchcheck._STATUS_TEXTS}
+    # the status table sits in a list item, indented
+    unindented = "\n".join(line.strip() for line in section(protocol, 4).splitlines())
+    found = [key_column(t) for t in tables(unindented)]
+    assert keys | {"journal"} in found
+    assert set(batchcheck.JOURNAL_LEVELS) <= set(re.findall(r"`([a-z_]+)`", section(protocol, 4)))

@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from loyalty import i18n
 from loyalty.backend import headoffice as ho
 from loyalty.backend.db import meta_int
 from loyalty.protocol import delta, engine
@@ -100,6 +101,105 @@ def test_rules_the_engine_refuses_change_nothing(db):
         ho.set_limits(db, coffee=1)
     with pytest.raises(ho.NotFound):
         ho.end_promotion(db, "nope")
+
+
+def _versions(db):
+    return db.execute("SELECT count(*) FROM rules_versions").fetchone()[0]
+
+
+def test_each_tier_has_its_own_code(db):
+    ho.add_tier(db, 0, "base", 200)
+    ho.add_tier(db, 1, "gold", 500)
+    with pytest.raises(ho.AlreadyExists) as e:
+        ho.add_tier(db, 2, "gold", 600)  # rule names would say tier:gold for both
+    assert e.value.field == "code"
+    with pytest.raises(ho.AlreadyExists) as e:
+        ho.set_tier(db, 0, code="gold")
+    assert e.value.field == "code"
+    assert _versions(db) == 2
+    assert db.execute("SELECT id, code FROM tiers ORDER BY id").fetchall() == [(0, "base"), (1, "gold")]
+    assert ho.set_tier(db, 1, code="gold", bp=550) == 3  # its own code is no clash
+    assert ho.add_tier(db, 2, "Gold", 600) == 4  # case counts, as in the engine
+
+
+def test_a_promotion_names_only_existing_tiers_once(db):
+    ho.add_tier(db, 0, "base", 200)
+    ho.add_tier(db, 1, "silver", 300)
+    with pytest.raises(ho.NotFound) as e:
+        ho.add_promotion(db, "P1", "category", category="dairy", bp=1000, tiers=[1, 2])
+    assert e.value.field == "tiers" and "2" in e.value.message
+    with pytest.raises(ho.InvalidValue) as e:
+        ho.add_promotion(db, "P1", "category", category="dairy", bp=1000, tiers=[1, 0, 1])
+    assert e.value.field == "tiers"
+    with pytest.raises(ho.InvalidValue) as e:
+        ho.add_promotion(db, "P1", "category", category="dairy", bp=1000, tiers=[])
+    assert e.value.field == "tiers"
+    assert db.execute("SELECT count(*) FROM promotions").fetchone()[0] == 0 and _versions(db) == 2
+    assert ho.add_promotion(db, "P1", "category", category="dairy", bp=1000, tiers=[1, 0]) == 3
+
+
+def test_text_utf8_cannot_carry_is_refused_before_it_is_stored(db):
+    # what Python makes of a command line's Latin-1 bytes: b"caff\xe8" -> "caff\udce8"
+    bad = b"caff\xe8".decode("utf-8", "surrogateescape")
+    for call, field in ((lambda: ho.add_tier(db, 0, bad, 200), "code"),
+                        (lambda: ho.add_tier(db, 0, "base", 200, name=bad), "name")):
+        with pytest.raises(ho.InvalidValue) as e:
+            call()
+        assert e.value.field == field
+    ho.add_tier(db, 0, "base", 200)
+    for call, field in ((lambda: ho.set_tier(db, 0, code=bad), "code"),
+                        (lambda: ho.set_tier(db, 0, name=bad), "name"),
+                        (lambda: ho.add_promotion(db, bad, "sku", sku="1", bp=100), "id"),
+                        (lambda: ho.add_promotion(db, "P1", "sku", sku=bad, bp=100), "sku"),
+                        (lambda: ho.add_promotion(db, "P1", "category", category=bad, bp=100), "category")):
+        with pytest.raises(ho.InvalidValue) as e:
+            call()
+        assert e.value.field == field
+    assert db.execute("SELECT count(*) FROM promotions").fetchone()[0] == 0 and _versions(db) == 1
+    assert db.execute("SELECT code, name FROM tiers").fetchall() == [("base", "")]
+
+
+def test_rules_texts_follow_the_one_text_rule(db):
+    # control and bidirectional characters come back in every rule name a reader journals
+    ho.add_tier(db, 0, "base", 200)
+    for text in ("gold\x1b[2J", "gold\u202e", "go\tld"):
+        with pytest.raises(ho.InvalidValue) as e:
+            ho.add_tier(db, 1, text, 300)
+        assert e.value.field == "code"
+        with pytest.raises(ho.InvalidValue) as e:
+            ho.add_promotion(db, "P1", "category", category=text, bp=100)
+        assert e.value.field == "category"
+    with i18n.using("en"):
+        messages = set()
+        for text in ("a\x00", "a\u202e", b"a\xe8".decode("utf-8", "surrogateescape")):
+            with pytest.raises(ho.InvalidValue) as e:
+                ho.set_tier(db, 0, code=text)
+            messages.add(e.value.message)
+    assert len(messages) == 3, messages  # each fault says what it is
+    assert _versions(db) == 1
+
+
+def test_the_new_refusals_speak_the_users_language(db):
+    ho.add_tier(db, 0, "base", 200)
+    bad = b"caff\xe8".decode("utf-8", "surrogateescape")
+    calls = (lambda: ho.add_tier(db, 1, "base", 300),
+             lambda: ho.add_promotion(db, "P1", "threshold", min_cents=0, bp=100, tiers=[7]),
+             lambda: ho.add_promotion(db, "P1", "threshold", min_cents=0, bp=100, tiers=[0, 0]),
+             lambda: ho.add_tier(db, 1, bad, 300),
+             lambda: ho.add_tier(db, 1, "gold\u202e", 300),
+             lambda: ho.add_tier(db, 1, "gold\x07", 300))
+    for call in calls:
+        said = {}
+        for lang in ("en", "it"):
+            with i18n.using(lang):
+                with pytest.raises(ho.HeadOfficeError) as e:
+                    call()
+            said[lang] = e.value.message
+        assert said["it"] != said["en"], said
+    with i18n.using("en"):
+        with pytest.raises(ho.NotFound) as e:
+            calls[1]()
+    assert e.value.message == "no tier 7: add it first (add-tier) or leave it out"
 
 
 def test_cards_take_directory_versions(db):

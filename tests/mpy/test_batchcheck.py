@@ -1,3 +1,6 @@
+# heapsize: 144k
+# the backend's check of a batch (the record schema, the engine's line rules, the status)
+# with whole batches of test records in memory; it never runs on the reader
 """The backend's check of a batch (protocol.batchcheck): what is accepted, and every
 refusal by its code. Records and batches are built as in test_records.py.
 """
@@ -6,7 +9,7 @@ from protocol.batchcheck import check_batch
 from protocol.canonical import decode, encode
 from protocol.errors import ProtocolError, known
 from protocol.records import GENESIS, batch_body, batch_parts
-from recordchain import STATUS, chain, hex_sha256
+from recordchain import STATUS, chain, hex_sha256, sale
 
 
 def _body(records, reader="R1", totals=None, status=STATUS):
@@ -35,8 +38,18 @@ def _stored(records):
     return hashes.get
 
 
-def _refused(code, field, body, stored_seq=0, stored_hash=GENESIS, known_fn=lambda s: None):
-    e = raises(ProtocolError, check_batch, body, "R1", stored_seq, stored_hash, known_fn)
+def _sales(records):
+    """sale(ref) of a backend that holds these records: the number of lines of a sale."""
+    lines = {}
+    for data in records:
+        rec = decode(data)
+        if rec["kind"] == "sale":
+            lines[rec["seq"]] = len(rec["lines"])
+    return lines.get
+
+
+def _refused(code, field, body, stored_seq=0, stored_hash=GENESIS, known_fn=lambda s: None, **kw):
+    e = raises(ProtocolError, check_batch, body, "R1", stored_seq, stored_hash, known_fn, **kw)
     eq(e.code, code, "refusal code (%s)" % e)
     eq(e.field, field, "refusal field (%s)" % e)
     assert known(e.code), e.code
@@ -47,7 +60,8 @@ def _refused(code, field, body, stored_seq=0, stored_hash=GENESIS, known_fn=lamb
 
 def test_check_batch_accepts_good_batch():
     records = chain(1, 4)
-    fresh, status = check_batch(batch_body("R1", records, STATUS), "R1", 0, GENESIS, lambda s: None)
+    fresh, status, quarantined = check_batch(batch_body("R1", records, STATUS), "R1", 0, GENESIS, lambda s: None)
+    eq(quarantined, {}, "nothing to quarantine")
     eq(status, STATUS, "status")
     eq([seq for seq, rec, h in fresh], [1, 2, 3, 4], "fresh seqs")
     for (seq, rec, h), data in zip(fresh, records):
@@ -62,19 +76,19 @@ def test_check_batch_continues_stored_chain():
     records = chain(1, 6)
     stored = records[:3]
     tip = hex_sha256(stored[-1])
-    fresh, _ = check_batch(batch_body("R1", records[3:], STATUS), "R1", 3, tip, _stored(stored))
+    fresh = check_batch(batch_body("R1", records[3:], STATUS), "R1", 3, tip, _stored(stored))[0]
     eq([seq for seq, rec, h in fresh], [4, 5, 6], "fresh after stored")
 
 
 def test_retried_batch_stores_nothing():
     records = chain(1, 4)
     body = batch_body("R1", records, STATUS)
-    fresh, _ = check_batch(body, "R1", 0, GENESIS, lambda s: None)
+    fresh = check_batch(body, "R1", 0, GENESIS, lambda s: None)[0]
     tip = fresh[-1][2]
-    again, _ = check_batch(body, "R1", 4, tip, _stored(records))
+    again = check_batch(body, "R1", 4, tip, _stored(records))[0]
     eq(again, [], "the same batch again")
     # overlapping: the backend has 1..2, the reader (no ack received) sends 1..4
-    partly, _ = check_batch(body, "R1", 2, hex_sha256(records[1]), _stored(records[:2]))
+    partly = check_batch(body, "R1", 2, hex_sha256(records[1]), _stored(records[:2]), sale=_sales(records[:2]))[0]
     eq([seq for seq, rec, h in partly], [3, 4], "only the records not yet stored")
     # records the backend no longer has (known returns None) are skipped, not refused
     eq(check_batch(body, "R1", 4, tip, lambda s: None)[0], [], "old records unknown")
@@ -160,9 +174,64 @@ def test_refused_totals():
         wrong[name] += delta
         _refused("batch.totals", "totals", _body(records, totals=wrong))
     _refused("batch.totals", "totals", _body(records, totals={"count": 4}))
-    _refused("batch.totals", "totals", _body(records).replace(b',"totals":', b',"totalz":'))
+    _refused("batch.record", "totalz", _body(records).replace(b',"totals":', b',"totalz":'))
     # true is not the number 1, even where the runtime compares them equal
     one = records[:1]
     t = _true_totals(one)
     body = _body(one, totals=t).replace(b'"count":1', b'"count":true')
     _refused("batch.totals", "totals", body)
+
+
+def test_refused_status_and_size():
+    records = chain(1, 2)
+    for field, status in (("status.pending", {"pending": -1}), ("status.pending", {"pending": "3"}),
+                          ("status.journal", {"journal": "half"}), ("status.firmware", {"firmware": "1\x1b[2J"}),
+                          ("status.colour", {"colour": "red"}), ("status", None), ("status", [])):
+        _refused("batch.status", field, _body(records, status=status))
+    eq(check_batch(_body(records, status={}), "R1", 0, GENESIS, lambda s: None)[1], {}, "every status key is optional")
+    # counted before a record is looked at: 201 empty objects will do
+    _refused("batch.record", "records", b'{"reader":"R1","records":[' + b",".join([b"{}"] * 201) +
+             b'],"status":{},"totals":{}}')
+
+
+def test_returns_name_a_sale():
+    records = chain(1, 3)  # 3 returns a unit of 2
+    stored, fresh = records[:2], records[2:]
+    tip = hex_sha256(records[1])
+    _refused("batch.record", "records[0].ref", _body(fresh), 2, tip, _stored(stored))
+    _refused("batch.record", "records[0].ref", _body(fresh), 2, tip, _stored(stored), sale=lambda ref: None)
+    _refused("batch.record", "records[0].lines", _body(fresh), 2, tip, _stored(stored), sale=lambda ref: 3)
+    eq([seq for seq, rec, h in check_batch(_body(fresh), "R1", 2, tip, _stored(stored), sale=_sales(stored))[0]],
+       [3], "a return of a stored sale")
+
+
+def test_a_record_refused_twice_is_quarantined():
+    """A reader cannot change what it journaled: the record a batch was refused for,
+    sent again byte for byte, is returned for quarantine and the batch goes through."""
+    records = chain(1, 2)
+    bad = decode(records[1])
+    bad["lines"][0]["qty"] = 0
+    data = encode(bad)
+    batch = [records[0], data, encode(sale(3, hex_sha256(data)))]
+    body = _body(batch, totals=_true_totals(batch))
+    e = _refused("batch.record", "records[1].lines[0].qty", body)
+    eq((e.seq, e.hash), (2, hex_sha256(data)), "the refusal names the record")
+    # held for another record (other bytes at that seq): refused again
+    _refused("batch.record", "records[1].lines[0].qty", body, held=lambda seq: "0" * 64)
+    fresh, _, quarantined = check_batch(body, "R1", 0, GENESIS, lambda s: None, held={2: e.hash}.get)
+    eq([seq for seq, rec, h in fresh], [1, 2, 3], "every record acknowledged")
+    eq(sorted(quarantined), [2], "record 2 quarantined")
+    eq((quarantined[2].code, quarantined[2].field), ("batch.record", "records[1].lines[0].qty"), "why")
+    # a record whose money is not even a number still adds up as 0
+    bad = decode(records[1])
+    bad["gross"] = "lots"
+    data = encode(bad)
+    batch = [records[0], data]
+    body = _body(batch, totals={"count": 2, "discount": decode(records[0])["discount"] + bad["discount"],
+                                "gross": decode(records[0])["gross"]})
+    e = _refused("batch.record", "records[1].gross", body)
+    eq(sorted(check_batch(body, "R1", 0, GENESIS, lambda s: None, held={2: e.hash}.get)[2]), [2], "quarantined")
+    # the envelope (object, reader, seq, prev) is never quarantined: nothing could place it
+    bad["prev"] = "XY" * 32
+    body = _body([records[0], encode(bad)], totals={"count": 2, "discount": 0, "gross": 0})
+    _refused("batch.record", "records[1].prev", body, held=lambda seq: hex_sha256(encode(bad)))

@@ -1,4 +1,4 @@
-# heapsize: 208k
+# heapsize: 240k
 """The checkout state machine with the real journal, directory, rules and day totals on
 files: every flow the till can drive, and what goes wrong.
 
@@ -129,6 +129,9 @@ def test_blocked_unknown_and_unreadable_cards():
         s.co.till(basket(2, "T1-3"), NOW)
         err = s.co.card({"card": GOLD, "kind": "applet", "verified": False, "why": "bad MAC"}, NOW)[0]
         eq(err["code"], "card.unreadable", "unverified card")
+        eq(s.co.state, "basket", "still waiting for a good card")
+        err = s.co.card({"card": "6001ab", "kind": "applet", "verified": True}, NOW)[0]
+        eq(err["code"], "card.unreadable", "a card number that is not digits")
         eq(s.co.state, "basket", "still waiting for a good card")
     finally:
         s.close()
@@ -280,6 +283,24 @@ def test_failed_write_withdraws_the_discount():
         c = s.co.till({"type": "commit", "quote": q["quote"], "paid": q["gross"]}, NOW)[0]
         eq((c["seq"], c["note"]), (0, "disc.journal_error"), "not recorded")
         eq(s.journal.stats()["next_seq"], 1, "nothing written")
+    finally:
+        s.close()
+
+
+def test_a_record_that_breaks_the_schema_is_not_journaled():
+    """The last check before the journal (protocol.recordcheck): whatever got past the
+    till's and the card's checks, a record the backend would refuse gets no discount."""
+    s = Shop()
+    try:
+        q = s.quote()
+        assert q["discount"] > 0
+        s.co.quote["card"] = "6001ab"  # as a faulty card task could leave it
+        c = s.co.till({"type": "commit", "quote": q["quote"], "paid": q["gross"] - q["discount"]}, NOW)[0]
+        eq((c["seq"], c["discount"], c["note"]), (0, 0, "disc.bad_record"), "not recorded, no discount")
+        eq(s.journal.stats()["next_seq"], 1, "nothing journaled")
+        eq(s.co.state, "idle", "the sale went through")
+        q, c = s.sell(receipt="T1-2")
+        eq((c["seq"], c["note"]), (1, ""), "the next sale is recorded")
     finally:
         s.close()
 

@@ -73,6 +73,8 @@ def run_case(rulesets, case):
     """The engine's answer to one case of the table."""
     if case.get("op") == "reverse":
         return engine.reverse(case["lines"], case["disc"], case["before"], case["now"])
+    if case.get("op") == "void":
+        return engine.void(case["lines"], case["disc"], case["before"])
     return engine.quote(_rules(rulesets, case), case["lines"], case["tier"], case["ctx"])
 
 
@@ -149,11 +151,12 @@ def test_bad_lines_are_named():
     engine.check_lines([])
 
 
-def _bad_rules(change, field):
-    rules = _std()
+def _bad_rules(change, field, std=None):
+    rules = dict(std) if std else _std()  # change() copies what it changes: std stays as it is
     change(rules)
     e = raises(RulesError, engine.check_rules, rules)
     eq((e.code, e.field), ("rules.format", field), field)
+    return e
 
 
 def _set(path, value):
@@ -202,6 +205,166 @@ def test_bad_rules_are_named():
     rules = _std()
     rules["default_tier"] = 9
     eq(raises(RulesError, engine.quote, rules, [_line()], 0, CTX).field, "default_tier", "quote")
+
+
+def test_tiers_and_their_codes_are_unique():
+    std = _std()
+    # two tiers with one code would both be "tier:silver" on the receipt and in the audit
+    e = _bad_rules(_set(("tiers", 2, "code"), "silver"), "tiers[2].code", std)
+    eq(e.detail, "must be unique", "code")
+    e = _bad_rules(_set(("tiers", 2, "id"), 1), "tiers[2].id", std)
+    eq(e.detail, "must be unique", "id")
+    # codes that differ in case are different codes
+    rules = dict(std)
+    _set(("tiers", 2, "code"), "Silver")(rules)
+    engine.check_rules(rules)
+
+
+def test_a_promotions_tiers_name_existing_tiers_once():
+    std = _std()
+    # std: tiers 0, 1, 2; promotions[4] is P5 with "tiers": [1, 2]
+    for tiers, field, detail in (
+            ([], "promotions[4].tiers", "must be a non-empty list"),
+            ({"1": 1}, "promotions[4].tiers", "must be a non-empty list"),
+            ([1, 3], "promotions[4].tiers[1]", "must be the id of a tier"),
+            ([256], "promotions[4].tiers[0]", "must be the id of a tier"),
+            ([True], "promotions[4].tiers[0]", "must be the id of a tier"),
+            ([1.0], "promotions[4].tiers[0]", "must be the id of a tier"),
+            ([2, 1, 2], "promotions[4].tiers[2]", "must not repeat a tier")):
+        e = _bad_rules(_set(("promotions", 4, "tiers"), tiers), field, std)
+        eq(e.detail, detail, repr(tiers))
+    for tiers in ([0], [2, 0, 1]):
+        rules = dict(std)
+        _set(("promotions", 4, "tiers"), tiers)(rules)
+        engine.check_rules(rules)
+
+
+def test_a_promotion_category_is_never_empty():
+    # a line's cat "" means no category: no category promotion can name it
+    _bad_rules(_set(("promotions", 0, "category"), ""), "promotions[0].category")
+    lines = [_line(cat="")]
+    engine.check_lines(lines)
+    eq(engine.quote(_std(), lines, 0, CTX)["disc"], [{"line": 0, "rule": "tier:base", "cents": 2}], "cat ''")
+
+
+_SURROGATE = "a\ud800"
+
+
+def test_text_utf8_cannot_carry_and_control_characters_are_refused():
+    std = _std()
+    for path in (("tiers", 1, "code"), ("promotions", 0, "id"), ("promotions", 0, "category"),
+                 ("promotions", 1, "sku")):
+        field = "%s[%d].%s" % path
+        e = _bad_rules(_set(path, _SURROGATE), field, std)
+        eq(e.detail, "holds a character UTF-8 cannot carry", field)
+    # the one text rule (checks.text_fault) holds for the rules' texts as for a basket's:
+    # they come back in every rule name the reader journals
+    for text, detail in (("a\x1b[2J", "holds a control character"),
+                         ("a\u202e", "holds a bidirectional control character")):
+        e = _bad_rules(_set(("tiers", 1, "code"), text), "tiers[1].code", std)
+        eq(e.detail, detail, repr(text))
+        e = _bad_rules(_set(("promotions", 3, "id"), text), "promotions[3].id", std)
+        eq(e.detail, detail, repr(text))
+    # a surrogate pair written as such is one character beyond U+FFFF: fine
+    rules = dict(std)
+    _set(("tiers", 1, "code"), "\U0001F600")(rules)
+    engine.check_rules(rules)
+    for key in ("sku", "cat"):
+        for text, detail in ((_SURROGATE, "holds a character UTF-8 cannot carry"),
+                             ("a\x00", "holds a control character"),
+                             ("a\u2066", "holds a bidirectional control character")):
+            e = raises(TillError, engine.check_lines, [_line(), _line(**{key: text})])
+            eq((e.code, e.field, e.detail), ("till.field", "lines[1]." + key, detail), key)
+    # a line has its four keys and no other
+    e = raises(TillError, engine.check_lines, [_line(colour="red")])
+    eq((e.field, e.detail), ("lines[0].colour", "unknown key"), "line key")
+    lines = [_line(qty=2, price=500)]
+    disc = [{"line": 0, "rule": "tier:" + _SURROGATE, "cents": 20}]
+    for fn, args in ((engine.reverse, (lines, disc, [0], [1])), (engine.void, (lines, disc, [0]))):
+        e = raises(ProtocolError, fn, *args)
+        eq((e.code, e.field), ("disc.original", "disc[0].rule"), "rule name")
+
+
+def _add_tier(tid):
+    def change(rules):
+        rules["tiers"] = rules["tiers"] + [{"id": tid, "code": "top", "bp": 0}]
+    return change
+
+
+def test_rule_ranges_include_both_ends():
+    std = _std()
+    big = 2 ** 40
+    money = 1000000000
+    # promotions[0] (P1) has no "to" and promotions[1] (P2) no "from": each bound alone
+    for path, lo, hi in ((("version",), 0, big), (("tiers", 1, "bp"), 0, 10000),
+                         (("promotions", 3, "min_cents"), 0, money),
+                         (("promotions", 2, "cents"), 0, money), (("promotions", 0, "bp"), 0, 10000),
+                         (("promotions", 0, "from"), 0, big), (("promotions", 1, "to"), 0, big),
+                         (("limits", "receipt_max_cents"), 0, money),
+                         (("offline", "receipt_max_cents"), 0, money),
+                         (("offline", "card_day_max_cents"), 0, money),
+                         (("offline", "stale_hours"), 0, 100000)):
+        field = path[0] + ("[%d]" % path[1] if len(path) == 3 else "") + (
+            "." + path[-1] if len(path) > 1 else "")
+        for good in (lo, hi):
+            rules = dict(std)
+            _set(path, good)(rules)
+            engine.check_rules(rules)
+        for bad in (lo - 1, hi + 1):
+            e = _bad_rules(_set(path, bad), field, std)
+            eq(e.detail, "must be an integer from %d to %d" % (lo, hi), field)
+    rules = dict(std)
+    _add_tier(255)(rules)
+    engine.check_rules(rules)
+    _bad_rules(_add_tier(256), "tiers[3].id", std)
+    # from < to, one second apart at least
+    _bad_rules(_set(("promotions", 5, "to"), 1700000000), "promotions[5].to", std)
+    rules = dict(std)
+    _set(("promotions", 5, "to"), 1700000001)(rules)
+    engine.check_rules(rules)
+
+
+def test_zero_stale_hours_leave_only_the_second_of_the_sync():
+    rules = _std()
+    rules["offline"] = {"receipt_max_cents": 50000, "card_day_max_cents": 200000, "stale_hours": 0}
+    engine.check_rules(rules)
+    eq(engine.is_stale(rules, {"now": NOW, "last_sync": NOW, "card_day_used": 0}), False, "same second")
+    eq(engine.is_stale(rules, {"now": NOW + 1, "last_sync": NOW, "card_day_used": 0}), True, "a second later")
+
+
+def test_cards_present_must_say_whether_ntag_signatures_are_checked():
+    # "cards" left out: no NXP signature needed; "cards": {} says nothing and is refused
+    rules = _std()
+    engine.check_rules(rules)
+    rules["cards"] = {}
+    e = raises(RulesError, engine.check_rules, rules)
+    eq((e.field, e.detail), ("cards.ntag_signature", "must be true or false"), "{}")
+    rules["cards"] = {"ntag_signature": False}
+    engine.check_rules(rules)
+
+
+def test_return_checks_formats_before_the_sale():
+    # the order: lines, disc, returned_before, returning, then the sold quantities (lowest
+    # line first): a quantity past both 9999 and the sale is a format error
+    lines = [_line(qty=4, price=89), _line(sku="9", qty=1, price=300)]
+    disc = [{"line": 0, "rule": "tier:base", "cents": 7}]
+    bad_disc = [{"line": 0, "rule": "x", "cents": 0}]
+    for args, code, field, also_void in (
+            ((lines, disc, [0, 0], [10000, 0]), "till.field", "returning[0]", False),
+            ((lines, disc, [10000, 0], [0, 0]), "disc.original", "returned_before[0]", True),
+            ((lines, disc, [0, 2], [5, 0]), "disc.return_exceeds", "lines[0].qty", False),
+            ((lines, disc, [0], [10000, 0]), "disc.original", "returned_before", True),
+            ((lines, bad_disc, None, [10000]), "disc.original", "disc[0].cents", True),
+            (([_line(qty=0)], None, None, None), "till.field", "lines[0].qty", True)):
+        e = raises(ProtocolError, engine.reverse, *args)
+        eq((e.code, e.field), (code, field), field)
+        if also_void:  # void checks the sale in the same order
+            e = raises(ProtocolError, engine.void, *args[:3])
+            eq((e.code, e.field), (code, field), "void " + field)
+    # a void after an over-return names the line; it does not clip the quantity
+    e = raises(ProtocolError, engine.void, lines, disc, [0, 2])
+    eq((e.code, e.field, e.detail), ("disc.return_exceeds", "lines[1].qty", "2 returned before + 0 now > 1 sold"),
+       "void")
 
 
 def test_bad_context_is_named():

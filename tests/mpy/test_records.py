@@ -1,3 +1,6 @@
+# heapsize: 144k
+# a record's check imports the engine's basket rules (12 KB of the 64-bit port's heap),
+# as on the reader, where the checkout has the engine loaded anyway
 """Journal records, their hash chain and the signed batch (protocol.records); the backend's
 check of a batch is in test_batchcheck.py.
 
@@ -11,7 +14,8 @@ from protocol.canonical import decode, encode
 from protocol.compat import MICROPYTHON
 from protocol.errors import ProtocolError
 from protocol.hmac256 import hmac_sha256
-from protocol.records import (GENESIS, batch_body, body_digest, check_record, make_record, record_hash,
+from protocol.batchcheck import check_record
+from protocol.records import (GENESIS, batch_body, body_digest, make_record, record_hash,
                               sign, sign_answer)
 from recordchain import STATUS, T0, chain, hex_sha256, sale
 
@@ -43,7 +47,7 @@ def test_record_hash_chain():
         eq(h, h.lower(), "lower-case hex")
         prev = h
     # one byte changed in a record changes its hash, so the next record no longer chains
-    changed = records[1].replace(b'"gross":1002', b'"gross":1003')
+    changed = records[1].replace(b'"gross":702', b'"gross":703')
     assert changed != records[1]
     assert record_hash(changed) != decode(records[2])["prev"]
 
@@ -53,6 +57,7 @@ def test_check_record_refusals():
     cases = [
         ("record", "not a record"),
         ("record.v", dict(good, v=2)),
+        ("record.v", dict(good, v=True)),  # True == 1, but a bool is not the format's number
         ("record.kind", dict(good, kind="refund")),
         ("record.seq", dict(good, seq=0)),
         ("record.seq", dict(good, seq="4")),
@@ -77,6 +82,72 @@ def test_check_record_refusals():
         eq((e.code, e.field), ("batch.record", "record.disc[0].cents"), "cents %r" % (cents,))
     e = raises(ProtocolError, check_record, dict(good, disc=["tier:gold"], discount=0))
     eq((e.code, e.field), ("batch.record", "record.disc[0]"), "discount line not an object")
+
+
+def _line(good, i, **change):
+    lines = [dict(line) for line in good["lines"]]
+    lines[i].update(change)
+    return lines
+
+
+def test_check_record_schema():
+    """The rules beyond types: what the reader checks before it journals, and the backend
+    before it stores (the HTTP cases are in tests/test_hostile_batches.py)."""
+    good = sale(4, GENESIS)
+    returned = decode(chain(1, 3)[2])  # a return of one dairy unit of sale 2
+    cancelled = dict(good, kind="void", gross=0, discount=0, disc=[])
+    eq(check_record(cancelled), cancelled, "a cancelled quote")
+    eq(check_record(returned), returned, "a return")
+    voided = dict(returned, kind="void", returning=[2, 1], gross=-702, discount=-45,
+                  disc=[{"line": 0, "rule": "tier:gold", "cents": -15}, {"line": 1, "rule": "CAFFE30", "cents": -30}])
+    eq(check_record(voided), voided, "a voided sale")
+    cases = [
+        ("record.card", dict(good, card="12ab")),
+        ("record.card", dict(good, card="")),
+        ("record.card", dict(good, card="1" * 20)),
+        ("record.receipt", dict(good, receipt="")),
+        ("record.receipt", dict(good, receipt="T1\x00")),
+        ("record.receipt", dict(good, receipt="T1\u202e1")),
+        ("record.quote", dict(good, quote="Q" * 33)),
+        ("record.extra", dict(good, extra=1)),
+        ("record.ref", dict(good, ref=1)),
+        ("record.lines", dict(good, lines=[])),
+        ("record.lines[0].price", dict(good, lines=_line(good, 0, price=[]))),
+        ("record.lines[0].price", dict(good, lines=_line(good, 0, price=-1))),
+        ("record.lines[1].qty", dict(good, lines=_line(good, 1, qty="void"))),
+        ("record.lines[1].qty", dict(good, lines=_line(good, 1, qty=0))),
+        ("record.lines[1].qty", dict(good, lines=_line(good, 1, qty=10000))),
+        ("record.lines[0].sku", dict(good, lines=_line(good, 0, sku="8" * 33))),
+        ("record.lines[0].cat", dict(good, lines=_line(good, 0, cat="da\u0085iry"))),
+        ("record.lines[0].x", dict(good, lines=_line(good, 0, x=1))),
+        ("record.gross", dict(good, gross=good["gross"] + 1)),
+        ("record.gross", dict(good, gross=-good["gross"])),
+        ("record.gross", dict(cancelled, gross=5)),
+        ("record.disc[0].cents", dict(cancelled, disc=good["disc"], discount=45)),
+        ("record.disc[0].cents", dict(good, disc=[{"line": 0, "rule": "x", "cents": 301}], discount=301)),
+        ("record.disc[0].cents", dict(good, disc=[{"line": 0, "rule": "x", "cents": -1}], discount=-1)),
+        ("record.disc[1].cents", dict(good, disc=[{"line": 0, "rule": "x", "cents": 200},
+                                                  {"line": 0, "rule": "y", "cents": 101}], discount=301)),
+        ("record.disc[0].line", dict(good, disc=[{"line": 2, "rule": "x", "cents": 1}], discount=1)),
+        ("record.disc[0].rule", dict(good, disc=[{"line": 0, "rule": "", "cents": 1}], discount=1)),
+        ("record.disc[0]", dict(good, disc=[{"line": 0, "cents": 1}], discount=1)),
+        ("record.disc[0]", dict(good, disc=[{"line": 0, "rule": "x", "cents": 1, "y": 0}], discount=1)),
+        ("record.ref", dict(returned, ref=0)),
+        ("record.ref", dict(returned, ref=returned["seq"])),
+        ("record.ref", dict((k, v) for k, v in returned.items() if k != "ref")),
+        ("record.returning", dict(returned, returning=[1])),
+        ("record.returning", dict(returned, returning=[0, 0], gross=0, discount=0, disc=[])),
+        ("record.returning[0]", dict(returned, returned=[2, 0])),
+        ("record.returned[1]", dict(returned, returned=[0, -1])),
+        ("record.gross", dict(returned, gross=150)),
+        ("record.disc[0].cents", dict(returned, disc=[{"line": 0, "rule": "tier:gold", "cents": 7}], discount=7)),
+        ("record.disc[0].cents", dict(returned, disc=[{"line": 1, "rule": "CAFFE30", "cents": -1}], discount=-1)),
+        ("record.returning[1]", dict(voided, returning=[2, 0], gross=-300)),
+        ("record.receipt", dict(returned, receipt=None)),
+    ]
+    for field, rec in cases:
+        e = raises(ProtocolError, check_record, rec)
+        eq((e.code, e.field), ("batch.record", field), "refusal of %r" % (rec,))
 
 
 # -- batch body and signature ----------------------------------------------------------

@@ -273,6 +273,9 @@ def test_sale_fields_named_exactly():
         ("sale.disc[0].line", _with(ret, sale=_sale_with(disc=["tier:gold"]))),
         ("sale.card", _with(ret, sale=_sale_with(card=None))),
         ("sale.card", _with(ret, sale=_sale_with(card=6001000000000042))),
+        ("sale.card", _with(ret, sale=_sale_with(card="6001ab"))),
+        ("sale.disc[0].rule", _with(ret, sale=_sale_with(disc=[_with(d0, rule="threshold:" + "P" * 33)]))),
+        ("sale.disc[0].rule", _with(ret, sale=_sale_with(disc=[_with(d0, rule="tier:\u202egold")]))),
         ("sale.tier", _with(ret, sale=_sale_with(tier=256))),
         ("sale.tier", _with(ret, sale=_sale_with(tier="2"))),
     ]

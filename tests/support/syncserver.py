@@ -146,7 +146,9 @@ class SyncServer:
         with self.lock:
             seq, h = self.contiguous(reader)
             recs = self.records[reader]
-            fresh, status = check_batch(body, reader, seq, h, lambda s: recs[s][1] if s in recs else None)
+            fresh, status, _ = check_batch(
+                body, reader, seq, h, lambda s: recs[s][1] if s in recs else None,
+                sale=lambda ref: len(recs[ref][0]["lines"]) if ref in recs and recs[ref][0]["kind"] == "sale" else None)
             for s, rec, rh in fresh:
                 recs[s] = (rec, rh)
             self._save(fresh)
