@@ -27,6 +27,33 @@ Tables (money in cents, times in epoch seconds UTC, days as store-local YYYY-MM-
   card_epochs    the issuer key of each card key epoch (docs/cards.md)
   managers       dashboard logins; store_id NULL = head office (sees every store); each
                  manager's language (NULL: the backend's default)
+
+The customer side (docs/privacy.md; DESIGN.md section 7), schema 9:
+  customers      one person: name, one contact, enrolling store, whether the desk saw
+                 them to be at least 14 (needed for profiling and marketing consent),
+                 household, status (active / closed / erased); `pseudonym` names them in
+                 the audit trail and the access log, so those never hold the person
+  households     groups customers; each member keeps their own consents
+  cards.customer_id  whose card it is (NULL: not linked to anybody)
+  card_events    what happened to a card, for the customer's story (issued, linked,
+                 replaced, blocked, unblocked, closed), with who and when
+  notices        the privacy notice (informativa) texts by version and language, kept for ever
+  consents       every consent given or withdrawn: customer, purpose (scheme, profiling,
+                 marketing), given 1/0, time, channel (desk, web, phone), operator, notice
+                 version; the newest row per customer and purpose is in force
+  product_day_totals  per store, local day, SKU and category: quantity, gross, discount
+                 and lines folded out of receipts (nothing in it reaches a card)
+  receipts.lines     how many lines the receipt had (stays when its lines are folded)
+  receipts.folded_t  when its lines left it (record NULL from then on)
+  care_contacts  customer care's contacts: channel, operator, reason, note, outcome
+  marketing_log  marketing messages sent to a customer (marketing data: 24 months)
+  trail          the audit trail of customer data: who, when, what, why, about which
+                 pseudonym
+  views          every view of a customer's data by staff: who, when, which pseudonym
+  directory_removals  the cards of erased customers readers must still drop, sealed
+                 (docs/privacy.md), by the directory version of their removal
+  tombstones     keyed hashes (never the number) of the cards of erased customers: a
+                 receipt a reader syncs late for such a card is anonymised on arrival
 """
 import contextlib
 import os
@@ -185,7 +212,62 @@ def _v8(db):
     db["batches"].add_column("quarantined", int)
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]  # step n brings the schema from version n-1 to n; append, never edit
+def _v9(db):
+    # the customer side (docstring above; docs/privacy.md). Plain SQL that PostgreSQL
+    # runs too: a later step moves the backend onto it
+    for sql in (
+        "CREATE TABLE households (id INTEGER PRIMARY KEY, name TEXT, created_t INTEGER NOT NULL)",
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, pseudonym TEXT NOT NULL UNIQUE, name TEXT, "
+        "contact TEXT, store_id TEXT REFERENCES stores(id), household_id INTEGER REFERENCES households(id), "
+        "age_ok INTEGER NOT NULL DEFAULT 0 CHECK (age_ok IN (0, 1)), "
+        "status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed', 'erased')), "
+        "created_t INTEGER NOT NULL, created_by TEXT, updated_t INTEGER, closed_t INTEGER, erased_t INTEGER)",
+        "CREATE INDEX customers_by_household ON customers(household_id)",
+        "CREATE INDEX customers_by_status ON customers(status, closed_t)",
+        "ALTER TABLE cards ADD COLUMN customer_id INTEGER REFERENCES customers(id)",
+        "CREATE INDEX cards_by_customer ON cards(customer_id)",
+        "CREATE TABLE card_events (id INTEGER PRIMARY KEY, card TEXT, customer_id INTEGER REFERENCES customers(id), "
+        "t INTEGER NOT NULL, event TEXT NOT NULL, operator TEXT, detail TEXT)",
+        "CREATE INDEX card_events_by_customer ON card_events(customer_id, t)",
+        "CREATE TABLE notices (version INTEGER NOT NULL, lang TEXT NOT NULL, text TEXT NOT NULL, "
+        "published_t INTEGER NOT NULL, published_by TEXT, PRIMARY KEY (version, lang))",
+        "CREATE TABLE consents (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), "
+        "purpose TEXT NOT NULL CHECK (purpose IN ('scheme', 'profiling', 'marketing')), "
+        "given INTEGER NOT NULL CHECK (given IN (0, 1)), t INTEGER NOT NULL, "
+        "channel TEXT NOT NULL CHECK (channel IN ('desk', 'web', 'phone')), operator TEXT, "
+        "notice_version INTEGER NOT NULL)",
+        "CREATE INDEX consents_by_customer ON consents(customer_id, purpose, id)",
+        "CREATE TABLE product_day_totals (store_id TEXT NOT NULL, day TEXT NOT NULL, sku TEXT NOT NULL, "
+        "category TEXT NOT NULL, qty INTEGER NOT NULL, gross INTEGER NOT NULL, discount INTEGER NOT NULL, "
+        "lines INTEGER NOT NULL, PRIMARY KEY (store_id, day, sku, category))",
+        "ALTER TABLE receipts ADD COLUMN lines INTEGER",
+        "ALTER TABLE receipts ADD COLUMN folded_t INTEGER",
+        "UPDATE receipts SET lines = json_array_length(record, '$.lines')",
+        "CREATE TABLE care_contacts (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), "
+        "t INTEGER NOT NULL, channel TEXT NOT NULL, operator TEXT, reason TEXT, note TEXT, outcome TEXT)",
+        "CREATE INDEX care_contacts_by_customer ON care_contacts(customer_id, t)",
+        "CREATE INDEX care_contacts_by_t ON care_contacts(t)",
+        "CREATE TABLE marketing_log (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), "
+        "t INTEGER NOT NULL, channel TEXT, campaign TEXT)",
+        "CREATE INDEX marketing_log_by_t ON marketing_log(t)",
+        "CREATE TABLE trail (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
+        "subject TEXT, reason TEXT, detail TEXT)",
+        "CREATE INDEX trail_by_subject ON trail(subject, t)",
+        "CREATE INDEX trail_by_t ON trail(t)",
+        "CREATE TABLE views (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, actor TEXT NOT NULL, subject TEXT NOT NULL, "
+        "what TEXT)",
+        "CREATE INDEX views_by_t ON views(t)",
+        "CREATE INDEX views_by_subject ON views(subject, t)",
+        "CREATE TABLE tombstones (hash TEXT PRIMARY KEY, t INTEGER NOT NULL)",
+        # an erased customer's card must leave every reader's directory, but a page of
+        # the directory names the card it removes: until readers have it, the number is
+        # kept here sealed with a key outside the database, never in clear
+        "CREATE TABLE directory_removals (version INTEGER PRIMARY KEY, sealed TEXT NOT NULL, t INTEGER NOT NULL)",
+    ):
+        db.execute(sql)
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

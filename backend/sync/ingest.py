@@ -21,7 +21,6 @@ discounts afterwards, in another process, so the reader's acknowledgement never 
 for the engine (a mismatch is flagged for a person, never a reason to refuse a batch).
 """
 import datetime
-import json
 import sqlite3
 import threading
 import zoneinfo
@@ -38,7 +37,7 @@ MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_
 
 # audit and audit_detail stay NULL: the receipt awaits the audit (backend/auditor.py)
 _RECEIPT_COLUMNS = ("reader_id", "seq", "store_id", "kind", "t", "day", "receipt", "card", "tier",
-                    "gross", "discount", "rules", "hash", "batch_id", "record")
+                    "gross", "discount", "rules", "hash", "batch_id", "record", "lines")
 _BATCH_ID = _RECEIPT_COLUMNS.index("batch_id")
 _INSERT_RECEIPT = "INSERT INTO receipts(%s) VALUES(%s)" % (", ".join(_RECEIPT_COLUMNS),
                                                            ", ".join("?" * len(_RECEIPT_COLUMNS)))
@@ -186,7 +185,7 @@ class _Checked:
             day = day_of(tz, t)
             kind = rec["kind"]
             rows.append([rid, seq, store, kind, t, day, rec["receipt"], rec["card"], rec["tier"],
-                         rec["gross"], rec["discount"], rec["rules"], h, None, text_of(rec)])
+                         rec["gross"], rec["discount"], rec["rules"], h, None, text_of(rec), len(rec["lines"])])
             sums = days.get(day)
             if sums is None:
                 sums = days[day] = [0, 0, 0]
@@ -200,9 +199,10 @@ class _Checked:
 
 def stored_sale_lines(db, reader_id, seq):
     """How many lines this reader's stored sale `seq` has; None when it stored no such sale."""
-    row = db.execute("SELECT record FROM receipts WHERE reader_id=? AND seq=? AND kind='sale'",
+    # the count, not the record: a sale's lines may have been folded (backend/privacy/fold.py)
+    row = db.execute("SELECT lines FROM receipts WHERE reader_id=? AND seq=? AND kind='sale'",
                      [reader_id, seq]).fetchone()
-    return None if row is None else len(json.loads(row[0])["lines"])
+    return None if row is None else row[0]
 
 
 def held_hash(db, reader_id, seq):

@@ -1,0 +1,1 @@
+"""Customers, their cards, households and consents (DESIGN.md section 7)."""
