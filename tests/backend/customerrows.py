@@ -7,11 +7,11 @@ enrolment code exists (it is another branch's): replace these with its functions
 """
 
 
-def customer(db, pseudonym, store=None, t=0, status="active", erased_t=None):
-    """A customer row; -> its id."""
-    return db.execute("INSERT INTO customers(pseudonym, name, contact, store_id, age_ok, status, created_t, erased_t) "
-                      "VALUES(?, ?, ?, ?, 1, ?, ?, ?)",
-                      [pseudonym, "Name " + pseudonym, pseudonym.lower() + "@example.it", store, status, t,
+def customer(db, pseudonym, store=None, t=0, status="active", erased_t=None, id=None):
+    """A customer row (id: the next one unless given); -> its id."""
+    return db.execute("INSERT INTO customers(id, pseudonym, name, contact, store_id, age_ok, status, created_t, "
+                      "erased_t) VALUES(?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                      [id, pseudonym, "Name " + pseudonym, pseudonym.lower() + "@example.it", store, status, t,
                        erased_t]).lastrowid
 
 
