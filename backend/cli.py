@@ -23,6 +23,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from loyalty.backend import auditor, auth, db as dbmod, headoffice
+from loyalty.backend.customers import commands as customer_commands
 from loyalty.backend.requestdb import get_db
 from loyalty import i18n
 from loyalty.i18n import _, lazy
@@ -313,6 +314,7 @@ def retire_card_epoch(epoch):
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
             end_promotion, set_limits, show_rules, create_manager, new_card_epoch,
             retire_card_epoch, audit)
+COMMANDS += customer_commands.COMMANDS  # backend/customers/commands.py
 
 
 def register(app):
