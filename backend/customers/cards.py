@@ -13,6 +13,7 @@ transaction as the directory change.
 """
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice import cards as directory
+from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
 from loyalty.backend.customers import fields
 from loyalty.backend.privacy import trail
@@ -60,6 +61,7 @@ def issue(db, card, tier, customer=None, operator=None, now=None):
     """What the issuing desks call once the card reads back: the card in the directory with
     its tier and, given a customer (id, pseudonym or card), theirs, in one transaction.
     Returns the directory version."""
+    now = common.now() if now is None else now
     card = card_text(card, "card")
     if operator is not None:
         operator = fields.operator(operator)
