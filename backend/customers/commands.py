@@ -17,19 +17,10 @@ ticked for the customer. Errors name the field and store nothing.
 import click
 from flask.cli import with_appcontext
 
+from loyalty.backend.cliutil import db as _db, run as _run
 from loyalty.backend.headoffice import common
 from loyalty.backend.customers import cards, consents, enrol as enrolment, importcsv, notices
 from loyalty.i18n import _, lazy
-
-
-def _db():
-    from loyalty.backend import cli  # cli lists these commands: imported when they run
-    return cli._db()
-
-
-def _run(fn, *args, **kwargs):
-    from loyalty.backend import cli
-    return cli._run(fn, *args, **kwargs)
 
 
 def _read(f, option):
@@ -42,6 +33,7 @@ def _read(f, option):
 _operator = click.option("--operator", required=True, help=lazy("Who does it (their login or name): kept with the change."))
 _channel = click.option("--channel", default="desk", show_default=True,
                         help=lazy("Where the customer asked: desk, web or phone."))
+_reason = click.option("--reason", required=True, help=lazy("Why, kept in the audit trail."))
 _notice = click.option("--notice", "notice", required=True, type=int,
                        help=lazy("The version of the privacy notice the customer saw (publish-notice)."))
 
@@ -137,7 +129,7 @@ def _changed(card, version):
 
 @click.command("block-card", help=lazy("Block a customer's CARD (it gets no discount), with the reason."))
 @click.argument("card")
-@click.option("--reason", required=True, help=lazy("Why, kept in the audit trail."))
+@_reason
 @_operator
 @with_appcontext
 def block_card(card, reason, operator):
@@ -155,7 +147,7 @@ def unblock_card(card, operator):
 @click.command("close-customer", help=lazy("Close CUSTOMER's account: their cards are blocked; the retention job erases\n"
               "it later."))
 @click.argument("customer")
-@click.option("--reason", required=True, help=lazy("Why, kept in the audit trail."))
+@_reason
 @_operator
 @with_appcontext
 def close_customer(customer, reason, operator):
