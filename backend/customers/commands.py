@@ -31,8 +31,8 @@ def _read(f, option):
 
 
 _operator = click.option("--operator", required=True, help=lazy("Who does it (their login or name): kept with the change."))
-_channel = click.option("--channel", default="desk", show_default=True,
-                        help=lazy("Where the customer asked: desk, web or phone."))
+_channel = click.option("--channel", default="desk",
+                        help=lazy("Where the customer asked: desk (the default), web or phone."))
 _reason = click.option("--reason", required=True, help=lazy("Why, kept in the audit trail."))
 _notice = click.option("--notice", "notice", required=True, type=int,
                        help=lazy("The version of the privacy notice the customer saw (publish-notice)."))
@@ -66,7 +66,7 @@ def publish_notice(it_file, en_file, operator):
               help=lazy("Whether the desk saw the customer to be at least 14 (required)."))
 @click.option("--profiling/--no-profiling", default=None, help=lazy("Consent to profiling (default: not given)."))
 @click.option("--marketing/--no-marketing", default=None, help=lazy("Consent to marketing (default: not given)."))
-@click.option("--household", type=click.IntRange(1), help=lazy("The household to put them in (add-household)."))
+@click.option("--household", type=int, help=lazy("The household to put them in (add-household)."))
 @_channel
 @_operator
 @_notice
@@ -158,7 +158,7 @@ def close_customer(customer, reason, operator):
 @click.command("add-household", help=lazy("Add a household, or with --customer put customers in one: each keeps their\n"
               "own consents."))
 @click.option("--name", help=lazy("A name for a new household."))
-@click.option("--join", "household", type=click.IntRange(1), help=lazy("An existing household to put the customers in."))
+@click.option("--join", "household", type=int, help=lazy("An existing household to put the customers in."))
 @click.option("--customer", "customers", multiple=True, help=lazy("A customer to put in it (repeat for more)."))
 @_operator
 @with_appcontext
