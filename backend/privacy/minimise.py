@@ -32,7 +32,7 @@ leading zeros (backend/cardstates.card_key), so the match strips them.
         db.execute("INSERT INTO consents ...")    # profiling given = 0
         fold_withdrawn(db, customer_id, now, 30)  # -> receipts folded
 """
-from loyalty.backend.customers.consents import consenting_sql
+from loyalty.backend.customers.inforce import consenting_sql
 from loyalty.backend.db import transaction
 from loyalty.backend.privacy import fold
 
