@@ -203,7 +203,7 @@ def directory():
         limit = min(_query_int("limit", DEFAULT_PAGE, 1, 10 ** 9), MAX_PAGE)
         after = _query_int("after", 0, 0, 10 ** 19 - 1)
         ingest.touch_reader(db, reader["id"], nonce, now, offset)
-        return 200, headoffice.directory_page(db, since, limit, after)
+        return 200, headoffice.directory_page(db, since, limit, after, key=current_app.config["ERASURE_KEY"])
     return _guarded("directory", work)
 
 
