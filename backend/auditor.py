@@ -125,7 +125,7 @@ def _audit_run(db, book, run, states=None):
 def _load(text):
     try:
         rec = json.loads(text)
-    except ValueError:
+    except (TypeError, ValueError):  # TypeError: a record folded away (NULL), e.g. an erased customer's
         return None
     return rec if isinstance(rec, dict) and isinstance(rec.get("seq"), int) else None
 

@@ -177,7 +177,7 @@ def batch():
     def work(db, reader, body, nonce, now, offset):
         cfg = current_app.config
         outcome = ingest.accept_batch(db, reader, body, nonce, now, offset, cfg["SAMPLE_EVERY"],
-                                      prune_before=now - 2 * cfg["TIMESTAMP_WINDOW"])
+                                      prune_before=now - 2 * cfg["TIMESTAMP_WINDOW"], erasure_key=cfg["ERASURE_KEY"])
         return 200, fastjson.encode(outcome["answer"])
     return _guarded("batch", work)
 
