@@ -13,6 +13,10 @@ try every card number of a chain, a few billion, in minutes).
 import hashlib
 import hmac
 
+# the audit verdict of a receipt whose record went with its customer before the audit
+# could read it (receipts.audit; the auditor looks only at NULL)
+AUDIT_ERASED = "erased"
+
 
 def card_hash(key, card):
     """The tombstone of `card` (text of digits; leading zeros carry no meaning), as hex."""

@@ -42,7 +42,6 @@ _RECEIPT_COLUMNS = ("reader_id", "seq", "store_id", "kind", "t", "day", "receipt
                     "gross", "discount", "rules", "hash", "batch_id", "record", "lines", "folded_t", "audit")
 _BATCH_ID = _RECEIPT_COLUMNS.index("batch_id")
 _CARD, _RECORD, _FOLDED_T, _AUDIT = (_RECEIPT_COLUMNS.index(c) for c in ("card", "record", "folded_t", "audit"))
-ERASED = "erased"  # the audit verdict of a receipt stored anonymised: its record is gone
 _INSERT_RECEIPT = "INSERT INTO receipts(%s) VALUES(%s)" % (", ".join(_RECEIPT_COLUMNS),
                                                            ", ".join("?" * len(_RECEIPT_COLUMNS)))
 _ADD_DAY = ("INSERT INTO day_totals(store_id, day, receipts, gross, discount) VALUES(?, ?, ?, ?, ?) "
@@ -213,7 +212,7 @@ class _Checked:
             if r[_CARD] in buried:
                 folded.append((r[2], r[5], r[3], r[_RECORD]))
                 r[_CARD] = r[_RECORD] = None
-                r[_FOLDED_T], r[_AUDIT] = now, ERASED
+                r[_FOLDED_T], r[_AUDIT] = now, tombstones.AUDIT_ERASED
         return folded
 
 
