@@ -38,23 +38,6 @@ from loyalty.backend.privacy.rectification import check_actor, check_reason
 from loyalty.i18n import _
 
 
-def _written(card):
-    """The forms a reader may have written `card` in on a receipt: with 0 to 19 - n
-    leading zeros (a few values, each found by the receipts' card index)."""
-    return ["0" * k + card for k in range(0, 20 - len(card))]
-
-
-def _cards_of(db, customer_id):
-    """The customer's cards: those linked to them now, and those their card events name
-    that nobody else holds now (a replaced card taken out of the directory)."""
-    cards = {r[0] for r in db.execute("SELECT card FROM cards WHERE customer_id = ?", [customer_id])}
-    for (card,) in db.execute("SELECT DISTINCT e.card FROM card_events e WHERE e.customer_id = ? AND "
-                              "e.card IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.card = e.card "
-                              "AND c.customer_id IS NOT NULL AND c.customer_id != ?)", [customer_id, customer_id]):
-        cards.add(str(card).lstrip("0") or "0")
-    return sorted(cards)
-
-
 def _scrub_quarantine(db, card):
     """Take the card number out of quarantined records (kept for a person to judge)."""
     number = re.compile(r"(?<![0-9])0*%s(?![0-9])" % card)
@@ -73,7 +56,7 @@ def _erase_card(db, key, card, now):
         removals.remove_card(db, key, card, now)
     else:  # out of the directory already: readers dropped it, its history may remain
         db.execute("DELETE FROM card_history WHERE card = ?", [card])
-    written = _written(card)
+    written = subject.written_forms(card)
     where = "r.card IN (%s)" % ",".join("?" * len(written))
     fold.fold_where(db, where, written, now)
     db.execute("UPDATE receipts SET audit = ? WHERE audit IS NULL AND card IN (%s)" % ",".join("?" * len(written)),
@@ -94,7 +77,7 @@ def erase(db, customer_id, actor, reason, now, key):
             cid = customer["id"]
             if customer["status"] == "erased":
                 raise InvalidValue("customer_id", _("customer %(id)d was erased already", id=cid))
-            cards = _cards_of(db, cid)
+            cards = subject.cards_of(db, cid)
             receipts = sum(_erase_card(db, key, card, now) for card in cards)
             db.execute("UPDATE card_events SET card = NULL, detail = NULL WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM care_contacts WHERE customer_id = ?", [cid])

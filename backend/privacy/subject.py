@@ -4,6 +4,7 @@ looked at their data (every page, JSON or export that shows it calls `looked_at`
     customer = find(db, customer_id=7)            # or find(db, card="6001000000000042")
     customer["pseudonym"]                          # "C-3f9a1c0e7b2d": what the trail names
     looked_at(db, "care.anna", customer, "export json", now)
+    cards_of(db, 7)                                # ["6001000000000042", ...]
 """
 from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
 from loyalty.backend.privacy import trail
@@ -39,3 +40,20 @@ def looked_at(db, actor, customer, what, now):
     the caller's transaction. Kept at least 6 months (the retention job must not go
     below: docs/privacy.md)."""
     trail.looked(db, actor, customer["pseudonym"], what, now=now)
+
+
+def cards_of(db, customer_id):
+    """The customer's cards: those linked to them now, and those their card events name
+    that nobody else holds now (a replaced card taken out of the directory)."""
+    cards = {r[0] for r in db.execute("SELECT card FROM cards WHERE customer_id = ?", [customer_id])}
+    for (card,) in db.execute("SELECT DISTINCT e.card FROM card_events e WHERE e.customer_id = ? AND "
+                              "e.card IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.card = e.card "
+                              "AND c.customer_id IS NOT NULL AND c.customer_id != ?)", [customer_id, customer_id]):
+        cards.add(str(card).lstrip("0") or "0")
+    return sorted(cards)
+
+
+def written_forms(card):
+    """The forms a reader may have written `card` in on a receipt (records keep the number
+    as the card gave it): with 0 to 19 - n leading zeros, each found by the receipts' card index."""
+    return ["0" * k + card for k in range(0, 20 - len(card))]
