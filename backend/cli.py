@@ -310,9 +310,12 @@ def retire_card_epoch(epoch):
     click.echo(_("card key epoch %(epoch)d retired; readers drop it at their next sync", epoch=epoch))
 
 
+# the customer's rights (backend/privacy/commands.py), imported here: they use _db, _run and _Failed above
+from loyalty.backend.privacy import commands as _rights  # noqa: E402
+
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
             end_promotion, set_limits, show_rules, create_manager, new_card_epoch,
-            retire_card_epoch, audit)
+            retire_card_epoch, audit) + _rights.COMMANDS
 
 
 def register(app):

@@ -1,7 +1,7 @@
 """Erasure: a customer's personal data deleted, their receipts kept as anonymous figures.
 
     erase(db, 7, "care.anna", "request by mail of 2026-12-01", now, key)
-    # -> {"pseudonym": "C-3f9a1c0e7b2d", "cards": 2, "receipts": 31, "checkpoint": True}
+    # -> {"pseudonym": "C-3f9a1c0e7b2d", "cards": 2, "receipts": 31, "checkpoint": True, "exports": 0}
 
 In one transaction:
   - the customer's name and contact become NULL, status 'erased', erased_t now; they leave
@@ -19,6 +19,8 @@ In one transaction:
   - customer care's contacts (free text about the person) and the marketing log go;
   - the consent history stays under the customer id, which names nobody any more: it is
     the proof that whatever was done with their data before was consented to;
+  - the exports kept in the instance's exports folder (customer-export's default) are
+    overwritten and deleted; a copy written elsewhere or handed over is out of reach;
   - one trail row names the pseudonym, the actor and the reason (the reason is what the
     actor typed: it must not name the person).
 
@@ -29,6 +31,7 @@ other connections kept the WAL from being emptied (it is emptied at a later chec
 
 Erasing a customer erased already is refused (InvalidValue on customer_id), nothing written.
 """
+import os
 import re
 
 from loyalty.backend.db import transaction
@@ -66,8 +69,27 @@ def _erase_card(db, key, card, now):
     return cur.rowcount
 
 
-def erase(db, customer_id, actor, reason, now, key):
-    """Erase the customer (module docstring); returns what was done."""
+def _delete_exports(folder, pseudonym):
+    """Delete the customer's exports kept in `folder` (named <pseudonym>-...), their bytes
+    overwritten first; returns how many."""
+    if not folder or not os.path.isdir(folder):
+        return 0
+    gone = 0
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(pseudonym + "-"):
+            path = os.path.join(folder, name)
+            with open(path, "r+b") as f:
+                f.write(b"\0" * os.fstat(f.fileno()).st_size)
+                f.flush()
+                os.fsync(f.fileno())
+            os.unlink(path)
+            gone += 1
+    return gone
+
+
+def erase(db, customer_id, actor, reason, now, key, exports=None):
+    """Erase the customer (module docstring); returns what was done. `exports`: the folder
+    of the instance's exports (customer-export's default): the customer's go too."""
     actor, reason = check_actor(actor), check_reason(reason)
     secure = db.execute("PRAGMA secure_delete").fetchone()[0]
     db.execute("PRAGMA secure_delete=ON")
@@ -94,4 +116,5 @@ def erase(db, customer_id, actor, reason, now, key):
         busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     finally:
         db.execute("PRAGMA secure_delete=%d" % (1 if secure else 0))
-    return {"pseudonym": customer["pseudonym"], "cards": len(cards), "receipts": receipts, "checkpoint": not busy}
+    return {"pseudonym": customer["pseudonym"], "cards": len(cards), "receipts": receipts, "checkpoint": not busy,
+            "exports": _delete_exports(exports, customer["pseudonym"])}
