@@ -32,12 +32,12 @@ def bury(db, key, card, now):
 
 def buried(db, key, cards):
     """The cards among `cards` (a batch's: up to a few hundred) that have a tombstone; one query."""
-    hashes = {}
+    hashes = {}  # hash -> the cards as given ("42" and "0042" are one card)
     for card in set(cards):
         if isinstance(card, str) and card:
-            hashes[card_hash(key, card)] = card
+            hashes.setdefault(card_hash(key, card), []).append(card)
     if not hashes:
         return set()
     rows = db.execute("SELECT hash FROM tombstones WHERE hash IN (%s)" % ",".join("?" * len(hashes)),
                       list(hashes)).fetchall()
-    return {hashes[r[0]] for r in rows}
+    return {card for r in rows for card in hashes[r[0]]}
