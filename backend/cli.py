@@ -23,38 +23,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from loyalty.backend import auditor, auth, db as dbmod, headoffice
+from loyalty.backend.cliutil import Failed as _Failed, database as _db, run as _run, hint as _hint
+from loyalty.backend.privacy import commands as _rights
 from loyalty.backend.requestdb import get_db
 from loyalty import i18n
 from loyalty.i18n import _, lazy
 from loyalty.protocol.checks import is_digits
-
-
-class _Failed(click.ClickException):
-    """Exit status 1 with `Error: <message>` on stderr."""
-
-
-def _db():
-    """The app's database, with a schema this code knows (else: run init-db)."""
-    db = get_db()
-    try:
-        dbmod.require_schema(db)
-    except dbmod.SchemaError as e:
-        raise _Failed(str(e))
-    return db
-
-
-def _hint(e):
-    """What to do about a head-office error, as one sentence."""
-    if isinstance(e, headoffice.RulesRefused):
-        return _("the rules readers would get are invalid (%(error)s): nothing was changed", error=e)
-    return str(e)
-
-
-def _run(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except headoffice.HeadOfficeError as e:
-        raise _Failed(_hint(e))
 
 
 def _when(value, option):
@@ -309,9 +283,6 @@ def retire_card_epoch(epoch):
     _run(headoffice.retire_card_epoch, _db(), epoch)
     click.echo(_("card key epoch %(epoch)d retired; readers drop it at their next sync", epoch=epoch))
 
-
-# the customer's rights (backend/privacy/commands.py), imported here: they use _db, _run and _Failed above
-from loyalty.backend.privacy import commands as _rights  # noqa: E402
 
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
             end_promotion, set_limits, show_rules, create_manager, new_card_epoch,

@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from loyalty.backend import cli
+from loyalty.backend.cliutil import Failed, database, run
 from loyalty.backend.headoffice import common
 from loyalty.backend.privacy import access, erasure, rectification, subject
 from loyalty.i18n import _, lazy
@@ -39,7 +39,7 @@ def _find(db, customer_id, card):
         raise click.UsageError(_("give the customer's id or --card"))
     if customer_id is not None and card is not None:
         raise click.UsageError(_("give the customer's id or --card, not both"))
-    return cli._run(subject.find, db, customer_id=customer_id, card=card)
+    return run(subject.find, db, customer_id=customer_id, card=card)
 
 
 @click.command("customer-export", help=lazy("Export everything held on a customer (the right of access), with\n"
@@ -53,7 +53,7 @@ def _find(db, customer_id, card):
 @click.option("--reason", help=lazy("Why (e.g. the customer's request and its date)."))
 @with_appcontext
 def customer_export(customer_id, card, actor, fmt, out, reason):
-    db = cli._db()
+    db = database()
     customer = _find(db, customer_id, card)
     now = common.now()
     if out is None:
@@ -61,9 +61,9 @@ def customer_export(customer_id, card, actor, fmt, out, reason):
             "%Y%m%dT%H%M%SZ", time.gmtime(now)), fmt))
         os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
     if os.path.exists(out):
-        raise cli._Failed(_("%(path)s exists already: move it away or give another --out", path=out))
-    actor = cli._run(rectification.check_actor, actor)
-    data = cli._run(access.export, db, customer["id"], actor, now, what="export " + fmt, reason=reason)
+        raise Failed(_("%(path)s exists already: move it away or give another --out", path=out))
+    actor = run(rectification.check_actor, actor)
+    data = run(access.export, db, customer["id"], actor, now, what="export " + fmt, reason=reason)
     text = access.to_json(data) if fmt == "json" else access.to_csv(data)
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -71,7 +71,7 @@ def customer_export(customer_id, card, actor, fmt, out, reason):
         with os.fdopen(fd, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
             f.write(text)
     except OSError as e:
-        raise cli._Failed(_("cannot write %(path)s (%(error)s)", path=out, error=e.strerror or e))
+        raise Failed(_("cannot write %(path)s (%(error)s)", path=out, error=e.strerror or e))
     click.echo(_("customer %(id)d exported to %(path)s", id=customer["id"], path=out))
 
 
@@ -86,10 +86,10 @@ def customer_export(customer_id, card, actor, fmt, out, reason):
 def customer_rectify(customer_id, card, actor, name, contact, reason):
     if (name is None) == (contact is None):
         raise click.UsageError(_("give --name or --contact (one at a time)"))
-    db = cli._db()
+    db = database()
     customer = _find(db, customer_id, card)
     field, value = ("name", name) if name is not None else ("contact", contact)
-    changed = cli._run(rectification.rectify, db, customer["id"], field, value, actor, reason, common.now())
+    changed = run(rectification.rectify, db, customer["id"], field, value, actor, reason, common.now())
     click.echo(_("customer %(id)d: %(field)s corrected", id=customer["id"], field=field) if changed
                else _("customer %(id)d: %(field)s unchanged", id=customer["id"], field=field))
 
@@ -103,11 +103,11 @@ def customer_rectify(customer_id, card, actor, name, contact, reason):
 @click.option("--yes", is_flag=True, help=lazy("Do not ask for confirmation."))
 @with_appcontext
 def customer_erase(customer_id, card, actor, reason, yes):
-    db = cli._db()
+    db = database()
     customer = _find(db, customer_id, card)
     if not yes and not click.confirm(_("Erase customer %(id)d? This cannot be undone", id=customer["id"])):
-        raise cli._Failed(_("nothing was erased"))
-    done = cli._run(erasure.erase, db, customer["id"], actor, reason, common.now(), current_app.config["ERASURE_KEY"],
+        raise Failed(_("nothing was erased"))
+    done = run(erasure.erase, db, customer["id"], actor, reason, common.now(), current_app.config["ERASURE_KEY"],
                     exports=exports_folder())
     click.echo(_("customer %(id)d erased (%(pseudonym)s): %(cards)d cards out of the directory, "
                  "%(receipts)d receipts anonymised", id=customer["id"], pseudonym=done["pseudonym"],
