@@ -65,6 +65,9 @@ def _erase_card(db, key, card, now):
     db.execute("UPDATE receipts SET audit = ? WHERE audit IS NULL AND card IN (%s)" % ",".join("?" * len(written)),
                [tombstones.AUDIT_ERASED] + written)
     cur = db.execute("UPDATE receipts SET card = NULL WHERE card IN (%s)" % ",".join("?" * len(written)), written)
+    # events of the card before it was linked to anybody (issued, imported) name it too
+    db.execute("UPDATE card_events SET card = NULL, detail = NULL WHERE card IN (%s)" % ",".join("?" * len(written)),
+               written)
     _scrub_quarantine(db, card)
     return cur.rowcount
 

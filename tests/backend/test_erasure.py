@@ -53,6 +53,8 @@ def shop_floor(app, db, signed_reader):
     add_card(db, 7, CARD, 1, T0, tier=1)
     add_card(db, 8, KEPT_CARD, 2, T0)
     db.execute("UPDATE card_events SET detail = ? WHERE card = ?", ["given to " + NAME, CARD])
+    db.execute("INSERT INTO card_events(card, customer_id, t, event, operator) VALUES(?, NULL, ?, 'issued', 'desk')",
+               [CARD, T0 - 60])  # before it was anybody's
     add_notice(db, 1, "it", "Informativa v1", T0)
     add_consent(db, 7, "scheme", 1, T0)
     add_consent(db, 7, "marketing", 1, T0)
