@@ -193,3 +193,15 @@ def test_erase_command_asks_and_names_the_field(runner, db, shop_floor):
     r = runner.invoke(args=["customer-erase", "7", "--actor", "care.anna", "--reason", "", "--yes"])
     assert r.exit_code == 1 and "reason:" in r.output
     assert db.execute("SELECT status FROM customers WHERE id = 7").fetchone()[0] == "active"
+
+
+def test_quarantined_records_lose_the_card(app, db, shop_floor):
+    record = '{"card":"0%s","kind":"sale","seq":9,"tier":"x"}' % CARD
+    db.execute("INSERT INTO quarantine(reader_id, seq, hash, t, code, field, detail, acked_t, record) "
+               "VALUES('R1', 9, 'h', ?, 'batch.record', 'record.tier', 'must be an integer', ?, ?)", [T0, T0, record])
+    db.execute("INSERT INTO quarantine(reader_id, seq, hash, t, code, field, detail, acked_t, record) "
+               "VALUES('R1', 10, 'h', ?, 'batch.record', 'record.tier', 'x', ?, ?)",
+               [T0, T0, '{"card":"1%s","kind":"sale"}' % CARD])  # another card that contains its digits
+    erasure.erase(db, 7, "care.anna", "richiesta", T0 + 10, app.config["ERASURE_KEY"])
+    assert db.execute("SELECT seq, record FROM quarantine ORDER BY seq").fetchall() == [
+        (9, '{"card":"","kind":"sale","seq":9,"tier":"x"}'), (10, '{"card":"1%s","kind":"sale"}' % CARD)]
