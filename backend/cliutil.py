@@ -1,9 +1,10 @@
-"""What the operator's commands share (backend/cli.py and the commands of other areas,
-e.g. backend/privacy/commands.py): the failure that exits with status 1, the database
-with a schema this code knows, and the call that turns a head-office error (it names the
-field at fault) into that failure.
+"""What the operator's commands share: their error, the app's database, head office's
+errors turned into a message (backend/cli.py and backend/customers/commands.py use them).
 
-    version = run(headoffice.set_card, database(), card, status=status)
+    @click.command("add-store")
+    @with_appcontext
+    def add_store(store_id, name, tz):
+        run(headoffice.add_store, db(), store_id, name, tz)   # HeadOfficeError -> Failed
 """
 import click
 
@@ -16,14 +17,14 @@ class Failed(click.ClickException):
     """Exit status 1 with `Error: <message>` on stderr."""
 
 
-def database():
+def db():
     """The app's database, with a schema this code knows (else: run init-db)."""
-    db = get_db()
+    conn = get_db()
     try:
-        dbmod.require_schema(db)
+        dbmod.require_schema(conn)
     except dbmod.SchemaError as e:
         raise Failed(str(e))
-    return db
+    return conn
 
 
 def hint(e):

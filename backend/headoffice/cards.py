@@ -88,6 +88,13 @@ def import_cards(db, rows):
     return len(changes), version
 
 
+def write_card(db, card, tier, status, now):
+    """Inside the caller's transaction: `card` (as card_text gives it) at `tier` and
+    `status` with the next directory version; returns it. For changes that must land
+    with others (a card linked to its customer at the desk, a replacement)."""
+    return _write_changes(db, [(card, tier, status)], now)
+
+
 def check_new_card(db, card, tier):
     """Raise unless `card` can be issued now: a number not in the directory yet and a tier
     that exists (the issuing desks ask before they write a card, set_card after)."""

@@ -100,7 +100,7 @@ def export(db, customer_id, actor, now, what="export", reason=None):
     the same transaction as it reads, a views row (`what`) and a trail row ('access'):
     the export lists itself among the views."""
     with transaction(db):
-        customer = subject.find(db, customer_id=customer_id)
+        customer = subject.find(db, customer_id)
         pseudonym = customer["pseudonym"]
         subject.looked_at(db, actor, customer, what, now)
         trail.note(db, actor, "access", pseudonym, reason=reason, detail=what, now=now)

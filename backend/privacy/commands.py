@@ -13,9 +13,11 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from loyalty.backend.cliutil import Failed, database, run
+from loyalty.backend import cliutil
+from loyalty.backend.cliutil import Failed, run
 from loyalty.backend.headoffice import common
-from loyalty.backend.privacy import access, erasure, rectification, subject
+from loyalty.backend.customers import fields
+from loyalty.backend.privacy import access, erasure, rectification
 from loyalty.i18n import _, lazy
 
 _WHO = [click.argument("customer_id", required=False, type=int),
@@ -39,7 +41,11 @@ def _find(db, customer_id, card):
         raise click.UsageError(_("give the customer's id or --card"))
     if customer_id is not None and card is not None:
         raise click.UsageError(_("give the customer's id or --card, not both"))
-    return run(subject.find, db, customer_id=customer_id, card=card)
+    if card is not None:
+        # a number as long as an id's needs the prefix to be read as a card
+        card = card.strip()
+        return run(fields.customer, db, card if len(card) > fields.MAX_ID_DIGITS else "card:" + card, "card")
+    return run(fields.customer, db, str(customer_id), "customer_id")
 
 
 @click.command("customer-export", help=lazy("Export everything held on a customer (the right of access), with\n"
@@ -53,7 +59,7 @@ def _find(db, customer_id, card):
 @click.option("--reason", help=lazy("Why (e.g. the customer's request and its date)."))
 @with_appcontext
 def customer_export(customer_id, card, actor, fmt, out, reason):
-    db = database()
+    db = cliutil.db()
     customer = _find(db, customer_id, card)
     now = common.now()
     if out is None:
@@ -86,7 +92,7 @@ def customer_export(customer_id, card, actor, fmt, out, reason):
 def customer_rectify(customer_id, card, actor, name, contact, reason):
     if (name is None) == (contact is None):
         raise click.UsageError(_("give --name or --contact (one at a time)"))
-    db = database()
+    db = cliutil.db()
     customer = _find(db, customer_id, card)
     field, value = ("name", name) if name is not None else ("contact", contact)
     changed = run(rectification.rectify, db, customer["id"], field, value, actor, reason, common.now())
@@ -103,7 +109,7 @@ def customer_rectify(customer_id, card, actor, name, contact, reason):
 @click.option("--yes", is_flag=True, help=lazy("Do not ask for confirmation."))
 @with_appcontext
 def customer_erase(customer_id, card, actor, reason, yes):
-    db = database()
+    db = cliutil.db()
     customer = _find(db, customer_id, card)
     if not yes and not click.confirm(_("Erase customer %(id)d? This cannot be undone", id=customer["id"])):
         raise Failed(_("nothing was erased"))

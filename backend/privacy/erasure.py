@@ -98,7 +98,7 @@ def erase(db, customer_id, actor, reason, now, key, exports=None):
     db.execute("PRAGMA secure_delete=ON")
     try:
         with transaction(db):
-            customer = subject.find(db, customer_id=customer_id)
+            customer = subject.find(db, customer_id)
             cid = customer["id"]
             if customer["status"] == "erased":
                 raise InvalidValue("customer_id", _("customer %(id)d was erased already", id=cid))

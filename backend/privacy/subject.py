@@ -1,12 +1,12 @@
-"""The customer a right is exercised for, found by id or by card, and the log of who
-looked at their data (every page, JSON or export that shows it calls `looked_at`).
+"""The customer a right is exercised for, their cards, and the log of who looked at
+their data (every page, JSON or export that shows it calls `looked_at`).
 
-    customer = find(db, customer_id=7)            # or find(db, card="6001000000000042")
+    customer = find(db, 7)                         # the whole row
     customer["pseudonym"]                          # "C-3f9a1c0e7b2d": what the trail names
     looked_at(db, "care.anna", customer, "export json", now)
     cards_of(db, 7)                                # ["6001000000000042", ...]
 """
-from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
+from loyalty.backend.headoffice.common import InvalidValue, NotFound
 from loyalty.backend.privacy import trail
 from loyalty.i18n import _
 
@@ -14,20 +14,10 @@ COLUMNS = ("id", "pseudonym", "name", "contact", "store_id", "household_id", "ag
            "created_t", "created_by", "updated_t", "closed_t", "erased_t")
 
 
-def find(db, customer_id=None, card=None):
-    """The customer row as a dict, by `customer_id` or by one of their `card`s; NotFound
-    names the field given (`customer_id` or `card`)."""
-    if (customer_id is None) == (card is None):
-        raise InvalidValue("customer_id", _("give a customer id or a card number"))
-    if card is not None:
-        number = card_text(card, "card")
-        row = db.execute("SELECT customer_id FROM cards WHERE card = ?", [number]).fetchone()
-        if row is None or row[0] is None:
-            raise NotFound("card", _("card %(card)s belongs to no customer", card=number))
-        customer_id = row[0]
-    if isinstance(customer_id, str) and customer_id.strip().isdigit():
-        customer_id = int(customer_id)
-    if not isinstance(customer_id, int) or isinstance(customer_id, bool):
+def find(db, customer_id):
+    """The whole customer row as a dict; NotFound names `customer_id`. (Commands find the
+    customer from what an operator types with backend/customers/fields.customer.)"""
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
         raise InvalidValue("customer_id", _("must be a whole number"))
     row = db.execute("SELECT %s FROM customers WHERE id = ?" % ", ".join(COLUMNS), [customer_id]).fetchone()
     if row is None:
