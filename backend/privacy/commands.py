@@ -2,7 +2,7 @@
 registers them; the pages come later). Each is written in the trail with its actor and reason.
 
     flask --app loyalty.backend.app customer-export 7 --format csv --out 7.csv --actor care.anna
-    flask --app loyalty.backend.app customer-rectify --card 6001000000000042 --contact 333 1234567 \
+    flask --app loyalty.backend.app customer-rectify --card 6001000000000042 --contact "333 1234567" \
         --actor care.anna --reason "new number, by phone"
     flask --app loyalty.backend.app customer-erase 7 --actor care.anna --reason "request of 2026-12-01"
 """
