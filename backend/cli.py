@@ -28,6 +28,7 @@ from loyalty.backend import auditor, auth, db as dbmod, headoffice
 from loyalty.backend.privacy import retention
 from loyalty.backend.cliutil import Failed as _Failed, db as _db, hint as _hint, run as _run
 from loyalty.backend.customers import commands as customer_commands
+from loyalty.backend.privacy import commands as rights_commands
 from loyalty.backend.requestdb import get_db
 from loyalty import i18n
 from loyalty.i18n import _, lazy
@@ -307,6 +308,7 @@ COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, se
             end_promotion, set_limits, show_rules, create_manager, new_card_epoch,
             retire_card_epoch, audit, retention_cmd)
 COMMANDS += customer_commands.COMMANDS  # backend/customers/commands.py
+COMMANDS += rights_commands.COMMANDS  # backend/privacy/commands.py
 
 
 def register(app):

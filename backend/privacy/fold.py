@@ -48,11 +48,11 @@ def line_totals(kind, rec):
     return out
 
 
-def fold_rows(db, rows, now):
-    """Fold receipts given as (rowid, store_id, day, kind, record text), inside the
-    caller's transaction; returns how many were folded."""
+def add_totals(db, rows):
+    """Add the lines of records given as (store_id, day, kind, record text) to the product
+    totals, inside the caller's transaction (fold_rows; ingestion for a buried card)."""
     sums = {}
-    for _, store, day, kind, text in rows:
+    for store, day, kind, text in rows:
         try:
             rec = json.loads(text)
         except (TypeError, ValueError):
@@ -67,6 +67,12 @@ def fold_rows(db, rows, now):
             s[2] += disc
             s[3] += n
     db.conn.executemany(_ADD, [k + tuple(v) for k, v in sorted(sums.items())])
+
+
+def fold_rows(db, rows, now):
+    """Fold receipts given as (rowid, store_id, day, kind, record text), inside the
+    caller's transaction; returns how many were folded."""
+    add_totals(db, [r[1:] for r in rows])
     # the audit's note goes too: it may name a line and its promotion ("promo:LATTE10 on
     # line 2"), which says what was bought
     db.conn.executemany("UPDATE receipts SET record = NULL, audit_detail = NULL, folded_t = ? WHERE rowid = ?",
