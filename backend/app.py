@@ -94,6 +94,9 @@ def create_app(test_config=None):
     if not app.config.get("ERASURE_KEY"):
         # bytes: what HMAC takes (backend/privacy/tombstones.py, removals.py)
         app.config["ERASURE_KEY"] = bytes.fromhex(instance_secret(app.instance_path, "erasure_key"))
+    if not app.config.get("EXPORTS_FOLDER"):
+        # customers' exports (customer-export's default): erasure deletes them from here
+        app.config["EXPORTS_FOLDER"] = os.path.join(app.instance_path, "exports")
     if i18n.supported(app.config["LANGUAGE"]) is None:
         # Italian unless LOYALTY_LANG says otherwise: a server's LANG (often en_US) says what
         # its operators read in a shell, not what the managers of the stores read

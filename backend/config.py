@@ -29,6 +29,7 @@ DEFAULTS = {
     "CARE_CONTACT_MONTHS": 26,    # the 24-month legal guarantee plus 2 to report a defect (Codice del consumo, art. 132)
     "TRAIL_MONTHS": 60,           # proves what was done with customer data until claims are time-barred (c.c. art. 2947: 5 years)
     "VIEWS_MONTHS": 12,           # at least 6 (Garante, system administrators 27 Nov 2008); 12 answers "who saw my data" for the profiling year
+    "CLOSED_ACCOUNT_MONTHS": 3,   # a closed account is erased after this: its last receipts' return window and a complaint about them
     "CONSENT_HISTORY_MONTHS": 60,  # superseded consents and erased customers' consents: proof for the same 5 years as the trail
     "RETENTION_AT": "03:30",      # the server's daily fold and retention, local time: outside opening hours
 }

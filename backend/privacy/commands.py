@@ -33,7 +33,7 @@ def _who(fn):
 
 def exports_folder():
     """Where exports go unless --out says otherwise: the instance's, ours only."""
-    return os.path.join(current_app.instance_path, "exports")
+    return current_app.config["EXPORTS_FOLDER"]
 
 
 def _find(db, customer_id, card):

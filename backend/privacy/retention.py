@@ -18,8 +18,10 @@ end (months_back: 31 March minus one month is 28 or 29 February, same time of da
                  newer one of the same customer and purpose, or any row of a customer
                  erased before the cutoff. The newest row of a living customer is never
                  removed, however old: it proves the consent in force.
-  closed_accounts  NOT HERE YET: the erasure of closed accounts is wired in by the lead
-                 (closed_accounts below is its place)
+  closed_accounts  accounts closed before CLOSED_ACCOUNT_MONTHS: erased (privacy/erasure.py),
+                 one customer per transaction, actor "retention"; needs ERASURE_KEY
+  directory_removals  sealed card numbers of erased customers that every active reader
+                 has dropped, or older than 90 days (privacy/removals.prune)
 
 Every step works in short transactions of CHUNK rows, and every condition is a fact of
 the row against `now`, never a count or a mark of this run: so a second run with the same
@@ -34,7 +36,7 @@ import datetime
 
 from loyalty.backend.config import DEFAULTS
 from loyalty.backend.db import transaction
-from loyalty.backend.privacy import minimise
+from loyalty.backend.privacy import erasure, minimise, removals
 from loyalty.i18n import _
 
 CHUNK = 1000  # rows deleted per transaction: a few ms of SQLite's write lock
@@ -96,10 +98,26 @@ def _consents(db, before):
             return done
 
 
-def closed_accounts(db, now, settings):
-    """The erasure of accounts closed longer than their period: the lead wires the erasure
-    helper's code in here. Until then it removes nothing."""
-    return 0
+def closed_accounts(db, now, before, settings):
+    """Erase the customers whose account was closed before `before`, each in its own
+    transaction (erasure.erase: a kill leaves whole customers, erased or not); -> how many."""
+    done = 0
+    for (cid,) in db.execute("SELECT id FROM customers WHERE status = 'closed' AND closed_t < ? ORDER BY id",
+                             [before]).fetchall():
+        key = settings.get("ERASURE_KEY") if settings is not None else None
+        if not key:
+            raise RetentionSettingError("ERASURE_KEY", _("is needed to erase closed accounts (the app loads it "
+                                                         "from the instance folder)"))
+        erasure.erase(db, cid, "retention", "account closed more than %d months ago"
+                      % _setting(settings, "CLOSED_ACCOUNT_MONTHS", 1), now, key,
+                      exports=settings.get("EXPORTS_FOLDER"))
+        done += 1
+    return done
+
+
+def _directory_removals(db, now):
+    with transaction(db):
+        return removals.prune(db, now)
 
 
 def _profiling(db, now, before):
@@ -114,7 +132,8 @@ def run(db, now, settings=None):
     profiling = months_back(now, _setting(settings, "PROFILING_MONTHS", 1))
     periods = {key: months_back(now, _setting(settings, key, least))
                for key, least in (("MARKETING_MONTHS", 1), ("CARE_CONTACT_MONTHS", 1), ("TRAIL_MONTHS", 1),
-                                  ("VIEWS_MONTHS", MIN_VIEWS_MONTHS), ("CONSENT_HISTORY_MONTHS", 1))}
+                                  ("VIEWS_MONTHS", MIN_VIEWS_MONTHS), ("CONSENT_HISTORY_MONTHS", 1),
+                                  ("CLOSED_ACCOUNT_MONTHS", 1))}
     removed = {}
     removed["fold_due"] = minimise.fold_due(db, now, window)
     removed["profiling"] = _profiling(db, now, profiling)
@@ -124,7 +143,8 @@ def run(db, now, settings=None):
     removed["trail"] = _delete_older(db, "trail", periods["TRAIL_MONTHS"])
     removed["views"] = _delete_older(db, "views", periods["VIEWS_MONTHS"])
     removed["consents"] = _consents(db, periods["CONSENT_HISTORY_MONTHS"])
-    removed["closed_accounts"] = closed_accounts(db, now, settings)
+    removed["closed_accounts"] = closed_accounts(db, now, periods["CLOSED_ACCOUNT_MONTHS"], settings)
+    removed["directory_removals"] = _directory_removals(db, now)
     return removed
 
 
@@ -140,4 +160,5 @@ def kinds():
         "views": _("views of customer data removed"),
         "consents": _("consent history entries removed"),
         "closed_accounts": _("closed accounts erased"),
+        "directory_removals": _("sealed card numbers every reader has dropped, deleted"),
     }

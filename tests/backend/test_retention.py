@@ -88,7 +88,7 @@ def test_retention_removes_exactly_what_is_older_than_each_period(db):
     ids = _setup(db)
     removed = retention.run(db, NOW)
     assert removed == {"fold_due": 0, "profiling": 3, "quarantine": 0, "marketing": 1, "care_contacts": 1,
-                       "trail": 1, "views": 1, "consents": 2, "closed_accounts": 0}
+                       "trail": 1, "views": 1, "consents": 2, "closed_accounts": 0, "directory_removals": 0}
     assert {s for (s,) in db.execute("SELECT seq FROM receipts WHERE record IS NOT NULL")} == {2, 3}
     assert _ts(db, "marketing_log") == [MARKETING, MARKETING + 1]
     assert _ts(db, "care_contacts") == [CARE, CARE + 1]
@@ -98,6 +98,29 @@ def test_retention_removes_exactly_what_is_older_than_each_period(db):
     assert kept == {ids[k] for k in ("yes", "superseded_at", "in_force", "in_force_old", "erased_at")}
     # the same run again removes nothing
     assert set(retention.run(db, NOW).values()) == {0}
+
+
+CLOSED = utc(2025, 12, 31, 12)     # 3 months (CLOSED_ACCOUNT_MONTHS)
+
+
+def test_accounts_closed_longer_than_their_period_are_erased_and_the_others_kept(db):
+    with transaction(db):
+        ids = {}
+        for name, closed_t in (("before", CLOSED - 1), ("at", CLOSED), ("after", CLOSED + 1)):
+            ids[name] = customer(db, "C-" + name, t=utc(2020, 1, 1), status="closed")
+            db.execute("UPDATE customers SET closed_t = ? WHERE id = ?", [closed_t, ids[name]])
+            card(db, "600100000000000%d" % ids[name], ids[name])
+    with pytest.raises(retention.RetentionSettingError) as e:  # nothing can be erased without the key
+        retention.run(db, NOW)
+    assert e.value.setting == "ERASURE_KEY"
+    removed = retention.run(db, NOW, {"ERASURE_KEY": b"k" * 32})
+    assert removed["closed_accounts"] == 1
+    state = {p: (s, n) for p, s, n in db.execute("SELECT pseudonym, status, name FROM customers")}
+    assert state == {"C-before": ("erased", None), "C-at": ("closed", "Name C-at"), "C-after": ("closed", "Name C-after")}
+    assert [c for (c,) in db.execute("SELECT card FROM cards ORDER BY card")] == [
+        "600100000000000%d" % ids["at"], "600100000000000%d" % ids["after"]]
+    assert db.execute("SELECT actor, action, subject FROM trail").fetchall() == [("retention", "erase", "C-before")]
+    assert retention.run(db, NOW, {"ERASURE_KEY": b"k" * 32})["closed_accounts"] == 0
 
 
 def test_a_period_under_its_least_is_refused_by_name_and_nothing_is_removed(db, runner, app):
