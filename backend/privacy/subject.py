@@ -32,6 +32,28 @@ def looked_at(db, actor, customer, what, now):
     trail.looked(db, actor, customer["pseudonym"], what, now=now)
 
 
+SEEN_AGAIN_AFTER = 3600  # seconds: a page that refreshes itself every few seconds is one look
+
+
+def looked_at_cards(db, actor, cards, what, now):
+    """Log that staff member `actor` saw `cards` (numbers as records write them) on `what`
+    (a page): one views row for each customer who holds one of them, unless the same
+    actor's look at the same customer on the same page is logged within
+    SEEN_AGAIN_AFTER. Inside the caller's transaction; -> rows written."""
+    keys = sorted({str(c).lstrip("0") or "0" for c in cards if c})
+    if not keys:
+        return 0
+    written = 0
+    for (pseudonym,) in db.execute(
+            "SELECT DISTINCT p.pseudonym FROM cards c JOIN customers p ON p.id = c.customer_id "
+            "WHERE c.card IN (%s)" % ",".join("?" * len(keys)), keys).fetchall():
+        if db.execute("SELECT 1 FROM views WHERE actor = ? AND subject = ? AND what = ? AND t > ?",
+                      [actor, pseudonym, what, now - SEEN_AGAIN_AFTER]).fetchone() is None:
+            trail.looked(db, actor, pseudonym, what, now=now)
+            written += 1
+    return written
+
+
 def cards_of(db, customer_id):
     """The customer's cards: those linked to them now, and those their card events name
     that nobody else holds now (a replaced card taken out of the directory)."""
