@@ -167,7 +167,7 @@ def directory_page(db, since, limit, after=0, key=None):
         page = rows[:limit]
         to = page[-1][3] if page else max(since, 0)
         # a card removed and issued again within one page: its latest state, once
-        latest = {int(c): (t, s) for c, t, s, _ in page}
+        latest = {int(c): (t, s) for c, t, s, _ in page if c is not None}
         entries = sorted((c, t, s) for c, (t, s) in latest.items())
         return delta.make_page(since, to, entries, len(rows) > limit)
     finally:

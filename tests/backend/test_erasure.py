@@ -205,3 +205,16 @@ def test_quarantined_records_lose_the_card(app, db, shop_floor):
     erasure.erase(db, 7, "care.anna", "richiesta", T0 + 10, app.config["ERASURE_KEY"])
     assert db.execute("SELECT seq, record FROM quarantine ORDER BY seq").fetchall() == [
         (9, '{"card":"","kind":"sale","seq":9,"tier":"x"}'), (10, '{"card":"1%s","kind":"sale"}' % CARD)]
+
+
+def test_a_seal_the_key_no_longer_opens_passes_its_version_without_an_entry(app, db, runner, shop_floor):
+    reader = shop_floor
+    r = runner.invoke(args=["customer-erase", "--card", CARD, "--actor", "care.anna", "--reason", "x", "--yes"])
+    assert r.exit_code == 0, r.output
+    # the erasure key replaced after a breach (docs/privacy.md, section 7): the reader at
+    # version 2 is not stuck on a page that cannot be made; it moves to version 3
+    app.config["ERASURE_KEY"] = b"the new key after a breach"
+    page = decode(reader.get("/api/v1/sync/directory?since=2&limit=100").data)
+    assert page == {"entries": [], "from": 2, "more": False, "to": 3}
+    page = decode(reader.get("/api/v1/sync/directory?since=1&limit=100").data)
+    assert page == {"entries": [[KEPT_CARD, 0, 0]], "from": 1, "more": False, "to": 3}
