@@ -74,6 +74,14 @@ def _reader_data(reader_id):
     return data
 
 
+def _may_see_reader(reader_id):
+    """404 for a reader this manager may not see, as for one that does not exist (without
+    building its whole page)."""
+    row = get_db().execute("SELECT store_id FROM readers WHERE id = ?", [reader_id]).fetchone()
+    if row is None or not may_see_store(g.manager, row[0]):
+        abort(404, description=_("No reader %(reader)s in your stores.", reader=reader_id))
+
+
 def _log_views(data):
     """The page shows the card numbers of flagged receipts and of records in quarantine:
     a view of their customers' data, logged (docs/privacy.md, "Who looked")."""
@@ -107,7 +115,7 @@ def reader_json(reader_id):
 def judge_quarantined(reader_id, seq):
     """A person's judgement of a record in quarantine: which of overview.JUDGEMENTS, and a
     note. The record stays out of the figures either way; the judgement says it was seen."""
-    _reader_data(reader_id)  # 404 for a reader this manager may not see
+    _may_see_reader(reader_id)
     if not csrf_ok():
         abort(400, description=_("The form expired: please try again."))
     judgement = request.form.get("judgement", "")

@@ -180,7 +180,7 @@ class _Checked:
         self.quarantined = []  # [seq, hash, code, field, detail, record text]
         days = {}
         for seq, rec, h in self.fresh:
-            if quarantined and seq in quarantined:
+            if seq in quarantined:
                 e = quarantined[seq]
                 self.quarantined.append([seq, h, e.code, e.field, e.detail[:300], text_of(rec)])
                 continue
