@@ -104,8 +104,9 @@ def build(customers=CUSTOMERS, months=MONTHS, now=None, seed=7, log=print, folde
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob("bigshop-s*.db"):  # an older schema, generator or size: 3 GB each
-        if old != path and folder is None:
+    current = "bigshop-s%d-g%d-" % (len(dbmod.MIGRATIONS), GENERATOR)
+    for old in path.parent.glob("bigshop-s*.db"):  # built for an older schema or generator: GBs each
+        if not old.name.startswith(current):
             old.unlink()
     tmp = path.with_suffix(".tmp")
     for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
