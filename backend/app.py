@@ -1,7 +1,7 @@
 """The Flask app factory: `flask --app loyalty.backend.app run`, or a WSGI server (backend/serve.py).
 
-Defaults first, then the instance folder's `config.py`, then `test_config`; the database
-and the session secret live in the instance folder, never in the repository.
+Defaults first, then the instance folder's `config.py`, then `test_config`; the database,
+the session secret and the erasure key live in the instance folder, never in the repository.
 
     app = create_app({"DATABASE": "/tmp/x.db"})
 
@@ -27,13 +27,16 @@ from loyalty.backend.sync import api as syncapi
 from loyalty.backend.config import DEFAULTS
 
 
-def _secret_key(instance):
-    """The session secret: made once, kept in the instance folder, readable by us only."""
-    path = Path(instance) / "secret_key"
+def instance_secret(instance, name):
+    """A secret of the instance (hex text of 32 random bytes): made once, kept in the
+    instance folder under `name`, readable by us only. The session secret is one; the
+    erasure key (tombstones and sealed directory removals: backend/privacy/) another,
+    which must never be in the database it protects."""
+    path = Path(instance) / name
     if not path.exists():
         # written whole under another name, then linked in place: two processes starting
         # on a new instance at once end up with the same secret, never an empty one
-        tmp = Path(instance) / ("secret_key.%d" % os.getpid())
+        tmp = Path(instance) / ("%s.%d" % (name, os.getpid()))
         fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
@@ -87,7 +90,13 @@ def create_app(test_config=None):
     if not app.config["DATABASE"]:
         app.config["DATABASE"] = os.environ.get("LOYALTY_DB") or os.path.join(app.instance_path, "loyalty.db")
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+        app.config["SECRET_KEY"] = instance_secret(app.instance_path, "secret_key")
+    if not app.config.get("ERASURE_KEY"):
+        # bytes: what HMAC takes (backend/privacy/tombstones.py, removals.py)
+        app.config["ERASURE_KEY"] = bytes.fromhex(instance_secret(app.instance_path, "erasure_key"))
+    if not app.config.get("EXPORTS_FOLDER"):
+        # customers' exports (customer-export's default): erasure deletes them from here
+        app.config["EXPORTS_FOLDER"] = os.path.join(app.instance_path, "exports")
     if i18n.supported(app.config["LANGUAGE"]) is None:
         # Italian unless LOYALTY_LANG says otherwise: a server's LANG (often en_US) says what
         # its operators read in a shell, not what the managers of the stores read

@@ -25,12 +25,17 @@ with a sentence (expected vs granted). No trust in the reader:
     against the STORED sale it names (`ref`), with the quantities returned before as
     this reader's stored returns of that sale say (the record's `returned` must match).
   * a cancelled quote (a void without `ref`) must move no money.
+  * a return or void of a sale whose lines were folded (backend/privacy/minimise.py: the
+    return window had closed) cannot be checked: a mismatch whose note says so, for a
+    person to look at; so is one of a sale whose earlier returns of the same card were
+    folded (what they returned is gone).
 
     book = RulesBook()
     auditor = Auditor(db, "R1", book, stored_seq=0, stored_t=None,
                       cards=["6001000000000042"], states=CardStates(db))
     auditor.check(record)     # -> ("ok", None) or ("mismatch", "granted 4.50, ...")
 """
+import datetime
 import json
 
 from loyalty.backend import checks
@@ -43,6 +48,21 @@ OK = "ok"
 MISMATCH = "mismatch"
 DAY = 86400  # the reader's day totals count UTC days (firmware/daytotals.py)
 QUOTE_SLACK = 1800  # seconds a quote may wait at the till for its commit
+
+
+class Folded:
+    """A stored sale whose lines were folded into the product totals (record NULL): a
+    return or void of it cannot be checked against lines that are gone."""
+
+    def __init__(self, folded_t, card, lines):
+        self.folded_t, self.card, self.lines = folded_t, card, lines
+
+    def note(self, kind, ref, rec):
+        day = datetime.datetime.fromtimestamp(self.folded_t, datetime.timezone.utc).strftime("%Y-%m-%d")
+        extra = "" if rec.get("card") == self.card else "; it names card %s, the sale was card %s" % (
+            rec.get("card"), self.card)
+        return ("%s of sale %d, whose lines were folded on %s (the return window had closed): it cannot be "
+                "checked against them%s" % (kind, ref, day, extra))
 
 
 class RulesBook:
@@ -285,13 +305,28 @@ class Auditor:
 
     # -- returns and voided sales -----------------------------------------------------
     def _stored_sale(self, ref):
+        """The stored sale `ref` (a record), None if there is none, or a Folded for a sale
+        whose lines were folded (backend/privacy/fold.py: record NULL)."""
         if ref in self.batch:
             return self.batch[ref]
-        if ref > self.stored_seq:
-            return None
-        row = self.db.execute("SELECT record FROM receipts WHERE reader_id=? AND seq=?",
+        # a sale of this batch is in self.batch unless it was folded meanwhile (an audit
+        # done again after the fold): the stored row tells which
+        row = self.db.execute("SELECT record, folded_t, card, lines FROM receipts WHERE reader_id=? AND seq=?",
                               [self.reader, ref]).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        if row[0] is None and row[1] is not None:
+            return Folded(row[1], row[2], row[3])
+        return json.loads(row[0]) if ref <= self.stored_seq else None
+
+    def _folded_reversals(self, ref, card, seq):
+        """Whether this reader stored, between sale `ref` and `seq`, a return or void of
+        `card` whose lines were folded: it may have reversed `ref`, and its quantities are
+        gone (a fold keeps no `ref`), so the quantities returned before are unknown."""
+        return self.db.execute(
+            "SELECT 1 FROM receipts WHERE reader_id=? AND seq>? AND seq<? AND card=? "
+            "AND kind IN ('return','void') AND record IS NULL AND folded_t IS NOT NULL LIMIT 1",
+            [self.reader, ref, seq, card]).fetchone() is not None
 
     def _returned_before(self, ref, n, seq):
         """Quantities per line of sale `ref` returned or voided by this reader before `seq`."""
@@ -317,6 +352,8 @@ class Auditor:
         if not checks.is_integer(ref, 1, rec["seq"] - 1):
             return MISMATCH, "a %s must name an earlier sale of this reader (ref %r)" % (kind, ref)
         sale = self._stored_sale(ref)
+        if isinstance(sale, Folded):
+            return MISMATCH, sale.note(kind, ref, rec)
         if sale is None or sale.get("kind") != "sale":
             return MISMATCH, "%s of receipt %d, which is not a sale stored for this reader" % (kind, ref)
         if not _same(rec["lines"], sale["lines"]):
@@ -324,6 +361,10 @@ class Auditor:
         if rec["card"] != sale["card"]:
             return MISMATCH, "%s of sale %d names card %s, the sale was card %s" % (kind, ref, rec["card"], sale["card"])
         n = len(sale["lines"])
+        if self._folded_reversals(ref, rec["card"], rec["seq"]):
+            return MISMATCH, ("%s of sale %d cannot be checked: an earlier return or void of card %s was folded "
+                              "(its lines left it after the return window), so what was returned before is "
+                              "unknown" % (kind, ref, rec["card"]))
         before = self._returned_before(ref, n, rec["seq"])
         if not _same(rec.get("returned"), before):
             return MISMATCH, "%s of sale %d says %r returned before; the stored returns say %r" % (

@@ -12,49 +12,27 @@ and a message that says what went wrong and what to do.
     flask --app loyalty.backend.app new-card-epoch
     flask --app loyalty.backend.app set-card 6001000000000042 --block
     flask --app loyalty.backend.app audit
+    flask --app loyalty.backend.app retention
 """
 import csv
 import datetime
 import json
 import os
+import time
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from loyalty.backend import auditor, auth, db as dbmod, headoffice
+from loyalty.backend.privacy import retention
+from loyalty.backend.cliutil import Failed as _Failed, db as _db, hint as _hint, run as _run
+from loyalty.backend.customers import commands as customer_commands
+from loyalty.backend.privacy import commands as rights_commands
 from loyalty.backend.requestdb import get_db
 from loyalty import i18n
 from loyalty.i18n import _, lazy
 from loyalty.protocol.checks import is_digits
-
-
-class _Failed(click.ClickException):
-    """Exit status 1 with `Error: <message>` on stderr."""
-
-
-def _db():
-    """The app's database, with a schema this code knows (else: run init-db)."""
-    db = get_db()
-    try:
-        dbmod.require_schema(db)
-    except dbmod.SchemaError as e:
-        raise _Failed(str(e))
-    return db
-
-
-def _hint(e):
-    """What to do about a head-office error, as one sentence."""
-    if isinstance(e, headoffice.RulesRefused):
-        return _("the rules readers would get are invalid (%(error)s): nothing was changed", error=e)
-    return str(e)
-
-
-def _run(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except headoffice.HeadOfficeError as e:
-        raise _Failed(_hint(e))
 
 
 def _when(value, option):
@@ -291,6 +269,22 @@ def audit():
     click.echo(auditor.summary(auditor.audit_all(_db())))
 
 
+@click.command("retention", help=lazy("Fold the receipt lines that are due and remove what is older than its period;\n"
+              "prints how many of each kind.\n"
+              "\n"
+              "The server does this every day at RETENTION_AT (backend/privacy/retention.py lists\n"
+              "the periods); safe to run again, and safe to stop: the next run finishes the job."))
+@with_appcontext
+def retention_cmd():
+    try:
+        removed = retention.run(_db(), int(time.time()), current_app.config)
+    except retention.RetentionSettingError as e:
+        raise _Failed(_("%(error)s: correct it in the instance's config.py; nothing was removed", error=e))
+    names = retention.kinds()
+    for kind, count in removed.items():
+        click.echo("%s: %d" % (names[kind], count))
+
+
 @click.command("new-card-epoch", help=lazy("Start a new card key epoch (a fresh issuer key; the key is never printed).\n"
               "\n"
               "New cards are issued in it; readers fetch it at their next sync and keep the old\n"
@@ -312,7 +306,9 @@ def retire_card_epoch(epoch):
 
 COMMANDS = (init_db, add_store, add_reader, import_cards, set_card, add_tier, set_tier, add_promotion,
             end_promotion, set_limits, show_rules, create_manager, new_card_epoch,
-            retire_card_epoch, audit)
+            retire_card_epoch, audit, retention_cmd)
+COMMANDS += customer_commands.COMMANDS  # backend/customers/commands.py
+COMMANDS += rights_commands.COMMANDS  # backend/privacy/commands.py
 
 
 def register(app):

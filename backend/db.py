@@ -54,6 +54,9 @@ The customer side (docs/privacy.md; DESIGN.md section 7), schema 9:
                  (docs/privacy.md), by the directory version of their removal
   tombstones     keyed hashes (never the number) of the cards of erased customers: a
                  receipt a reader syncs late for such a card is anonymised on arrival
+
+Schema 10: receipts_unfolded, an index of the receipts still holding lines by time, and
+the fold of every receipt already stored that was due (backend/privacy/minimise.py).
 """
 import contextlib
 import os
@@ -267,7 +270,24 @@ def _v9(db):
         db.execute(sql)
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]  # step n brings the schema from version n-1 to n; append, never edit
+def _v10(db):
+    # minimisation in storage (backend/privacy/minimise.py): the receipts still holding
+    # lines, by time, are what the daily fold and retention look for among millions
+    # (partial: a folded receipt leaves the index). Then the rule for the receipts already
+    # stored: audited ok, past the default return window (30 days) now, no profiling
+    # consent in force (nobody had consented yet) -> their lines are folded. The SQL is
+    # written out here, not taken from minimise.py: a migration must not change later
+    import time
+    from loyalty.backend.privacy.fold import fold_where
+    db.execute("CREATE INDEX receipts_unfolded ON receipts(t) WHERE record IS NOT NULL")
+    now = int(time.time())
+    fold_where(db, "r.audit = 'ok' AND r.t < ? AND NOT EXISTS (SELECT 1 FROM cards c JOIN consents k "
+               "ON k.customer_id = c.customer_id WHERE c.card = coalesce(nullif(ltrim(r.card, '0'), ''), '0') "
+               "AND k.purpose = 'profiling' AND k.given = 1 AND k.id = (SELECT max(n.id) FROM consents n "
+               "WHERE n.customer_id = k.customer_id AND n.purpose = 'profiling'))", [now - 30 * 86400], now)
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

@@ -7,6 +7,9 @@ Prints one line `serving on http://HOST:PORT` once the socket is bound (with --p
 the system picks a free port: tests read it from that line). SIGTERM and Ctrl-C stop it;
 SQLite's WAL keeps every committed batch even when the process is killed outright.
 
+The daily job (backend/privacy/daily.py), a thread of the first process, folds the receipt
+lines that are due and removes what is past its period at RETENTION_AT (local time).
+
 Beside the server runs the auditor (backend/auditor.py), processes of their own: ingestion
 stores receipts awaiting audit and acknowledges at once, and the auditors recompute their
 discounts. They take only CPU time nothing else wants (Linux SCHED_IDLE) and let a burst
@@ -44,6 +47,7 @@ from loyalty.backend import db as dbmod
 from loyalty.i18n import _
 from loyalty.backend.app import create_app
 from loyalty.backend.auditor import die_with_parent
+from loyalty.backend.privacy.daily import DailyJob, at_time
 from loyalty.protocol.canonical import encode
 from loyalty.protocol.errors import ProtocolError
 from loyalty.protocol.status import http_status
@@ -261,8 +265,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         app = make_app(args.db)
+        at_time(app.config["RETENTION_AT"])  # a wrong hour stops the start, not a night's job
         sock = listen(args.host, args.port)
-    except dbmod.SchemaError as e:
+    except (dbmod.SchemaError, ValueError) as e:
         raise SystemExit(_("cannot start: %(error)s", error=e))
     except OSError as e:
         raise SystemExit(_("cannot listen on %(host)s:%(port)d: %(error)s", host=args.host, port=args.port,
@@ -272,12 +277,14 @@ def main(argv=None):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    workers, auditor, server = [], None, None
+    workers, auditor, server, daily = [], None, None, None
     try:
         # fork before any thread starts (the auditor's watch, waitress's own)
         workers = _fork_workers(max(0, args.processes - 1), app, sock, args.threads)
         if args.auditors > 0:
             auditor = _Auditors(app.config["DATABASE"], args.auditors)
+        # the fold of due receipt lines and retention, every day at RETENTION_AT
+        daily = DailyJob(app.config["DATABASE"], app.config)
         # a connection held open for the server's life: otherwise each request's connection
         # is the last one when it closes, and SQLite then checkpoints the whole WAL into the
         # database file (and fsyncs) inside that request
@@ -298,6 +305,8 @@ def main(argv=None):
         _stop_workers(workers)
         if auditor is not None:
             auditor.stop()
+        if daily is not None:
+            daily.stop()
         sock.close()
     return 0
 

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from loyalty.backend import db as dbmod, headoffice
+from loyalty.backend.customers.inforce import consenting_sql
 from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
 from loyalty.sim.iso7816sim import ContactCard
 from loyalty.sim.backendproc import Backend, Dashboard
@@ -108,6 +109,7 @@ def set_up(port):
         w.writerows(sampleshop.card_rows(200))
         w.writerows((loyaltycard.uid_card(uid), tier, 0) for uid, tier in sampleshop.UID_CARDS)
     print(" ", flask("import-cards", str(cards)))
+    enrolled = enrol_customers()
     for r in READERS:
         flask("add-reader", r, "--store", STORE[0], "--name", "Cassa " + r[1:],
               "--backend", "http://127.0.0.1:%d" % port, "--out", str(DATA / "provisioning" / (r + ".json")))
@@ -117,7 +119,38 @@ def set_up(port):
         f.write(secrets.token_urlsafe(12) + "\n")
     flask("create-manager", "manager", "--password-file", str(password))
     done.write_text("the chain is set up; delete data/demo to start afresh\n")
-    print("  store %s, %d readers, 200 cards, rules and a manager's login: done" % (STORE[0], len(READERS)))
+    print("  store %s, %d readers, 200 cards (%d of them a customer's), rules and a manager's login: done"
+          % (STORE[0], len(READERS), enrolled))
+
+
+CUSTOMERS = 120  # the first of the 200 cards (blocked ones left out); the others are nobody's (sold, never enrolled)
+FIRST_NAMES = ("Giulia", "Marco", "Francesca", "Luca", "Chiara", "Niccolò", "Sofia", "Matteo")
+LAST_NAMES = ("Rossi", "Bianchi", "D'Angelo", "Esposito", "Ricci", "Colombo", "Bruno", "Galli")
+
+
+def enrol_customers():
+    """A privacy notice, then customers for the first CUSTOMERS cards, from a CSV in
+    Italian as a desk would export it: everybody joins the scheme; about a third consent to
+    profiling and a quarter to marketing, nobody under 14 to either (docs/privacy.md)."""
+    notice = DATA / "informativa.txt"
+    notice.write_text("Informativa sul trattamento dei dati personali della carta fedeltà (versione demo): "
+                      "fidelizzazione, profilazione e marketing, ciascuno con il proprio consenso facoltativo.\n")
+    print(" ", flask("publish-notice", "--it", str(notice), "--operator", "demo"))
+    customers = DATA / "customers.csv"
+    with open(customers, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["nome", "contatto", "negozio", "carta", "livello", "almeno_14", "profilazione", "marketing"])
+        n = 0
+        for i, (card, tier, status) in enumerate(sampleshop.card_rows(CUSTOMERS)):
+            if status != 0:
+                continue  # a blocked card is nobody's to enrol with (the desk refuses it)
+            adult = i % 10 != 9
+            w.writerow(["%s %s" % (FIRST_NAMES[i % 8], LAST_NAMES[i // 8 % 8]), "cliente%03d@example.it" % i,
+                        STORE[0], card, tier, "sì" if adult else "no", "sì" if adult and i % 3 == 0 else "no",
+                        "sì" if adult and i % 4 == 0 else "no"])
+            n += 1
+    print(" ", flask("import-customers", str(customers), "--operator", "demo", "--notice", "1"))
+    return n
 
 
 def issuer_key():
@@ -246,6 +279,21 @@ def status_table(readers, dash):
     print()
 
 
+def customers_line():
+    """What the backend knows of its customers after the run, in one line."""
+    stored = dbmod.connect(DATABASE)
+    try:
+        customers, receipts, profiling = stored.execute(
+            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM receipts r JOIN cards c "
+            "ON c.card = ltrim(r.card, '0') WHERE c.customer_id IS NOT NULL), (SELECT count(*) FROM (%s))"
+            % consenting_sql("profiling")).fetchone()
+    finally:
+        stored.conn.close()
+    return ("%d customers, %d of them consenting to profiling; %d receipts are customers' (their lines leave "
+            "them after the audit and the return window unless the customer consents: docs/privacy.md)"
+            % (customers, profiling, receipts))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=8000, help="the backend's port on 127.0.0.1")
@@ -336,6 +384,7 @@ def main():
         else:
             print("%d receipts at the backend; not in sync yet: %s" % (
                 total, ", ".join("%s %s" % (k, s) for k, (s, _) in states.items() if s != "in_sync")))
+        print(customers_line())
         print("\ndashboard: %s/stores   login: manager / %s" % (url, password))
         if not args.once:
             print("a shopper now and then; Ctrl-C stops everything\n")

@@ -62,7 +62,8 @@ def options_and_names(text):
 
 # the fields head office's errors name (headoffice.HeadOfficeError.field): the names of
 # the command's arguments and of a card file's columns, shown as they are
-FIELDS = {"id", "tier", "card", "status", "store", "epoch", "kind", "tiers", "tz", "username", "password", "lang"}
+FIELDS = {"id", "tier", "card", "status", "store", "epoch", "kind", "tiers", "tz", "username", "password", "lang",
+          "customer_id", "contact", "name", "actor", "reason"}
 
 
 def check(outputs):
@@ -105,6 +106,9 @@ def test_every_flask_command_is_translated(pseudo_env, tmp_path):
         ["create-manager", "giulia", "--password-file", str(tmp_path / "pw")],
         ["audit"], ["retire-card-epoch", "1"], ["retire-card-epoch", "1"], ["retire-card-epoch", "9"],
         ["add-tier", "300", "x", "1"], ["no-such-command"],
+        ["customer-export", "7", "--actor", "care.anna", "--out", str(tmp_path / "7.json")],
+        ["customer-rectify", "7", "--contact", "x@", "--actor", "care.anna", "--reason", "x"],
+        ["customer-erase", "--card", CARD, "--actor", "care.anna", "--reason", "x", "--yes"],
     ]
     for args in script:
         code, text = run(ADMIN + args, env)

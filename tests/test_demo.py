@@ -24,6 +24,11 @@ def test_the_demo_runs_and_keeps_its_data(tmp_path):
                       r" with the engine, 0 discount mismatches", out)
     assert first and first.group(1) == first.group(2), out[-2000:]
     assert re.search(r"login: manager / \S+", out)
+    # the first 120 cards less the blocked ones (sampleshop.BLOCKED) enrolled from the
+    # desk's CSV; a third of the adults consent to profiling
+    customers = re.search(r"(\d+) customers, (\d+) of them consenting to profiling; (\d+) receipts are customers'", out)
+    assert customers and customers.group(1) == "118" and customers.group(2) == "35", out[-2000:]
+    assert 0 < int(customers.group(3)) <= int(first.group(1))
     again = run_demo(tmp_path)
     assert "setting up the chain" not in again
     second = re.search(r"every reader in sync: (\d+) receipts", again)

@@ -463,3 +463,34 @@ def test_read_command_prints_a_refused_card(port, tmp_path, db, epoch, issuer):
                      "--db", str(tmp_path / "loyalty.db"), "--wait", str(WAIT))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "refused card.forged: Card forged: MAC mismatch\n"
+
+
+def _customer(db, card="6001000000000017"):
+    """A customer enrolled at the desk with another card; returns their id."""
+    from loyalty.backend.customers import enrol, notices
+    headoffice.add_store(db, "S1", "Milano Centro")
+    notice = notices.publish(db, {"it": "Informativa"}, "dpo", 1_780_000_000)
+    return enrol.enrol(db, "Maria Rossi", "maria@example.it", "S1", card, 0, True, {"scheme"}, "desk", "anna",
+                       notice, now=1_780_000_000)
+
+
+def test_desk_issues_a_card_to_a_customer_in_the_same_step(reader, port, db, epoch, issuer):
+    customer = _customer(db)
+    with Field(cardmodels.NtagCard(NTAG_UID), port):
+        done = issuedesk.issue_card(reader, db, CARD, tier=1, wait=WAIT, customer=str(customer), operator="anna")
+    assert done["card"] == CARD
+    row = db.execute("SELECT tier, status, customer_id FROM cards WHERE card=?", [CARD]).fetchone()
+    assert tuple(row) == (1, 0, customer)
+    assert [tuple(r) for r in db.execute("SELECT card, event, operator FROM card_events ORDER BY id")][-1] == \
+        (CARD, "issued", "anna")
+
+
+def test_desk_refuses_an_unknown_customer_before_it_writes_the_tag(reader, port, db, epoch):
+    _customer(db)
+    blank = cardmodels.NtagCard(NTAG_UID)
+    before = blank.user_memory()
+    with Field(blank, port):
+        with pytest.raises(issuedesk.BadRequest, match="customer"):
+            issuedesk.issue_card(reader, db, CARD, tier=1, wait=WAIT, customer="999")
+    assert blank.user_memory() == before
+    assert db.execute("SELECT count(*) FROM cards WHERE card=?", [CARD]).fetchone()[0] == 0

@@ -14,7 +14,8 @@ With any reader nfcpy supports (--device usb, tty:USB0:pn532, udp:host:port) the
      kept), writing the first data page last: a write cut short leaves the tag's empty
      NDEF TLV in page 4, so the tag still reads as blank and can be issued again;
   4. reads the tag back as a reader does (protocol.cardread.identify), and only then
-     puts the card in the directory with its tier (headoffice.set_card).
+     puts the card in the directory with its tier and, with --customer, links it to that
+     customer in the same transaction (customers.cards.issue).
 Cards are issued in the current key epoch (headoffice.current_epoch) with its issuer key,
 which is never printed. Anything else a tag held in its NDEF message is replaced. The desk
 speaks the process's language (loyalty.i18n: Italian unless LOYALTY_LANG or the locale says
@@ -83,11 +84,14 @@ def check_card_number(card):
     return card
 
 
-def _issuing(db, card, tier):
-    """(epoch, issuer key) to issue `card` in; BadRequest when head office cannot."""
+def _issuing(db, card, tier, customer=None):
+    """(epoch, issuer key) to issue `card` in; BadRequest when head office cannot (the
+    card, the tier, or the customer it is for)."""
     from loyalty.backend import headoffice
+    from loyalty.backend.customers import cards
     try:
         headoffice.check_new_card(db, card, tier)
+        cards.check_customer(db, customer)
     except headoffice.HeadOfficeError as e:
         raise BadRequest(e.message)
     epoch = headoffice.current_epoch(db)
@@ -174,14 +178,16 @@ def _write(card, pages):
                                 "lay it on the reader and issue it again", page=page, error=e))
 
 
-def issue_card(clf, db, card, tier, wait=10.0):
+def issue_card(clf, db, card, tier, wait=10.0, customer=None, operator=None):
     """Write the loyalty record for `card` onto the blank NTAG nfcpy finds and register
-    the card with `tier`; returns {"card", "tier", "epoch", "model", "uid" (hex),
+    the card with `tier`, and given a `customer` (id, pseudonym or card number) as
+    theirs in the same step; returns {"card", "tier", "epoch", "model", "uid" (hex),
     "directory_version"}. DeskError (a subclass) says what went wrong; the directory is
     changed only once the tag reads back as the card."""
     from loyalty.backend import headoffice
+    from loyalty.backend.customers import cards
     card = check_card_number(card)
-    epoch, key = _issuing(db, card, tier)
+    epoch, key = _issuing(db, card, tier, customer)
     try:
         tag = nfchost.find_card(clf, wait)
     except ProtocolError as e:
@@ -208,7 +214,7 @@ def issue_card(clf, db, card, tier, wait=10.0):
         raise WriteFailed(_("the tag does not read back as card %(card)s (%(kind)s): issue it again",
                             card=card, kind=back.get("kind")))
     try:
-        version = headoffice.set_card(db, card, tier=tier)
+        version = cards.issue(db, card, tier, customer, operator)
     except headoffice.HeadOfficeError as e:
         raise DeskError(_("the tag holds card %(card)s but the directory refused it (%(error)s): register it with "
                           "flask --app loyalty.backend.app set-card %(card)s --tier %(tier)d", card=card, error=e,
@@ -227,6 +233,9 @@ def parser():
     ap.add_argument("--tier", type=int, default=0, help=_("the card's tier id (default 0)"))
     ap.add_argument("--device", default="usb", help=_("nfcpy device path: usb, tty:USB0:pn532, udp:host:port"))
     ap.add_argument("--wait", type=float, default=10.0, help=_("seconds to wait for the tag (default 10)"))
+    ap.add_argument("--customer", help=_("the customer the card is for (id, pseudonym or card number; "
+                                         "default: nobody's yet)"))
+    ap.add_argument("--operator", help=_("who issues it (kept with the customer's card events)"))
     return ap
 
 
@@ -242,7 +251,7 @@ def main(argv=None, out=None):
     try:
         clf = nfchost.open_reader(args.device)
         try:
-            done = issue_card(clf, db, args.card, args.tier, args.wait)
+            done = issue_card(clf, db, args.card, args.tier, args.wait, args.customer, args.operator)
         finally:
             clf.close()
     except (DeskError, ValueError, OSError) as e:

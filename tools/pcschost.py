@@ -310,18 +310,21 @@ def read_card(pcsc, keys, reader=None, wait=10.0):
 # ------------------------------------------------------------------ the issuing desk
 
 
-def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
+def personalise(pcsc, db, card, tier, reader=None, wait=10.0, customer=None, operator=None):
     """Put `card` and its card key into the blank applet of the next card in `reader`,
-    read it back, and register it with `tier`; returns {"card", "tier", "epoch", "kind",
+    read it back, and register it with `tier` (given a `customer`, as theirs: register());
+    returns {"card", "tier", "epoch", "kind",
     "reader", "directory_version"}. PersonaliseError (or a subclass) says what went wrong;
     the directory changes only once the card has proved it is `card`."""
     from loyalty.backend import headoffice
+    from loyalty.backend.customers import cards
     try:
         card = issuedesk.check_card_number(card)
     except issuedesk.BadRequest as e:
         raise PersonaliseError(str(e))
     try:
         headoffice.check_new_card(db, card, tier)  # the same rules as the NTAG desk
+        cards.check_customer(db, customer)
     except headoffice.HeadOfficeError as e:
         raise PersonaliseError(e.message)
     try:
@@ -351,14 +354,23 @@ def personalise(pcsc, db, card, tier, reader=None, wait=10.0):
     if back["card"] != card or back["epoch"] != epoch:
         raise WrongCard(_("the card reads back as another card (epoch %(epoch)d): it is not registered",
                           epoch=back["epoch"]))
+    version = register(db, card, tier, customer, operator)
+    return {"card": card, "tier": tier, "epoch": epoch, "kind": back["kind"], "reader": name,
+            "directory_version": version}
+
+
+def register(db, card, tier, customer=None, operator=None):
+    """The card, read back, into the directory with `tier` and, given a `customer` (id,
+    pseudonym or card number), linked to them in the same transaction (phones too: their
+    app is personalised through this path). Returns the directory version."""
+    from loyalty.backend import headoffice
+    from loyalty.backend.customers import cards
     try:
-        version = headoffice.set_card(db, card, tier=tier)
+        return cards.issue(db, card, tier, customer, operator)
     except headoffice.HeadOfficeError as e:
         raise PersonaliseError(_("the card holds card %(card)s but the directory refused it (%(error)s): register "
                                  "it with flask --app loyalty.backend.app set-card %(card)s --tier %(tier)d",
                                  card=card, error=e, tier=tier))
-    return {"card": card, "tier": tier, "epoch": epoch, "kind": back["kind"], "reader": name,
-            "directory_version": version}
 
 
 def _write(c, epoch, card, key):
@@ -420,7 +432,7 @@ def cmd_personalise(args, out):
     db = nfchost.open_db(args.db)
     try:
         with Pcsc() as pcsc:
-            done = personalise(pcsc, db, args.card, args.tier, args.reader, args.wait)
+            done = personalise(pcsc, db, args.card, args.tier, args.reader, args.wait, args.customer, args.operator)
     finally:
         db.conn.close()
     print(_("card %(card)s personalised (%(kind)s card in %(reader)s): tier %(tier)d, key epoch %(epoch)d, "
@@ -453,6 +465,9 @@ def parser():
     ps.add_argument("--tier", type=int, default=0, help=_("the card's tier id (default 0)"))
     ps.add_argument("--reader", help=_("the reader's name (default: any)"))
     ps.add_argument("--wait", type=float, default=10.0, help=_("seconds to wait for the card (default 10)"))
+    ps.add_argument("--customer", help=_("the customer the card is for (id, pseudonym or card number; "
+                                         "default: nobody's yet)"))
+    ps.add_argument("--operator", help=_("who issues it (kept with the customer's card events)"))
     ps.set_defaults(run=cmd_personalise)
     return ap
 

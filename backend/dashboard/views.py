@@ -12,6 +12,7 @@ twin is that dict as it is, the HTML page renders it. Pages refresh themselves e
 REFRESH_SECONDS: a small script swaps in the fresh page, a <noscript> meta refresh does
 the same without JavaScript.
 """
+import json
 import time
 
 from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -22,6 +23,7 @@ from loyalty.backend.requestdb import get_db
 from loyalty.protocol.checks import text_fault
 from loyalty.backend.auth import csrf_ok, login_required, may_see_store
 from loyalty.backend.db import transaction
+from loyalty.backend.privacy import subject
 
 NOTE_MAX = 500  # characters of a judgement's note
 
@@ -68,7 +70,22 @@ def _reader_data(reader_id):
     # cannot probe which reader ids the other stores have
     if data is None or not may_see_store(g.manager, data["store"]["id"]):
         abort(404, description=_("No reader %(reader)s in your stores.", reader=reader_id))
+    _log_views(data)
     return data
+
+
+def _log_views(data):
+    """The page shows the card numbers of flagged receipts and of records in quarantine:
+    a view of their customers' data, logged (docs/privacy.md, "Who looked")."""
+    cards = [m.get("card") for m in data["mismatches"]]
+    for q in data["quarantine"]:
+        try:
+            cards.append(json.loads(q["record"] or "{}").get("card"))
+        except (ValueError, AttributeError):
+            pass  # a record that is not an object names no card
+    db = get_db()
+    with transaction(db):
+        subject.looked_at_cards(db, g.manager["username"], cards, "reader %s" % data["reader"]["id"], clock())
 
 
 @bp.route("/readers/<reader_id>")

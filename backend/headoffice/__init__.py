@@ -23,7 +23,7 @@ sync API, tools/issuedesk.py, tools/pcschost.py and the tests all say
 from loyalty.backend.headoffice.cardkeys import (active_issuer_keys, card_keys_for, current_epoch, issue_card_key,
                                          issuer_key, new_card_epoch, retire_card_epoch)
 from loyalty.backend.headoffice.cards import (ACTIVE, BLOCKED, REMOVED, STATUS_WORDS, check_new_card, directory_page,
-                                      import_cards, set_card)
+                                      import_cards, set_card, write_card)
 from loyalty.backend.headoffice.common import AlreadyExists, HeadOfficeError, InvalidValue, NotFound, RulesRefused
 from loyalty.backend.headoffice.rules import (DEFAULT_LIMITS, KINDS, LIMIT_KEYS, add_promotion, add_tier, build_rules,
                                       current_rules, end_promotion, rules_at, set_limits, set_tier)
@@ -34,4 +34,4 @@ __all__ = ["ACTIVE", "BLOCKED", "DEFAULT_LIMITS", "KINDS", "LIMIT_KEYS", "REMOVE
            "active_issuer_keys", "add_promotion", "add_reader", "add_store", "add_tier", "build_rules",
            "card_keys_for", "check_new_card", "current_epoch", "current_rules", "directory_page",
            "end_promotion", "import_cards", "issue_card_key", "issuer_key", "new_card_epoch",
-           "retire_card_epoch", "rules_at", "set_card", "set_limits", "set_tier", "write_provisioning"]
+           "retire_card_epoch", "rules_at", "set_card", "set_limits", "set_tier", "write_card", "write_provisioning"]

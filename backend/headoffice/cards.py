@@ -11,6 +11,7 @@ from loyalty.backend import checks
 from loyalty.backend.db import meta_int, set_meta, transaction
 from loyalty.backend.headoffice import common
 from loyalty.backend.headoffice.common import AlreadyExists, InvalidValue, NotFound, card_text
+from loyalty.backend.privacy import removals
 from loyalty.protocol import delta
 from loyalty.i18n import _
 
@@ -87,6 +88,13 @@ def import_cards(db, rows):
     return len(changes), version
 
 
+def write_card(db, card, tier, status, now):
+    """Inside the caller's transaction: `card` (as card_text gives it) at `tier` and
+    `status` with the next directory version; returns it. For changes that must land
+    with others (a card linked to its customer at the desk, a replacement)."""
+    return _write_changes(db, [(card, tier, status)], now)
+
+
 def check_new_card(db, card, tier):
     """Raise unless `card` can be issued now: a number not in the directory yet and a tier
     that exists (the issuing desks ask before they write a card, set_card after)."""
@@ -134,12 +142,14 @@ def _full_load_sql(after):
              "ORDER BY length(card), card LIMIT ?", [len(text)])]
 
 
-def directory_page(db, since, limit, after=0):
+def directory_page(db, since, limit, after=0, key=None):
     """A directory page (canonical bytes, protocol.delta.make_page), as readers fetch them.
 
     since 0: a page of a full load, the active and blocked cards numerically above
     `after`, `to` the directory version now. since > 0: the oldest `limit` changes
-    after version `since`, sorted by card, `to` the version of the last one.
+    after version `since`, sorted by card, `to` the version of the last one; the cards
+    of erased customers among them as REMOVED, unsealed with `key` (the instance's
+    erasure key: backend/privacy/removals.py).
     """
     db.execute("BEGIN")  # one snapshot: the version and the cards agree
     try:
@@ -153,9 +163,12 @@ def directory_page(db, since, limit, after=0):
             return delta.make_page(0, version, rows[:limit], len(rows) > limit)
         rows = db.execute("SELECT card, tier, status, version FROM cards WHERE version > ? "
                           "ORDER BY version LIMIT ?", [since, limit + 1]).fetchall()
+        rows = sorted(rows + removals.removed_since(db, key, since, limit + 1), key=lambda r: r[3])
         page = rows[:limit]
         to = page[-1][3] if page else max(since, 0)
-        entries = sorted(((int(c), t, s) for c, t, s, _ in page))
+        # a card removed and issued again within one page: its latest state, once
+        latest = {int(c): (t, s) for c, t, s, _ in page}
+        entries = sorted((c, t, s) for c, (t, s) in latest.items())
         return delta.make_page(since, to, entries, len(rows) > limit)
     finally:
         db.conn.commit()

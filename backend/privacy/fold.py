@@ -4,7 +4,7 @@ A receipt's lines (SKU, category, quantity, price) are profiling data (DESIGN.md
 section 7): linked to a card, they tell what a person buys. When a receipt may no longer
 keep them (docs/privacy.md says when), they are added to `product_day_totals` (store,
 store-local day, SKU, category: units, gross, discount, lines) and the receipt keeps
-only its totals: `record` becomes NULL, `folded_t` says when. Nothing that covers a
+only its totals: `record` becomes NULL (and so does the audit's note), `folded_t` says when. Nothing that covers a
 card (the receipt's id, hash, time or seq) goes into the product totals, so they cannot
 be joined back to a person.
 
@@ -48,11 +48,11 @@ def line_totals(kind, rec):
     return out
 
 
-def fold_rows(db, rows, now):
-    """Fold receipts given as (rowid, store_id, day, kind, record text), inside the
-    caller's transaction; returns how many were folded."""
+def add_totals(db, rows):
+    """Add the lines of records given as (store_id, day, kind, record text) to the product
+    totals, inside the caller's transaction (fold_rows; ingestion for a buried card)."""
     sums = {}
-    for _, store, day, kind, text in rows:
+    for store, day, kind, text in rows:
         try:
             rec = json.loads(text)
         except (TypeError, ValueError):
@@ -67,7 +67,15 @@ def fold_rows(db, rows, now):
             s[2] += disc
             s[3] += n
     db.conn.executemany(_ADD, [k + tuple(v) for k, v in sorted(sums.items())])
-    db.conn.executemany("UPDATE receipts SET record = NULL, folded_t = ? WHERE rowid = ?",
+
+
+def fold_rows(db, rows, now):
+    """Fold receipts given as (rowid, store_id, day, kind, record text), inside the
+    caller's transaction; returns how many were folded."""
+    add_totals(db, [r[1:] for r in rows])
+    # the audit's note goes too: it may name a line and its promotion ("promo:LATTE10 on
+    # line 2"), which says what was bought
+    db.conn.executemany("UPDATE receipts SET record = NULL, audit_detail = NULL, folded_t = ? WHERE rowid = ?",
                         [(now, r[0]) for r in rows])
     return len(rows)
 

@@ -177,7 +177,7 @@ def batch():
     def work(db, reader, body, nonce, now, offset):
         cfg = current_app.config
         outcome = ingest.accept_batch(db, reader, body, nonce, now, offset, cfg["SAMPLE_EVERY"],
-                                      prune_before=now - 2 * cfg["TIMESTAMP_WINDOW"])
+                                      prune_before=now - 2 * cfg["TIMESTAMP_WINDOW"], erasure_key=cfg["ERASURE_KEY"])
         return 200, fastjson.encode(outcome["answer"])
     return _guarded("batch", work)
 
@@ -203,7 +203,7 @@ def directory():
         limit = min(_query_int("limit", DEFAULT_PAGE, 1, 10 ** 9), MAX_PAGE)
         after = _query_int("after", 0, 0, 10 ** 19 - 1)
         ingest.touch_reader(db, reader["id"], nonce, now, offset)
-        return 200, headoffice.directory_page(db, since, limit, after)
+        return 200, headoffice.directory_page(db, since, limit, after, key=current_app.config["ERASURE_KEY"])
     return _guarded("directory", work)
 
 

@@ -28,6 +28,7 @@ import zoneinfo
 from loyalty.backend import checks
 from loyalty.backend.sync import fastjson
 from loyalty.backend.db import GENESIS, transaction
+from loyalty.backend.privacy import fold, tombstones
 from loyalty.protocol.batchcheck import check_batch
 from loyalty.protocol.errors import ProtocolError
 from loyalty.protocol.status import http_status
@@ -35,10 +36,12 @@ from loyalty.protocol.status import http_status
 SAMPLES_KEPT = 7 * 86400  # seconds of pending-receipt samples kept per reader
 MAX_TEXT = 64  # status texts kept per column (the whole status stays in status_json)
 
-# audit and audit_detail stay NULL: the receipt awaits the audit (backend/auditor.py)
+# audit and audit_detail stay NULL: the receipt awaits the audit (backend/auditor.py),
+# unless it is stored anonymised (_Checked._anonymise)
 _RECEIPT_COLUMNS = ("reader_id", "seq", "store_id", "kind", "t", "day", "receipt", "card", "tier",
-                    "gross", "discount", "rules", "hash", "batch_id", "record", "lines")
+                    "gross", "discount", "rules", "hash", "batch_id", "record", "lines", "folded_t", "audit")
 _BATCH_ID = _RECEIPT_COLUMNS.index("batch_id")
+_CARD, _RECORD, _FOLDED_T, _AUDIT = (_RECEIPT_COLUMNS.index(c) for c in ("card", "record", "folded_t", "audit"))
 _INSERT_RECEIPT = "INSERT INTO receipts(%s) VALUES(%s)" % (", ".join(_RECEIPT_COLUMNS),
                                                            ", ".join("?" * len(_RECEIPT_COLUMNS)))
 _ADD_DAY = ("INSERT INTO day_totals(store_id, day, receipts, gross, discount) VALUES(?, ?, ?, ?, ?) "
@@ -154,7 +157,7 @@ class _Checked:
     """A batch that passed check_batch against one acknowledged state, and its rows: the
     receipts, and the records taken into quarantine."""
 
-    def __init__(self, db, reader, body, acked_seq, acked_hash):
+    def __init__(self, db, reader, body, acked_seq, acked_hash, erasure_key=None, now=None):
         codec = fastjson.RecordCodec()
         rid = reader["id"]
 
@@ -185,7 +188,8 @@ class _Checked:
             day = day_of(tz, t)
             kind = rec["kind"]
             rows.append([rid, seq, store, kind, t, day, rec["receipt"], rec["card"], rec["tier"],
-                         rec["gross"], rec["discount"], rec["rules"], h, None, text_of(rec), len(rec["lines"])])
+                         rec["gross"], rec["discount"], rec["rules"], h, None, text_of(rec), len(rec["lines"]),
+                         None, None])
             sums = days.get(day)
             if sums is None:
                 sums = days[day] = [0, 0, 0]
@@ -193,8 +197,23 @@ class _Checked:
             sums[1] += rec["gross"]
             sums[2] += rec["discount"]
         self.day_totals = [(store, d, s[0], s[1], s[2]) for d, s in days.items()]
+        self.folded = self._anonymise(db, erasure_key, now) if erasure_key and rows else []
         self.last = self.fresh[-1] if self.fresh else None
         self.state = reader_status(self.status, self.batch["records"])
+
+    def _anonymise(self, db, key, now):
+        """Receipts of cards whose customer was erased (backend/privacy/tombstones.py) are
+        stored without card and record, their lines folded at once, the audit impossible
+        (verdict 'erased'); their totals count as any. Returns (store, day, kind, record)
+        of each for fold.add_totals. One query per batch."""
+        buried = tombstones.buried(db, key, [r[_CARD] for r in self.rows])
+        folded = []
+        for r in self.rows:
+            if r[_CARD] in buried:
+                folded.append((r[2], r[5], r[3], r[_RECORD]))
+                r[_CARD] = r[_RECORD] = None
+                r[_FOLDED_T], r[_AUDIT] = now, tombstones.AUDIT_ERASED
+        return folded
 
 
 def stored_sale_lines(db, reader_id, seq):
@@ -212,23 +231,25 @@ def held_hash(db, reader_id, seq):
     return row[0] if row else None
 
 
-def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, prune_before=None):
+def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, prune_before=None, erasure_key=None):
     """Check and store a batch (its receipts awaiting audit); returns {"answer", "fresh", "batch_id"}.
 
     prune_before: nonces stored before this time are forgotten in the same transaction
-    (a replay that old is refused as stale anyway).
+    (a replay that old is refused as stale anyway). erasure_key: the instance's
+    (app.config["ERASURE_KEY"]): receipts of erased customers' cards are stored anonymised.
 
     Raises ProtocolError for a refused batch (batch.record, .gap, .chain, .totals,
     .replay) with nothing written.
     """
-    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"])
+    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"], erasure_key, now)
     with WRITE_TURN:
-        stored = _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before)
+        stored = _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before,
+                        erasure_key)
     stored["answer"] = answer(db, stored.pop("acked_seq"), now)
     return stored
 
 
-def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before):
+def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before, erasure_key):
     rid = reader["id"]
     with transaction(db):
         row = db.execute("SELECT acked_seq, acked_hash FROM readers WHERE id=?", [rid]).fetchone()
@@ -236,7 +257,7 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
         if acked_seq != checked.acked_seq:
             # another request stored records of this reader since we looked: judge again
             # against what is stored now (the same batch twice stores nothing the second time)
-            checked = _Checked(db, reader, body, acked_seq, acked_hash)
+            checked = _Checked(db, reader, body, acked_seq, acked_hash, erasure_key, now)
         try:
             db.execute("INSERT INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)", [rid, nonce, now])
         except sqlite3.IntegrityError:
@@ -273,6 +294,8 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
                 r[_BATCH_ID] = batch_id
             db.conn.executemany(_INSERT_RECEIPT, checked.rows)
             db.conn.executemany(_ADD_DAY, checked.day_totals)
+            if checked.folded:
+                fold.add_totals(db, checked.folded)
         if checked.last is not None:
             # notes of refusals for records now stored otherwise (or never sent again)
             db.execute("DELETE FROM quarantine WHERE reader_id=? AND acked_t IS NULL AND seq <= ?", [rid, acked_seq])

@@ -153,8 +153,15 @@ def test_an_auditor_that_ends_is_started_again_with_its_share(shop_db, tmp_path)
         assert parts == (["%d/%d" % (k, AUDITORS) for k in range(AUDITORS)] if AUDITORS > 1 else [""])
         gone = max(before)
         os.kill(gone, signal.SIGKILL)
-        wait(lambda: len(auditors(b)) == AUDITORS and gone not in auditors(b), "the auditor to start again")
-        after = auditors(b)
+        after = {}
+
+        def started_again():
+            # one look at the processes: a SIGKILLed process still shows its command line
+            # for a moment, so two looks could count it in the first and miss it in the second
+            after.clear()
+            after.update(auditors(b))
+            return len(after) == AUDITORS and gone not in after
+        wait(started_again, "the auditor to start again")
         assert sorted(p or "" for p in after.values()) == parts  # the same shares, nobody's missing
         c = client(shop_db, "R1", b)
         assert c.post_batch(c.batch_body(c.make_sales(30, int(time.time()) - 600)))[0] == 200

@@ -269,3 +269,21 @@ def test_forged_requests_cannot_push_the_readers_own_refusals_off_its_page(shop,
     codes = [x["code"] for x in data["refusals"]]
     assert "batch.gap" in codes and codes.count("batch.signature") == 10
     assert data["refusals_total"] == 101
+
+
+def test_seeing_a_customers_card_on_the_reader_page_is_logged_once_an_hour(shop, dash_client, monkeypatch):
+    shop.execute("INSERT INTO customers(id, pseudonym, name, store_id, status, created_t) "
+                 "VALUES(7, 'C-00000000abcd', 'Maria Rossi', 'S1', 'active', 0)")
+    shop.execute("INSERT INTO cards(card, tier, status, version, updated, customer_id) VALUES('1234', 0, 0, 1, 0, 7)")
+    base = {"reader_id": "R1", "store_id": "S1", "kind": "sale", "day": "2025-03-02", "gross": 2000,
+            "discount": 300, "audit": "mismatch", "t": NOW - 900}
+    # the card as the reader wrote it (leading zeros), and a card nobody holds
+    shop["receipts"].insert_all([dict(base, seq=1, receipt="A-1", card="001234"),
+                                 dict(base, seq=2, receipt="A-2", card="5555")])
+    html(dash_client, "/readers/R1")
+    json(dash_client, "/readers/R1.json")  # the page refreshing itself: the same look
+    views = shop.execute("SELECT t, actor, subject, what FROM views").fetchall()
+    assert views == [(NOW, "giulia", "C-00000000abcd", "reader R1")]
+    fix_clock(monkeypatch, NOW + 3601)
+    html(dash_client, "/readers/R1")
+    assert shop.execute("SELECT count(*) FROM views").fetchone()[0] == 2

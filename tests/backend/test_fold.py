@@ -31,14 +31,17 @@ def test_a_sale_its_return_and_a_cancelled_quote_fold_into_day_totals_by_hand(db
     quote = reader.record("void", t=t + 120, lines=LINES, gross=0, discount=0)
     _store(reader, [sale, ret, quote])
     assert db.execute("SELECT lines FROM receipts ORDER BY seq").fetchall() == [(2,), (2,), (2,)]
+    db.execute("UPDATE receipts SET audit = 'ok', audit_detail = 'quoted before promotion LATTE10 ended'")
     with transaction(db):
         assert fold.fold_where(db, "r.reader_id = ?", ["R1"], now=t + 999) == 3
     # the sale: 2 x 1.50 and 1 x 3.00, discount 0.15 + 0.30; the return takes one unit of
     # the first line back (1.50, discount -0.08); the cancelled quote adds nothing
     assert _totals(db) == {("S1", "2026-01-01", "8001", "latte"): (1, 150, 7, 1),
                            ("S1", "2026-01-01", "8002", "pane"): (1, 300, 30, 1)}
-    rows = db.execute("SELECT record, folded_t, lines, gross, discount FROM receipts ORDER BY seq").fetchall()
-    assert rows == [(None, t + 999, 2, 600, 45), (None, t + 999, 2, -150, -8), (None, t + 999, 2, 0, 0)]
+    rows = db.execute("SELECT record, audit_detail, folded_t, lines, gross, discount FROM receipts "
+                      "ORDER BY seq").fetchall()
+    assert rows == [(None, None, t + 999, 2, 600, 45), (None, None, t + 999, 2, -150, -8),
+                    (None, None, t + 999, 2, 0, 0)]
     # a second fold finds nothing left to fold and changes no total
     with transaction(db):
         assert fold.fold_where(db, "1", [], now=t + 2000) == 0
