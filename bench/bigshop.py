@@ -37,9 +37,10 @@ What is in it:
   records    kept (canonical JSON, with their lines) only as minimisation leaves them:
              a receipt's lines are folded into product_day_totals (record NULL, folded_t
              set, with backend/privacy/fold.py's line_totals) once its return window
-             (RETURN_WINDOW, 30 days) has closed if its customer had no profiling consent
-             then or withdrew it later, and for everybody after PROFILING_KEEP (12
-             months, DESIGN.md section 7). Receipts' hashes are placeholders (the chain is
+             (RETURN_WINDOW_DAYS, 30) has closed if its customer had no profiling consent
+             then or withdrew it later, and for everybody after PROFILING_MONTHS (12,
+             DESIGN.md section 7): the daily job (backend/privacy/retention.py) run at
+             `now` finds nothing left to fold. Receipts' hashes are placeholders (the chain is
              not real: no bench audits this data); every receipt's audit is 'ok'.
 """
 import bisect
@@ -53,11 +54,13 @@ import zoneinfo
 from pathlib import Path
 
 from loyalty.backend import db as dbmod
+from loyalty.backend.config import DEFAULTS
 from loyalty.backend.privacy.fold import line_totals
+from loyalty.backend.privacy.retention import months_back
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GENERATOR = 2  # in the file's name: a change of what is generated builds it again
+GENERATOR = 3  # in the file's name: a change of what is generated builds it again
 STORES = 100
 READERS = 2000
 SHAPES = 20  # each store has one reader of each shape (see _readers)
@@ -65,8 +68,7 @@ CUSTOMERS = 500_000
 MONTHS = 13
 TZ = "Europe/Rome"
 RULES = 1
-RETURN_WINDOW = 30 * 86400
-PROFILING_KEEP = 365 * 86400
+RETURN_WINDOW = DEFAULTS["RETURN_WINDOW_DAYS"] * 86400  # as the daily job folds (privacy/minimise.py, retention.py)
 RETURN_SHARE = 0.015
 HOME_SHARE = 0.88
 # (share of customers, lowest, highest visits a year): log-uniform within a band
@@ -336,7 +338,7 @@ class Customers:
         w = self.prof_withdrawn[i]
         if w is not None:
             return max(due, w)
-        keep = t + PROFILING_KEEP
+        keep = t + now - months_back(now, DEFAULTS["PROFILING_MONTHS"])
         return keep if keep <= now else None
 
     def write(self, db, now):

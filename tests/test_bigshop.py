@@ -15,6 +15,7 @@ import pytest
 
 from loyalty.backend import db as dbmod
 from loyalty.backend.customers.consents import consenting_sql
+from loyalty.backend.privacy import retention
 from loyalty.backend.privacy.fold import line_totals
 from loyalty.protocol.recordcheck import check_content
 
@@ -172,3 +173,15 @@ def test_same_seed_same_shop(tmp_path):
             db.conn.close()
     assert digest(tmp_path / "a", 7) == digest(tmp_path / "b", 7)
     assert digest(tmp_path / "c", 8) != digest(tmp_path / "a", 7)
+
+
+def test_the_daily_job_finds_nothing_left_to_fold(tmp_path):
+    path = _bigshop().build(300, 13, now=NOW, seed=7, log=lambda s: None, folder=tmp_path)
+    db = dbmod.connect(path)
+    try:
+        kept = db.execute("SELECT count(*) FROM receipts WHERE record IS NOT NULL").fetchone()[0]
+        removed = retention.run(db, NOW)
+        assert (removed["fold_due"], removed["profiling"]) == (0, 0)
+        assert db.execute("SELECT count(*) FROM receipts WHERE record IS NOT NULL").fetchone()[0] == kept > 100
+    finally:
+        db.conn.close()
