@@ -2,8 +2,9 @@
 
 100 stores (Europe/Rome), 2,000 readers (20 a store, one of each sync shape the
 dashboard knows: in sync, lagging, offline, refused, never seen...) and, by default,
-500,000 customers over 13 months ending at `now`, built straight into the backend's
-schema (backend/db.py, schema 9) the way ingestion, the desks and the daily
+500,000 customers over 13 months ending at `now` (5.2 million receipts, 6.2 GB, 13
+minutes of CPU to build; 150,000 customers: 1.6 million, 2 GB, 3 minutes), built straight
+into the backend's schema (backend/db.py) the way ingestion, the desks and the daily
 minimisation job would have left it. Seeded: the same seed, size and `now` give the same
 database. Built once and kept in build/bench, keyed by schema version, generator version
 and size; a bench fixture, so written with synchronous OFF.
