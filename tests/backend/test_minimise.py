@@ -168,3 +168,26 @@ def test_migration_10_folds_what_was_due_in_a_schema_9_database(tmp_path):
                       + minimise._DUE + ")", [0, now]).fetchall()
     assert "receipts_unfolded" in plan[0][3]
     db.conn.close()
+
+
+def test_a_schema_8_database_comes_up_with_its_receipts_counted_and_folded(tmp_path):
+    db = dbmod.connect(tmp_path / "v8.db")
+    for n, step in enumerate(dbmod.MIGRATIONS[:8]):
+        with transaction(db):
+            step(db)
+            dbmod.set_meta(db, "schema_version", n + 1)
+    import time
+    now = int(time.time())
+    lines = [{"sku": "8001", "cat": "latte", "qty": 2, "price": 150}, {"sku": "8002", "cat": "pane", "qty": 1, "price": 90}]
+    with transaction(db):  # as ingestion stored them before schema 9: no count of lines
+        for seq, t in ((1, now - 40 * 86400), (2, now - 5 * 86400)):
+            rec = {"kind": "sale", "seq": seq, "card": "42", "t": t, "lines": lines, "gross": 390, "discount": 0}
+            db.execute("INSERT INTO receipts(reader_id, seq, store_id, kind, t, day, receipt, card, tier, gross, "
+                       "discount, rules, hash, record, audit) VALUES('R1', ?, 'S1', 'sale', ?, '2025-12-01', ?, "
+                       "'42', 0, 390, 0, 0, ?, ?, 'ok')", [seq, t, "T-%d" % seq, "h%d" % seq, json.dumps(rec)])
+    assert dbmod.migrate(db) == len(dbmod.MIGRATIONS)
+    # both receipts know they had two lines; the one past the window gave them up
+    assert db.execute("SELECT seq, lines, record IS NULL FROM receipts ORDER BY seq").fetchall() == [(1, 2, 1), (2, 2, 0)]
+    assert sorted(db.execute("SELECT sku, qty, gross FROM product_day_totals").fetchall()) == [
+        ("8001", 2, 300), ("8002", 1, 90)]
+    db.conn.close()
