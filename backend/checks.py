@@ -20,6 +20,8 @@ HeadOfficeError subclasses take that as it is). The one-schema work grows this m
     >>> integer_text("0042", 0, 99, "since"), digits("1_000"), integer_or_none("7", 0, 9)
     (42, None, None)
 """
+import unicodedata
+
 from loyalty.i18n import _
 from loyalty.protocol.checks import digits, integer_rule, is_integer  # the reader's rules, and their words
 
@@ -54,3 +56,18 @@ def integer_text(text, lo, hi, field, fail=CheckFailed):
     if value is None or not lo <= value <= hi:
         raise fail(field, integer_rule(lo, hi))
     return value
+
+
+def name_key(text):
+    """A name as search compares it: accents, case, apostrophes and other marks dropped,
+    words kept apart by one space ("D’Angelo  Niccolò" -> "dangelo niccolo"). Kept beside
+    the name (customers.name_key) so that a search finds "D'Angelo" typed as "dangelo".
+
+    >>> name_key("D’Angelo  Niccolò")
+    'dangelo niccolo'
+    """
+    if text is None:
+        return None
+    plain = unicodedata.normalize("NFKD", text).casefold()
+    words = ("".join(ch for ch in word if ch.isalnum()) for word in plain.split())
+    return " ".join(w for w in words if w)

@@ -52,6 +52,9 @@ The customer side (docs/privacy.md; DESIGN.md section 7), schema 9:
   views          every view of a customer's data by staff: who, when, which pseudonym
   directory_removals  the cards of erased customers readers must still drop, sealed
                  (docs/privacy.md), by the directory version of their removal
+  shopper_codes  the one-time codes shoppers sign in with (a hash, never the code), schema 11
+  managers.role  head_office / store_manager / care (schema 11); customers.name_key: the
+                 name as search compares it; readers.disabled_t: taken out by head office
   tombstones     keyed hashes (never the number) of the cards of erased customers: a
                  receipt a reader syncs late for such a card is anonymised on arrival
 
@@ -287,7 +290,31 @@ def _v10(db):
                "WHERE n.customer_id = k.customer_id AND n.purpose = 'profiling'))", [now - 30 * 86400], now)
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]  # step n brings the schema from version n-1 to n; append, never edit
+def _v11(db):
+    # the customer pages and the shopper's page (issue 16): roles of the staff who sign in
+    # (head office, store manager, customer care; those without a store were head office),
+    # a customer's name as search compares it (backend/checks.name_key), the one-time
+    # codes shoppers sign in with (only a hash of each), readers head office took out
+    from loyalty.backend.checks import name_key
+    for sql in (
+        "ALTER TABLE managers ADD COLUMN role TEXT NOT NULL DEFAULT 'store_manager' "
+        "CHECK (role IN ('head_office', 'store_manager', 'care'))",
+        "UPDATE managers SET role = 'head_office' WHERE store_id IS NULL",
+        "ALTER TABLE customers ADD COLUMN name_key TEXT",
+        "CREATE INDEX customers_by_name_key ON customers(name_key)",
+        "CREATE INDEX customers_by_contact ON customers(contact)",
+        "CREATE TABLE shopper_codes (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), "
+        "code_hash TEXT NOT NULL, t INTEGER NOT NULL, expires_t INTEGER NOT NULL, "
+        "tries INTEGER NOT NULL DEFAULT 0, used_t INTEGER)",
+        "CREATE INDEX shopper_codes_by_customer ON shopper_codes(customer_id, t)",
+        "ALTER TABLE readers ADD COLUMN disabled_t INTEGER",
+    ):
+        db.execute(sql)
+    db.conn.executemany("UPDATE customers SET name_key = ? WHERE id = ?",
+                        [(name_key(n), i) for i, n in db.execute("SELECT id, name FROM customers WHERE name IS NOT NULL")])
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

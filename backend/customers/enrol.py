@@ -16,6 +16,7 @@ only by a customer of at least 14.
 
 Everything of one call is written in one transaction, or nothing is.
 """
+from loyalty.backend.checks import name_key
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice import cards as directory
 from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
@@ -53,9 +54,10 @@ def write(db, v, household, now):
     if household is not None and not db.execute("SELECT 1 FROM households WHERE id = ?", [household]).fetchone():
         raise NotFound("household", _("no household %(household)s", household=household))
     pseudonym = fields.pseudonym()
-    cur = db.execute("INSERT INTO customers(pseudonym, name, contact, store_id, household_id, age_ok, status, "
-                     "created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
-                     [pseudonym, v["name"], v["contact"], v["store"], household, v["age_ok"], now, v["operator"]])
+    cur = db.execute("INSERT INTO customers(pseudonym, name, name_key, contact, store_id, household_id, age_ok, "
+                     "status, created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
+                     [pseudonym, v["name"], name_key(v["name"]), v["contact"], v["store"], household,
+                      v["age_ok"], now, v["operator"]])
     who = {"id": cur.fetchone()[0], "pseudonym": pseudonym, "status": "active", "age_ok": v["age_ok"]}
     trail.note(db, v["operator"], "enrol", pseudonym, detail="store=%s channel=%s" % (v["store"], v["channel"]),
                now=now)

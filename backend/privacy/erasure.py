@@ -107,7 +107,7 @@ def erase(db, customer_id, actor, reason, now, key, exports=None):
             db.execute("UPDATE card_events SET card = NULL, detail = NULL WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM care_contacts WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM marketing_log WHERE customer_id = ?", [cid])
-            db.execute("UPDATE customers SET name = NULL, contact = NULL, household_id = NULL, status = 'erased', "
+            db.execute("UPDATE customers SET name = NULL, name_key = NULL, contact = NULL, household_id = NULL, status = 'erased', "
                        "erased_t = ?, updated_t = ? WHERE id = ?", [now, now, cid])
             if customer["household_id"] is not None:
                 db.execute("DELETE FROM households WHERE id = ? AND NOT EXISTS "

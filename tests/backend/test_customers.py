@@ -32,7 +32,7 @@ def test_the_customers_table_holds_only_the_minimal_data(db):
     # DESIGN.md section 7: name, one contact, the store; no profession, education, family size
     cols = [r[1] for r in db.execute("PRAGMA table_info(customers)")]
     assert cols == ["id", "pseudonym", "name", "contact", "store_id", "household_id", "age_ok", "status",
-                    "created_t", "created_by", "updated_t", "closed_t", "erased_t"]
+                    "created_t", "created_by", "updated_t", "closed_t", "erased_t", "name_key"]
 
 
 def test_enrolment_stores_the_person_the_card_and_a_row_per_purpose(db, desk):

@@ -39,3 +39,25 @@ def test_a_newer_database_is_refused(tmp_path):
             dbmod.migrate(db)
     finally:
         db.conn.close()
+
+
+def test_migration_11_gives_roles_to_the_logins_and_search_keys_to_the_names(tmp_path):
+    db = dbmod.connect(tmp_path / "v10.db")
+    try:
+        for n, step in enumerate(dbmod.MIGRATIONS[:10]):
+            with dbmod.transaction(db):
+                step(db)
+                dbmod.set_meta(db, "schema_version", n + 1)
+        with dbmod.transaction(db):
+            db.execute("INSERT INTO stores(id, name, tz) VALUES('S1', 'Centro', 'Europe/Rome')")
+            db.execute("INSERT INTO managers(username, password_hash, store_id, created) VALUES"
+                       "('sede', 'x', NULL, 0), ('giulia', 'x', 'S1', 0)")
+            db.execute("INSERT INTO customers(pseudonym, name, store_id, created_t) VALUES"
+                       "('C-1', 'D’Angelo  Niccolò', 'S1', 0), ('C-2', NULL, 'S1', 0)")
+        dbmod.migrate(db)
+        assert db.execute("SELECT username, role FROM managers ORDER BY username").fetchall() == [
+            ("giulia", "store_manager"), ("sede", "head_office")]
+        assert db.execute("SELECT pseudonym, name_key FROM customers ORDER BY id").fetchall() == [
+            ("C-1", "dangelo niccolo"), ("C-2", None)]
+    finally:
+        db.conn.close()

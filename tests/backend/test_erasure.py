@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from loyalty.backend.checks import name_key
+
 from loyalty.backend.db import connect
 from loyalty.backend.headoffice.common import InvalidValue
 from loyalty.backend.privacy import erasure, removals, tombstones
@@ -26,7 +28,8 @@ T0 = 1793611800
 def needles():
     """Every form the scan looks for."""
     found = {}
-    for label, text in (("name", NAME), ("contact", CONTACT), ("card", CARD)):
+    for label, text in (("name", NAME), ("name as search keeps it", name_key(NAME)), ("contact", CONTACT),
+                        ("card", CARD)):
         for enc in ("ascii", "utf-16-le", "utf-16-be"):
             found["%s %s" % (label, enc)] = text.encode(enc)
     found["card u64be"] = int(CARD).to_bytes(8, "big")
