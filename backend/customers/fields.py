@@ -14,7 +14,7 @@ import secrets
 
 from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text, need_text
 from loyalty.i18n import _
-from loyalty.protocol.checks import text_fault
+from loyalty.protocol.checks import is_int, is_integer, text_fault
 
 CHANNELS = ("desk", "web", "phone")
 MAX_NAME = 100
@@ -82,7 +82,7 @@ def customer(db, ref, field="customer"):
     """The customer `ref` names (id, pseudonym, status, age_ok, household_id): a customer id
     (up to 9 digits), a pseudonym (C-...), or a card number (longer, or written card:N)."""
     row = None
-    if isinstance(ref, int) and not isinstance(ref, bool):
+    if is_int(ref):
         ref = str(ref)
     if not isinstance(ref, str):
         raise InvalidValue(field, _("give a customer id, a pseudonym (C-...) or a card number"))
@@ -119,8 +119,7 @@ def notice(db, version):
     """`version` if a privacy notice of that version was published."""
     if isinstance(version, str) and version.strip().isdigit():
         version = int(version.strip())
-    if not isinstance(version, int) or isinstance(version, bool) or \
-            not db.execute("SELECT 1 FROM notices WHERE version = ?", [version]).fetchone():
+    if not is_integer(version, 1, 2 ** 63 - 1) or not db.execute("SELECT 1 FROM notices WHERE version = ?", [version]).fetchone():
         raise NotFound("notice", _("no privacy notice %(version)s: give a published version (publish-notice)",
                                    version=version))
     return version
