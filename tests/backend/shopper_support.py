@@ -122,10 +122,14 @@ def sign_in(client, smtp, card=CARDS["maria"]):
 
 
 def quiet_logging(caplog):
-    """Every logger, the mail server's included, at DEBUG into caplog."""
+    """Every logger at DEBUG into caplog, the mail server's at INFO: what it logs in
+    operation (connections, sender, recipients, commands). At DEBUG aiosmtpd dumps every
+    line of DATA, that is the message itself, code included, as any mail server's message
+    store holds it: no sender can keep a code out of that."""
     caplog.set_level(logging.DEBUG)
-    for name in ("mail.log", "loyalty.backend.app", "werkzeug"):
+    for name in ("loyalty.backend.app", "werkzeug", "smtplib"):
         caplog.set_level(logging.DEBUG, logger=name)
+    caplog.set_level(logging.INFO, logger="mail.log")
 
 
 def wait_quiet(timeout=10):
