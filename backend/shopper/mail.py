@@ -7,7 +7,7 @@ name (SMTP_HOST, SMTP_PORT, MAIL_FROM), with Python's smtplib.
 send_later sends on a thread of its own: the page answers at once, in the same time
 whether or not a message goes, so its timing does not tell whether a card exists. A
 message that cannot be sent is logged with the customer's pseudonym and the error's kind,
-never the address's owner's code nor the message.
+never the code, the address or the message.
 """
 import smtplib
 import threading
