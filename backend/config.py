@@ -32,4 +32,12 @@ DEFAULTS = {
     "CLOSED_ACCOUNT_MONTHS": 3,   # a closed account is erased after this: its last receipts' return window and a complaint about them
     "CONSENT_HISTORY_MONTHS": 60,  # superseded consents and erased customers' consents: proof for the same 5 years as the trail
     "RETENTION_AT": "03:30",      # the server's daily fold and retention, local time: outside opening hours
+    # the shopper's page (backend/shopper/): one-time codes by e-mail, sent through this server
+    "SMTP_HOST": "localhost",     # the mail server the codes go through (the host's own MTA)
+    "SMTP_PORT": 25,
+    "MAIL_FROM": "loyalty@localhost",  # the codes' sender address: the chain's own
+    "SHOPPER_CODE_MINUTES": 10,   # a code is good this long, for SHOPPER_CODE_TRIES tries
+    "SHOPPER_CODE_TRIES": 5,
+    "SHOPPER_CODES_PER_HOUR": 3,  # codes per customer per hour: more would let anyone flood their mailbox
+    "SHOPPER_SESSION_MINUTES": 30,  # a shopper is signed out this long after signing in
 }

@@ -101,19 +101,24 @@ def export(db, customer_id, actor, now, what="export", reason=None):
     the export lists itself among the views."""
     with transaction(db):
         customer = subject.find(db, customer_id)
-        pseudonym = customer["pseudonym"]
         subject.looked_at(db, actor, customer, what, now)
-        trail.note(db, actor, "access", pseudonym, reason=reason, detail=what, now=now)
-        forms = [f for card in subject.cards_of(db, customer["id"]) for f in subject.written_forms(card)]
-        data = {}
-        for title, query, columns in SECTIONS:
-            if query is None:
-                rows = _lines(db, forms)
-            else:
-                sql, params = query(customer["id"], pseudonym, forms)
-                rows = db.execute(sql, params).fetchall()
-            data[title] = [{heading: _time(v) if kind == _T else v for (heading, kind), v in zip(columns, row)}
-                           for row in rows]
+        trail.note(db, actor, "access", customer["pseudonym"], reason=reason, detail=what, now=now)
+        return holdings(db, customer)
+
+
+def holdings(db, customer):
+    """What export returns, for `customer` (a subject.find row), writing nothing: for the
+    shopper's own page (backend/shopper/), where the customer looking is not staff."""
+    forms = [f for card in subject.cards_of(db, customer["id"]) for f in subject.written_forms(card)]
+    data = {}
+    for title, query, columns in SECTIONS:
+        if query is None:
+            rows = _lines(db, forms)
+        else:
+            sql, params = query(customer["id"], customer["pseudonym"], forms)
+            rows = db.execute(sql, params).fetchall()
+        data[title] = [{heading: _time(v) if kind == _T else v for (heading, kind), v in zip(columns, row)}
+                       for row in rows]
     return data
 
 
