@@ -7,7 +7,8 @@ the session secret and the erasure key live in the instance folder, never in the
 
 Blueprints: `syncapi` (the readers' sync API, /api/v1/sync/...), `auth` (managers'
 login and their language), `dashboard` (stores overview and reader pages, each with a
-JSON twin).
+JSON twin: head office and store managers), `care` (customer search and the customer's
+story, with JSON twins: customer care and head office).
 
 Languages (loyalty.i18n): Flask-Babel picks each request's (auth.choose_language) and the
 catalogue is loyalty.i18n's, for templates and domain code alike; the sync API answers
@@ -22,6 +23,7 @@ from flask_babel import Babel, get_locale
 
 from loyalty import i18n
 from loyalty.backend import auth, cli, errorpages, requestdb
+from loyalty.backend.care import views as care
 from loyalty.backend.dashboard import views as dashboard
 from loyalty.backend.sync import api as syncapi
 from loyalty.backend.config import DEFAULTS
@@ -106,6 +108,7 @@ def create_app(test_config=None):
     app.register_blueprint(syncapi.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(care.bp)
     errorpages.init_app(app)
     cli.register(app)
     requestdb.init_app(app)
