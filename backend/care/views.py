@@ -22,7 +22,11 @@ from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue, NotFound
 from loyalty.backend.privacy import subject, trail
 from loyalty.backend.requestdb import get_db
-from loyalty.i18n import _
+from loyalty.i18n import N_, _
+
+# words the pages show from the data (statuses, purposes, channels): marked for translation
+WORDS = (N_("active"), N_("closed"), N_("erased"), N_("scheme"), N_("profiling"), N_("marketing"),
+         N_("phone"), N_("email"), N_("desk"), N_("web"))
 
 bp = only_for(Blueprint("care", __name__, template_folder="templates"), "care", "head_office")
 

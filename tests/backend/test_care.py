@@ -241,8 +241,9 @@ def test_the_search_page_links_to_the_story(shop, client):
 
 
 def test_the_story_page_in_italian(shop, client):
+    auth.set_language(shop, "anna.care", "it")
     html = client.get("/customers/7").get_data(as_text=True)
-    assert 'lang="it"' in html
+    assert '<html lang="it">' in html
     assert "Registra il contatto" in html and "Scontrino 2 senza sconto" in html
 
 
