@@ -15,8 +15,6 @@ functions the pages call, on a warm page cache as a running server has it.
     python bench/care_bench.py [--customers 150000] [--runs 15]
 """
 import argparse
-import statistics
-import time
 
 import bigshop  # beside this script: bench/ is the script's folder, first on the path
 from loyalty.backend import db as dbmod
@@ -25,15 +23,6 @@ from loyalty.backend.care import search, story
 STORY_TARGET = 100  # ms
 SEARCH_TARGET = 50  # ms
 RECEIPTS = 2000
-
-
-def _median_ms(fn, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), max(times)
 
 
 def busiest(db):
@@ -67,6 +56,7 @@ def queries(db, cid):
 
 
 def measure(customers=150_000, months=bigshop.MONTHS, runs=15):
+    from backend_bench import _median_ms  # here: backend_bench imports this module
     path = bigshop.build(customers, months, log=lambda s: print(s, flush=True))
     db = dbmod.connect(path)
     out = {"customers": db.execute("SELECT count(*) FROM customers").fetchone()[0]}
