@@ -7,7 +7,9 @@ the session secret and the erasure key live in the instance folder, never in the
 
 Blueprints: `syncapi` (the readers' sync API, /api/v1/sync/...), `auth` (managers'
 login and their language), `dashboard` (stores overview and reader pages, each with a
-JSON twin), `shopper` (the shopper's own page under /me/: backend/shopper/).
+JSON twin: head office and store managers), `care` (customer search and the customer's
+story, with JSON twins: customer care and head office),
+`shopper` (the shopper's own page under /me/: backend/shopper/).
 
 Languages (loyalty.i18n): Flask-Babel picks each request's (auth.choose_language) and the
 catalogue is loyalty.i18n's, for templates and domain code alike; the sync API answers
@@ -22,6 +24,7 @@ from flask_babel import Babel, get_locale
 
 from loyalty import i18n
 from loyalty.backend import auth, cli, errorpages, requestdb
+from loyalty.backend.care import views as care
 from loyalty.backend.dashboard import views as dashboard
 from loyalty.backend.shopper import views as shopper
 from loyalty.backend.sync import api as syncapi
@@ -108,6 +111,7 @@ def create_app(test_config=None):
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(shopper.bp)
+    app.register_blueprint(care.bp)
     errorpages.init_app(app)
     cli.register(app)
     requestdb.init_app(app)

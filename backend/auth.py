@@ -1,14 +1,20 @@
-"""Managers' login for the dashboard: accounts, the login form, `login_required`, and the
-language each manager reads the dashboard in.
+"""Managers' login for the dashboard: accounts, the login form, `login_required`, the
+roles, and the language each manager reads the dashboard in.
 
-A manager with a store_id sees only that store; store_id NULL is head office (every
-store). Passwords are kept as werkzeug hashes; the CLI creates accounts:
+Roles (ROLES): head office (every page, every store), store manager (their store's
+readers and figures: store_id says which), customer care (the customer pages). Each
+blueprint says which roles see it; a page or JSON twin a role may not see answers 404,
+as one that does not exist (nobody learns which pages there are). Passwords are kept as
+werkzeug hashes; the CLI creates accounts:
 
-    create_manager(db, "giulia.rossi", "a long passphrase", store_id="S1")
+    create_manager(db, "giulia.rossi", "a long passphrase", store_id="S1")   # store_manager
+    create_manager(db, "anna.care", "a long passphrase", role="care")
+
+    only_for(bp, "head_office", "store_manager")   # every view of bp: login, then role
 
     @bp.route("/stores")
     @login_required
-    def stores(): ...            # g.manager is the logged-in manager's row
+    def stores(): ...            # g.manager: username, store_id, lang, role
 
 Not logged in: an HTML page redirects to /login?next=<the page>; a JSON twin (a path
 ending in .json) answers 401 with JSON. Every POST form carries a CSRF token kept in
@@ -26,7 +32,7 @@ import re
 import secrets
 import time
 
-from flask import (Blueprint, current_app, g, jsonify, redirect, render_template, request,
+from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
                    session, url_for)
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -40,6 +46,7 @@ bp = Blueprint("auth", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MIN_PASSWORD = 10
+ROLES = ("head_office", "store_manager", "care")
 LOGIN_FAILED = N_("Unknown username or wrong password.")
 TOO_MANY = N_("Too many failed logins: wait five minutes, then try again.")
 
@@ -48,8 +55,17 @@ class ManagerError(Exception):
     """A manager account could not be created; the message names the field and the rule."""
 
 
-def create_manager(db, username, password, store_id=None, now=None, lang=None):
-    """Add a manager account; returns the username. Raises ManagerError on bad input."""
+def create_manager(db, username, password, store_id=None, now=None, lang=None, role=None):
+    """Add a manager account; returns the username. Raises ManagerError on bad input.
+    `role` defaults to store_manager with a store, head_office without; a store manager
+    needs a store, the other roles have none."""
+    if role is None:
+        role = "store_manager" if store_id is not None else "head_office"
+    if role not in ROLES:
+        raise ManagerError(_("role: one of %(roles)s", roles=", ".join(ROLES)))
+    if (role == "store_manager") != (store_id is not None):
+        raise ManagerError(_("store_id: a store manager needs a store (--store); head office and customer "
+                             "care have none"))
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise ManagerError(_("username: 1 to 64 characters of A-Z a-z 0-9 . _ -"))
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
@@ -57,15 +73,16 @@ def create_manager(db, username, password, store_id=None, now=None, lang=None):
     if lang is not None and lang not in i18n.LANGUAGES:
         raise ManagerError(_("lang: one of %(languages)s", languages=", ".join(i18n.LANGUAGES)))
     row = {"username": username, "password_hash": generate_password_hash(password),
-           "store_id": store_id, "created": int(time.time() if now is None else now), "lang": lang}
+           "store_id": store_id, "created": int(time.time() if now is None else now), "lang": lang,
+           "role": role}
     with transaction(db):
         if store_id is not None and db.execute("SELECT 1 FROM stores WHERE id = ?",
                                                [store_id]).fetchone() is None:
             raise ManagerError(_("store_id: no store %(store)r", store=store_id))
         if db.execute("SELECT 1 FROM managers WHERE username = ?", [username]).fetchone():
             raise ManagerError(_("username: %(username)r already exists", username=username))
-        db.execute("INSERT INTO managers(username, password_hash, store_id, created, lang) "
-                   "VALUES (:username, :password_hash, :store_id, :created, :lang)", row)
+        db.execute("INSERT INTO managers(username, password_hash, store_id, created, lang, role) "
+                   "VALUES (:username, :password_hash, :store_id, :created, :lang, :role)", row)
     return username
 
 
@@ -85,19 +102,24 @@ def _dummy_hash():
 
 def check_login(db, username, password):
     """The manager's row (a dict) if username and password match, else None."""
-    row = db.execute("SELECT username, password_hash, store_id, lang FROM managers WHERE username = ?",
+    row = db.execute("SELECT username, password_hash, store_id, lang, role FROM managers WHERE username = ?",
                      [username or ""]).fetchone()
     if row is None:
         check_password_hash(_dummy_hash(), password or "")
         return None
     if not check_password_hash(row[1], password or ""):
         return None
-    return {"username": row[0], "store_id": row[2], "lang": row[3]}
+    return {"username": row[0], "store_id": row[2], "lang": row[3], "role": row[4]}
 
 
 def may_see_store(manager, store_id):
     """Head office sees every store; a store's manager only their own."""
-    return manager["store_id"] is None or manager["store_id"] == store_id
+    return manager["role"] == "head_office" or (manager["store_id"] is not None and manager["store_id"] == store_id)
+
+
+def home(manager):
+    """The endpoint a manager starts from: customer care's is the customer search."""
+    return "care.search" if manager is not None and manager["role"] == "care" else "dashboard.stores"
 
 
 # -- CSRF -------------------------------------------------------------------------------
@@ -118,7 +140,7 @@ def csrf_ok():
 
 @bp.app_context_processor
 def _template_globals():
-    return {"csrf_token": csrf_token, "manager": g.get("manager")}
+    return {"csrf_token": csrf_token, "manager": g.get("manager"), "home": home}
 
 
 # -- the decorator ------------------------------------------------------------------------
@@ -132,9 +154,9 @@ def _current_manager():
     if not username:
         return None
     # read again at every request: a deleted account or a changed store takes effect at once
-    row = get_db().execute("SELECT username, store_id, lang FROM managers WHERE username = ?",
+    row = get_db().execute("SELECT username, store_id, lang, role FROM managers WHERE username = ?",
                            [username]).fetchone()
-    return {"username": row[0], "store_id": row[1], "lang": row[2]} if row else None
+    return {"username": row[0], "store_id": row[1], "lang": row[2], "role": row[3]} if row else None
 
 
 def choose_language():
@@ -148,19 +170,45 @@ def choose_language():
             or current_app.config["LANGUAGE"])
 
 
+def _login_answer():
+    """The answer to a request without a login: the login page, or 401 for a JSON twin."""
+    session.pop("manager", None)
+    if _wants_json():
+        return jsonify({"error": "login required", "detail": _("Log in to see this page."),
+                        "login": url_for("auth.login")}), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
 def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        manager = _current_manager()
+        manager = g.get("manager") or _current_manager()
         if manager is None:
-            session.pop("manager", None)
-            if _wants_json():
-                return jsonify({"error": "login required", "detail": _("Log in to see this page."),
-                                "login": url_for("auth.login")}), 401
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            return _login_answer()
         g.manager = manager
         return view(*args, **kwargs)
     return wrapped
+
+
+def only_for(bp, *roles):
+    """Every view of blueprint `bp` needs a login, then one of `roles`: the others get
+    404, pages and JSON twins alike, as for a page that does not exist. Said once per
+    blueprint, so a route added later is covered too."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError("unknown roles %s" % sorted(unknown))
+    bp.allowed_roles = tuple(roles)
+
+    @bp.before_request
+    def _only():
+        manager = _current_manager()
+        if manager is None:
+            return _login_answer()
+        g.manager = manager  # the 404 page's header and links are the manager's
+        if manager["role"] not in roles:
+            abort(404)
+        return None
+    return bp
 
 
 # -- the views ----------------------------------------------------------------------------
@@ -174,7 +222,7 @@ def _safe_next(target):
     """Only a path on this site: never '//host', 'http://…' or anything with spaces or
     control characters (an open redirect); else the stores overview."""
     if not target or not _LOCAL_PATH.fullmatch(target) or target.startswith("/login"):
-        return url_for("dashboard.stores")
+        return url_for(home(g.get("manager") or _current_manager()))
     return target
 
 
@@ -214,6 +262,12 @@ class Throttle:
 
 def _throttle():
     return current_app.extensions.setdefault("loyalty.login_throttle", Throttle())
+
+
+@bp.route("/")
+def index():
+    """The manager's first page (the stores; customer care's: the customer search)."""
+    return redirect(url_for(home(_current_manager())))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -240,24 +240,31 @@ def show_rules():
 
 @click.command("create-manager", help=lazy("Create a dashboard login USERNAME; the password is asked twice (or --password-file)."))
 @click.argument("username")
-@click.option("--store", "store_id", help=lazy("The manager's store (default: head office, sees every store)."))
+@click.option("--store", "store_id", help=lazy("The store of a store manager (their store only); none for head office and care."))
+@click.option("--role", type=click.Choice(auth.ROLES),
+              help=lazy("head_office (everything), store_manager (their store's readers and figures: needs --store) "
+                        "or care (the customer pages); default: store_manager with --store, else head_office."))
 @click.option("--password-file", type=click.File("r"), help=lazy("Read the password from this file's first line."))
 @click.option("--lang", type=click.Choice(i18n.LANGUAGES),
               help=lazy("The dashboard's language for this manager (default: the backend's, Italian "
                         "unless LOYALTY_LANG says otherwise); the manager can change it on any page."))
 @with_appcontext
-def create_manager(username, store_id, password_file, lang):
+def create_manager(username, store_id, role, password_file, lang):
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
     else:
         password = click.prompt(_("Password"), hide_input=True,
                                 confirmation_prompt=_("Repeat for confirmation"))
     try:
-        auth.create_manager(_db(), username, password, store_id, lang=lang)
+        auth.create_manager(_db(), username, password, store_id, lang=lang, role=role)
     except auth.ManagerError as e:
         raise _Failed(_("%(error)s: nothing was created", error=e))
-    click.echo(_("manager %(username)s created for store %(store)s", username=username, store=store_id) if store_id
-               else _("manager %(username)s created (head office)", username=username))
+    if store_id:
+        click.echo(_("manager %(username)s created for store %(store)s", username=username, store=store_id))
+    elif role == "care":
+        click.echo(_("manager %(username)s created (customer care)", username=username))
+    else:
+        click.echo(_("manager %(username)s created (head office)", username=username))
 
 
 @click.command("audit", help=lazy("Audit the receipts awaiting audit now; prints how many, and how many mismatches.\n"

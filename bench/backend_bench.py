@@ -35,6 +35,7 @@ from pathlib import Path
 
 
 import bigshop  # beside this script: bench/ is the script's folder, first on the path
+import care_bench
 from loyalty.backend import auditor, auth, db as dbmod, headoffice
 from loyalty.backend.app import create_app
 from loyalty.backend.dashboard import overview
@@ -278,6 +279,8 @@ def main(argv=None):
         return
     print()
     report_overview(stores_overview(args.customers, args.months))
+    print()
+    care_bench.report(care_bench.measure(args.customers, args.months))
 
 
 if __name__ == "__main__":

@@ -55,13 +55,14 @@ import zoneinfo
 from pathlib import Path
 
 from loyalty.backend import db as dbmod
+from loyalty.backend.checks import name_key
 from loyalty.backend.config import DEFAULTS
 from loyalty.backend.privacy.fold import line_totals
 from loyalty.backend.privacy.retention import months_back
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GENERATOR = 3  # in the file's name: a change of what is generated builds it again
+GENERATOR = 4  # in the file's name: a change of what is generated builds it again
 STORES = 100
 READERS = 2000
 SHAPES = 20  # each store has one reader of each shape (see _readers)
@@ -88,10 +89,10 @@ CATEGORIES = {
 QTY = [1] * 72 + [2] * 17 + [3] * 5 + [4] * 3 + [6] * 2 + [12]  # units of a line, per 100 lines
 FIRST = ("Giulia Francesca Chiara Sara Martina Anna Valentina Elena Laura Alessia Paola Maria Rosa Silvia "
          "Marco Luca Giuseppe Francesco Alessandro Andrea Matteo Lorenzo Davide Simone Stefano Paolo Roberto "
-         "Antonio Giovanni Fabio").split()
+         "Antonio Giovanni Fabio Niccolò").split()
 LAST = ("Rossi Russo Ferrari Esposito Bianchi Romano Colombo Ricci Marino Greco Bruno Gallo Conti De-Luca "
         "Mancini Costa Giordano Rizzo Lombardi Moretti Barbieri Fontana Santoro Mariani Rinaldi Caruso Ferrara "
-        "Galli Martini Leone").split()
+        "Galli Martini Leone D'Angelo").split()
 _INSERT_RECEIPT = ("INSERT INTO receipts(reader_id, seq, store_id, kind, t, day, receipt, card, tier, gross, discount, "
                    "rules, hash, batch_id, record, audit, audit_detail, lines, folded_t) VALUES(%s)" % ",".join("?" * 19))
 
@@ -355,13 +356,15 @@ class Customers:
         rows = []
         for i in range(n):
             first, last = rng.choice(FIRST), rng.choice(LAST)
-            contact = ("%s.%s%d@example.it" % (first.lower(), last.lower(), i) if rng.random() < 0.6 else
-                       "+39 3%02d %07d" % (rng.randrange(100), rng.randrange(10 ** 7)))
-            rows.append((i + 1, "%024x" % rng.getrandbits(96), "%s %s" % (first, last.replace("-", " ")), contact,
+            # as the desk stores them (customers/fields.contact): a phone without spaces
+            contact = ("%s.%s%d@example.it" % (name_key(first), name_key(last), i) if rng.random() < 0.6 else
+                       "+393%02d%07d" % (rng.randrange(100), rng.randrange(10 ** 7)))
+            full = "%s %s" % (first, last.replace("-", " "))
+            rows.append((i + 1, "%024x" % rng.getrandbits(96), full, name_key(full), contact,
                          "S%03d" % self.home[i], self.household[i], self.age_ok[i], self.created[i],
                          "desk:S%03d" % self.home[i]))
-        db.conn.executemany("INSERT INTO customers(id, pseudonym, name, contact, store_id, household_id, age_ok, "
-                            "created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.conn.executemany("INSERT INTO customers(id, pseudonym, name, name_key, contact, store_id, household_id, "
+                            "age_ok, created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.conn.executemany("INSERT INTO consents(customer_id, purpose, given, t, channel, operator, notice_version) "
                             "VALUES(?, ?, ?, ?, ?, ?, 1)",
                             [(c, p, g, t, ch, "desk:S%03d" % self.home[c - 1] if ch == "desk" else ch)

@@ -1,7 +1,7 @@
 """`make bench`: the reader's benchmarks on the MicroPython unix port (the receipt path here,
 the NFC card path in bench/nfc_bench.py), then the backend's (bench/backend_bench.py:
 ingestion of a million receipts through the real HTTP server with the audit beside it,
-the stores overview), with ratios against baselines measured in the same run, and the
+the stores overview, customer care's story and search), with ratios against baselines measured in the same run, and the
 issues' targets.
 
 Targets (per 30-line receipt: identify from the directory, discount, journal append):

@@ -20,12 +20,18 @@ def consenting_sql(purpose):
             % purpose)
 
 
+def newest(db, customer_id):
+    """{purpose: the newest consents row of that purpose (given, t, channel, operator,
+    notice_version)} for one customer; a purpose never asked is missing."""
+    columns = ("purpose", "given", "t", "channel", "operator", "notice_version")
+    return {row[0]: dict(zip(columns, row)) for row in db.execute(
+            "SELECT c.purpose, c.given, c.t, c.channel, c.operator, c.notice_version FROM consents c "
+            "WHERE c.customer_id = ? AND c.id = "
+            "(SELECT max(n.id) FROM consents n WHERE n.customer_id = c.customer_id AND n.purpose = c.purpose)",
+            [customer_id])}
+
+
 def in_force(db, customer_id):
     """{purpose: True/False} for one customer, from the newest row of each purpose."""
-    given = dict.fromkeys(PURPOSES, False)
-    for purpose, value in db.execute(
-            "SELECT c.purpose, c.given FROM consents c WHERE c.customer_id = ? AND c.id = "
-            "(SELECT max(n.id) FROM consents n WHERE n.customer_id = c.customer_id AND n.purpose = c.purpose)",
-            [customer_id]):
-        given[purpose] = bool(value)
-    return given
+    rows = newest(db, customer_id)
+    return {purpose: bool(rows[purpose]["given"]) if purpose in rows else False for purpose in PURPOSES}

@@ -1,13 +1,14 @@
 """The managers' dashboard: the stores overview and the reader pages, each with a JSON twin.
 
-    GET /                      -> redirect to /stores
+    GET /                      -> redirect to the manager's first page (backend.auth.index)
     GET /stores, /stores.json  every store the manager may see: readers' states, today's totals
     GET /readers/R1, /readers/R1.json   one reader: sync state, batches, refusals, mismatches,
                                records in quarantine
     POST /readers/R1/quarantine/7   a person's judgement of record 7 in quarantine
 
-Login required (backend.auth). A store's manager sees only that store: another store's
-reader is 403. The data comes from backend.dashboard.overview (plain dicts, no Flask); the JSON
+Head office and store managers only (backend.auth.only_for: customer care gets 404). A
+store's manager sees only that store: another store's reader is 404, as one that does
+not exist. The data comes from backend.dashboard.overview (plain dicts, no Flask); the JSON
 twin is that dict as it is, the HTML page renders it. Pages refresh themselves every
 REFRESH_SECONDS: a small script swaps in the fresh page, a <noscript> meta refresh does
 the same without JavaScript.
@@ -21,13 +22,13 @@ from loyalty.i18n import _
 from loyalty.backend.dashboard import overview, readerstate
 from loyalty.backend.requestdb import get_db
 from loyalty.protocol.checks import text_fault
-from loyalty.backend.auth import csrf_ok, login_required, may_see_store
+from loyalty.backend.auth import csrf_ok, login_required, may_see_store, only_for
 from loyalty.backend.db import transaction
 from loyalty.backend.privacy import subject
 
 NOTE_MAX = 500  # characters of a judgement's note
 
-bp = Blueprint("dashboard", __name__, template_folder="templates")
+bp = only_for(Blueprint("dashboard", __name__, template_folder="templates"), "head_office", "store_manager")
 
 
 def clock():
@@ -39,11 +40,6 @@ def clock():
 def _template_globals():
     return {"state_colours": readerstate.COLOURS, "state_words": readerstate.words(),
             "size": overview.size, "judgements": overview.JUDGEMENTS}
-
-
-@bp.route("/")
-def index():
-    return redirect(url_for("dashboard.stores"))
 
 
 def _stores_data():

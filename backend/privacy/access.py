@@ -79,20 +79,31 @@ def _time(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def record_lines(text):
+    """[(sku, category, quantity, price)] of a receipt's stored record (its lines while
+    it still holds them); [] for NULL or a record that is not an object."""
+    try:
+        lines = json.loads(text).get("lines") or [] if text else []
+    except (ValueError, AttributeError):
+        return []
+    return [(line.get("sku"), line.get("cat"), line.get("qty"), line.get("price"))
+            for line in lines if isinstance(line, dict)]
+
+
 def _lines(db, forms):
     """[(reader, seq, line number from 1, sku, category, quantity, price)] of the receipts
     of these card forms that still hold their record."""
     out = []
     for reader, seq, text in db.execute("SELECT reader_id, seq, record FROM receipts WHERE card IN (%s) AND "
                                         "record IS NOT NULL ORDER BY t, reader_id, seq" % _in(forms), forms):
-        try:
-            lines = json.loads(text).get("lines") or []
-        except (ValueError, AttributeError):
-            continue
-        for i, line in enumerate(lines):
-            if isinstance(line, dict):
-                out.append((reader, seq, i + 1, line.get("sku"), line.get("cat"), line.get("qty"), line.get("price")))
+        out.extend((reader, seq, i + 1) + line for i, line in enumerate(record_lines(text)))
     return out
+
+
+def card_forms(db, customer_id):
+    """Every form the customer's cards may be written in on a receipt: what the receipts'
+    `card IN (...)` looks for (subject.cards_of, subject.written_forms)."""
+    return [f for card in subject.cards_of(db, customer_id) for f in subject.written_forms(card)]
 
 
 def export(db, customer_id, actor, now, what="export", reason=None):
@@ -109,7 +120,7 @@ def export(db, customer_id, actor, now, what="export", reason=None):
 def holdings(db, customer):
     """What export returns, for `customer` (a subject.find row), writing nothing: for the
     shopper's own page (backend/shopper/), where the customer looking is not staff."""
-    forms = [f for card in subject.cards_of(db, customer["id"]) for f in subject.written_forms(card)]
+    forms = card_forms(db, customer["id"])
     data = {}
     for title, query, columns in SECTIONS:
         if query is None:

@@ -53,7 +53,8 @@ def test_duplicate_username_is_refused_and_the_first_kept(dash_db):
     with pytest.raises(auth.ManagerError, match="already exists"):
         auth.create_manager(dash_db, "giulia", "another password")
     assert managers(dash_db) == [("giulia", "S1")]
-    assert auth.check_login(dash_db, "giulia", PASSWORD) == {"username": "giulia", "store_id": "S1", "lang": None}
+    assert auth.check_login(dash_db, "giulia", PASSWORD) == {"username": "giulia", "store_id": "S1", "lang": None,
+                                                          "role": "store_manager"}
 
 
 # -- login required -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ BACKEND = ROOT / "backend"
 
 # The web side: the factory, its blueprints, the request's connection, the commands and
 # the server. Every other backend module is domain code and must work without Flask.
-WEB = {"loyalty.backend." + m for m in ("app", "requestdb", "auth", "errorpages", "dashboard.views", "sync.api", "cli",
+WEB = {"loyalty.backend." + m for m in ("app", "requestdb", "auth", "errorpages", "dashboard.views", "care.views", "sync.api", "cli",
                                        "serve", "admin", "cliutil", "customers.commands", "shopper.views",
                                        "privacy.commands")}
 
