@@ -10,8 +10,9 @@ from dashrows import PASSWORD, add_reader, add_store, login
 
 # the blueprints of the managers' pages, and who may see them (what each says with only_for)
 ALLOWED = {"dashboard": {"head_office", "store_manager"}, "care": {"care", "head_office"}}
-# everything else is open (login, logout, language, static, the readers' API, "/")
-OPEN = {"auth", "syncapi", None}
+# everything else is open to staff roles (login, logout, language, static, the readers'
+# API, "/"; the shopper's page under /me/, which has a sign-in of its own: test_shopper.py)
+OPEN = {"auth", "syncapi", "shopper", None}
 
 
 @pytest.fixture
