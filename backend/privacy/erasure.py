@@ -16,7 +16,8 @@ In one transaction:
     an audit verdict already given stays, one still awaited becomes 'erased' (the record
     it needs is gone);
   - records of those cards held in quarantine lose the card number;
-  - customer care's contacts (free text about the person) and the marketing log go;
+  - customer care's contacts (free text about the person), the marketing log and the
+    shopper's one-time codes go;
   - the consent history stays under the customer id, which names nobody any more: it is
     the proof that whatever was done with their data before was consented to;
   - the exports kept in the instance's exports folder (customer-export's default) are
@@ -107,6 +108,7 @@ def erase(db, customer_id, actor, reason, now, key, exports=None):
             db.execute("UPDATE card_events SET card = NULL, detail = NULL WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM care_contacts WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM marketing_log WHERE customer_id = ?", [cid])
+            db.execute("DELETE FROM shopper_codes WHERE customer_id = ?", [cid])
             db.execute("UPDATE customers SET name = NULL, name_key = NULL, contact = NULL, household_id = NULL, status = 'erased', "
                        "erased_t = ?, updated_t = ? WHERE id = ?", [now, now, cid])
             if customer["household_id"] is not None:

@@ -20,6 +20,8 @@ end (months_back: 31 March minus one month is 28 or 29 February, same time of da
                  removed, however old: it proves the consent in force.
   closed_accounts  accounts closed before CLOSED_ACCOUNT_MONTHS: erased (privacy/erasure.py),
                  one customer per transaction, actor "retention"; needs ERASURE_KEY
+  shopper_codes  the shoppers' one-time codes (hashes) older than a day: the hourly limit
+                 on codes needs only the last hour
   directory_removals  sealed card numbers of erased customers that every active reader
                  has dropped, or older than 90 days (privacy/removals.prune)
 
@@ -40,6 +42,7 @@ from loyalty.backend.privacy import erasure, minimise, removals
 from loyalty.i18n import _
 
 CHUNK = 1000  # rows deleted per transaction: a few ms of SQLite's write lock
+SHOPPER_CODES_KEPT = 86400  # seconds: backend/shopper/codes.py limits codes per hour
 MIN_VIEWS_MONTHS = 6  # Garante, system administrators (27 Nov 2008): access logs kept at least 6 months
 
 
@@ -144,6 +147,7 @@ def run(db, now, settings=None):
     removed["views"] = _delete_older(db, "views", periods["VIEWS_MONTHS"])
     removed["consents"] = _consents(db, periods["CONSENT_HISTORY_MONTHS"])
     removed["closed_accounts"] = closed_accounts(db, now, periods["CLOSED_ACCOUNT_MONTHS"], settings)
+    removed["shopper_codes"] = _delete_older(db, "shopper_codes", now - SHOPPER_CODES_KEPT)
     removed["directory_removals"] = _directory_removals(db, now)
     return removed
 
@@ -160,5 +164,6 @@ def kinds():
         "views": _("views of customer data removed"),
         "consents": _("consent history entries removed"),
         "closed_accounts": _("closed accounts erased"),
+        "shopper_codes": _("shoppers' one-time codes older than a day removed"),
         "directory_removals": _("sealed card numbers every reader has dropped, deleted"),
     }

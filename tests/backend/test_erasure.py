@@ -62,6 +62,7 @@ def shop_floor(app, db, signed_reader):
     add_consent(db, 7, "scheme", 1, T0)
     add_consent(db, 7, "marketing", 1, T0)
     add_care_contact(db, 7, T0, "%s called from %s" % (NAME, CONTACT))
+    db.execute("INSERT INTO shopper_codes(customer_id, code_hash, t, expires_t) VALUES(7, 'h', ?, ?)", [T0, T0 + 600])
     lines = shop.basket()["lines"]
     for card in (CARD, CARD, KEPT_CARD):
         r, _ = reader.send([reader.record("sale", card=card, tier=0, lines=lines, gross=997)])
@@ -113,6 +114,7 @@ def test_erasure_leaves_no_trace_in_the_files_and_anonymises_late_receipts(app, 
     assert db.execute("SELECT purpose, given FROM consents WHERE customer_id = 7 ORDER BY id").fetchall() == [
         ("scheme", 1), ("marketing", 1)]
     assert db.execute("SELECT count(*) FROM care_contacts WHERE customer_id = 7").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM shopper_codes WHERE customer_id = 7").fetchone()[0] == 0
     assert db.execute("SELECT card, detail FROM card_events WHERE customer_id = 7").fetchall() == [(None, None)]
     assert db.execute("SELECT actor, action, subject, reason FROM trail WHERE action = 'erase'").fetchall() == [
         ("care.anna", "erase", "C-erme", "richiesta via mail")]

@@ -64,6 +64,9 @@ def _setup(db):
                            % (table, extra if extra else ", 'mail'"), [yes, t])
         for t in _three(TRAIL):
             db.execute("INSERT INTO trail(t, actor, action, subject) VALUES(?, 'anna', 'erase', 'C-x')", [t])
+        for t in _three(NOW - retention.SHOPPER_CODES_KEPT):
+            db.execute("INSERT INTO shopper_codes(customer_id, code_hash, t, expires_t) VALUES(?, 'h', ?, ?)",
+                       [yes, t, t + 600])
         for t in _three(VIEWS):
             db.execute("INSERT INTO views(t, actor, subject, what) VALUES(?, 'anna', 'C-yes', 'page')", [t])
         # consents: the living customer's superseded rows either side of the cutoff, and
@@ -88,12 +91,15 @@ def test_retention_removes_exactly_what_is_older_than_each_period(db):
     ids = _setup(db)
     removed = retention.run(db, NOW)
     assert removed == {"fold_due": 0, "profiling": 3, "quarantine": 0, "marketing": 1, "care_contacts": 1,
-                       "trail": 1, "views": 1, "consents": 2, "closed_accounts": 0, "directory_removals": 0}
+                       "trail": 1, "views": 1, "consents": 2, "closed_accounts": 0, "shopper_codes": 1,
+                       "directory_removals": 0}
     assert {s for (s,) in db.execute("SELECT seq FROM receipts WHERE record IS NOT NULL")} == {2, 3}
     assert _ts(db, "marketing_log") == [MARKETING, MARKETING + 1]
     assert _ts(db, "care_contacts") == [CARE, CARE + 1]
     assert _ts(db, "trail") == [TRAIL, TRAIL + 1]
     assert _ts(db, "views") == [VIEWS, VIEWS + 1]
+    day = NOW - retention.SHOPPER_CODES_KEPT
+    assert _ts(db, "shopper_codes") == [day, day + 1]
     kept = {i for (i,) in db.execute("SELECT id FROM consents")}
     assert kept == {ids[k] for k in ("yes", "superseded_at", "in_force", "in_force_old", "erased_at")}
     # the same run again removes nothing
