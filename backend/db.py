@@ -55,6 +55,7 @@ The customer side (docs/privacy.md; DESIGN.md section 7), schema 9:
   shopper_codes  the one-time codes shoppers sign in with (a hash, never the code), schema 11
   managers.role  head_office / store_manager / care (schema 11); customers.name_key: the
                  name as search compares it; readers.disabled_t: taken out by head office
+  customer_words each word of each customer's name, for search (schema 12)
   tombstones     keyed hashes (never the number) of the cards of erased customers: a
                  receipt a reader syncs late for such a card is anonymised on arrival
 
@@ -314,7 +315,18 @@ def _v11(db):
                         [(name_key(n), i) for i, n in db.execute("SELECT id, name FROM customers WHERE name IS NOT NULL")])
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]  # step n brings the schema from version n-1 to n; append, never edit
+def _v12(db):
+    # each word of each customer's name, indexed (backend/customers/names.py): a search by
+    # name ranges over this table's key instead of reading every customer's name_key
+    db.execute("CREATE TABLE customer_words (word TEXT NOT NULL, customer_id INTEGER NOT NULL REFERENCES customers(id), "
+               "PRIMARY KEY (word, customer_id))")
+    db.execute("CREATE INDEX customer_words_by_customer ON customer_words(customer_id)")
+    db.conn.executemany("INSERT OR IGNORE INTO customer_words(word, customer_id) VALUES(?, ?)",
+                        [(w, i) for i, key in db.execute("SELECT id, name_key FROM customers WHERE name_key IS NOT NULL")
+                         for w in key.split()])
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12]  # step n brings the schema from version n-1 to n; append, never edit
 
 
 def schema_version(db):

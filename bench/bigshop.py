@@ -62,7 +62,7 @@ from loyalty.backend.privacy.retention import months_back
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GENERATOR = 4  # in the file's name: a change of what is generated builds it again
+GENERATOR = 5  # in the file's name: a change of what is generated builds it again
 STORES = 100
 READERS = 2000
 SHAPES = 20  # each store has one reader of each shape (see _readers)
@@ -365,6 +365,9 @@ class Customers:
                          "desk:S%03d" % self.home[i]))
         db.conn.executemany("INSERT INTO customers(id, pseudonym, name, name_key, contact, store_id, household_id, "
                             "age_ok, created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # the words search ranges over (backend/customers/names.py)
+        db.conn.executemany("INSERT INTO customer_words(word, customer_id) VALUES(?, ?)",
+                            [(w, r[0]) for r in rows for w in sorted(set(r[3].split()))])
         db.conn.executemany("INSERT INTO consents(customer_id, purpose, given, t, channel, operator, notice_version) "
                             "VALUES(?, ?, ?, ?, ?, ?, 1)",
                             [(c, p, g, t, ch, "desk:S%03d" % self.home[c - 1] if ch == "desk" else ch)

@@ -14,7 +14,7 @@ name and name_key are gone, and the status is checked as well). Bad input (empty
 than MAX, control characters, only marks) raises InvalidValue naming `q`.
 """
 from loyalty.backend.checks import name_key
-from loyalty.backend.customers import fields
+from loyalty.backend.customers import fields, names
 from loyalty.backend.headoffice.common import HeadOfficeError, InvalidValue
 from loyalty.i18n import _
 from loyalty.protocol.checks import text_fault
@@ -27,9 +27,13 @@ _COLUMNS = ("id", "pseudonym", "name", "contact", "store_id", "status")
 
 def _name_condition(words):
     """SQL and params: every word begins a word of name_key (a space before each word of
-    the key, so "ross" matches "giulia rossi" and not "scarossi")."""
+    the key, so "ross" matches "giulia rossi" and not "scarossi"). The longest word typed
+    picks the candidates through the index of the names' words (customers/names.py), so
+    a name nobody has costs a range of that index, not a read of every name."""
     sql = " AND ".join(["(' ' || p.name_key) LIKE ?"] * len(words))
-    return sql, ["%% %s%%" % w.replace("%", "").replace("_", "") for w in words]
+    params = ["%% %s%%" % w.replace("%", "").replace("_", "") for w in words]
+    candidates, more = names.word_prefix_sql(max(words, key=len))
+    return "p.id IN (%s) AND %s" % (candidates, sql), more + params
 
 
 def _customers(db, where, params):

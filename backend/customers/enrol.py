@@ -16,11 +16,10 @@ only by a customer of at least 14.
 
 Everything of one call is written in one transaction, or nothing is.
 """
-from loyalty.backend.checks import name_key
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice import cards as directory
 from loyalty.backend.headoffice.common import InvalidValue, NotFound, card_text
-from loyalty.backend.customers import cards, consents as consent, fields
+from loyalty.backend.customers import cards, consents as consent, fields, names
 from loyalty.backend.privacy import trail
 from loyalty.i18n import _
 
@@ -54,11 +53,11 @@ def write(db, v, household, now):
     if household is not None and not db.execute("SELECT 1 FROM households WHERE id = ?", [household]).fetchone():
         raise NotFound("household", _("no household %(household)s", household=household))
     pseudonym = fields.pseudonym()
-    cur = db.execute("INSERT INTO customers(pseudonym, name, name_key, contact, store_id, household_id, age_ok, "
-                     "status, created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
-                     [pseudonym, v["name"], name_key(v["name"]), v["contact"], v["store"], household,
-                      v["age_ok"], now, v["operator"]])
+    cur = db.execute("INSERT INTO customers(pseudonym, name, contact, store_id, household_id, age_ok, status, "
+                     "created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING id",
+                     [pseudonym, v["name"], v["contact"], v["store"], household, v["age_ok"], now, v["operator"]])
     who = {"id": cur.fetchone()[0], "pseudonym": pseudonym, "status": "active", "age_ok": v["age_ok"]}
+    names.set_search_name(db, who["id"], v["name"])
     trail.note(db, v["operator"], "enrol", pseudonym, detail="store=%s channel=%s" % (v["store"], v["channel"]),
                now=now)
     cards.put(db, v["card"], v["tier"], who, v["operator"], now)

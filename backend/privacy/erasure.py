@@ -35,6 +35,7 @@ Erasing a customer erased already is refused (InvalidValue on customer_id), noth
 import os
 import re
 
+from loyalty.backend.customers import names
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue
 from loyalty.backend.privacy import fold, removals, subject, tombstones, trail
@@ -109,7 +110,8 @@ def erase(db, customer_id, actor, reason, now, key, exports=None):
             db.execute("DELETE FROM care_contacts WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM marketing_log WHERE customer_id = ?", [cid])
             db.execute("DELETE FROM shopper_codes WHERE customer_id = ?", [cid])
-            db.execute("UPDATE customers SET name = NULL, name_key = NULL, contact = NULL, household_id = NULL, status = 'erased', "
+            names.set_search_name(db, cid, None)  # name_key and the name's words for search
+            db.execute("UPDATE customers SET name = NULL, contact = NULL, household_id = NULL, status = 'erased', "
                        "erased_t = ?, updated_t = ? WHERE id = ?", [now, now, cid])
             if customer["household_id"] is not None:
                 db.execute("DELETE FROM households WHERE id = ? AND NOT EXISTS "

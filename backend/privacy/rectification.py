@@ -8,8 +8,7 @@ the new value (the trail outlives an erasure: it must not keep the person).
 The name and the contact are checked as at enrolment (backend/customers/fields.py); the
 actor and the reason as plain text (check_actor, check_reason); each error names the field.
 """
-from loyalty.backend.checks import name_key
-from loyalty.backend.customers import fields
+from loyalty.backend.customers import fields, names
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue
 from loyalty.backend.privacy import subject, trail
@@ -41,7 +40,7 @@ def rectify(db, customer_id, field, value, actor, reason, now):
         if customer[field] == value:
             return False
         db.execute("UPDATE customers SET %s = ?, updated_t = ? WHERE id = ?" % field, [value, now, customer["id"]])
-        if field == "name":  # what search compares (backend/checks.name_key)
-            db.execute("UPDATE customers SET name_key = ? WHERE id = ?", [name_key(value), customer["id"]])
+        if field == "name":  # what search compares
+            names.set_search_name(db, customer["id"], value)
         trail.note(db, actor, "rectify", customer["pseudonym"], reason=reason, detail=field, now=now)
     return True

@@ -8,7 +8,7 @@ of the customer's rights (the enrolment code comes from another branch).
 import json
 
 from loyalty.backend import headoffice
-from loyalty.backend.checks import name_key
+from loyalty.backend.customers import names
 
 
 def add_store(db, store="S1"):
@@ -23,9 +23,10 @@ def add_household(db, hid, name, t):
 
 def add_customer(db, cid, name, contact, t, store="S1", household=None, pseudonym=None, by="desk.anna"):
     add_store(db, store)
-    db.execute("INSERT INTO customers(id, pseudonym, name, name_key, contact, store_id, household_id, age_ok, "
-               "status, created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, ?, 1, 'active', ?, ?)",
-               [cid, pseudonym or "C-%012x" % cid, name, name_key(name), contact, store, household, t, by])
+    db.execute("INSERT INTO customers(id, pseudonym, name, contact, store_id, household_id, age_ok, "
+               "status, created_t, created_by) VALUES(?, ?, ?, ?, ?, ?, 1, 'active', ?, ?)",
+               [cid, pseudonym or "C-%012x" % cid, name, contact, store, household, t, by])
+    names.set_search_name(db, cid, name)
     return cid
 
 

@@ -41,7 +41,7 @@ def test_a_newer_database_is_refused(tmp_path):
         db.conn.close()
 
 
-def test_migration_11_gives_roles_to_the_logins_and_search_keys_to_the_names(tmp_path):
+def test_migrations_11_and_12_give_roles_to_the_logins_and_search_keys_to_the_names(tmp_path):
     db = dbmod.connect(tmp_path / "v10.db")
     try:
         for n, step in enumerate(dbmod.MIGRATIONS[:10]):
@@ -59,5 +59,8 @@ def test_migration_11_gives_roles_to_the_logins_and_search_keys_to_the_names(tmp
             ("giulia", "store_manager"), ("sede", "head_office")]
         assert db.execute("SELECT pseudonym, name_key FROM customers ORDER BY id").fetchall() == [
             ("C-1", "dangelo niccolo"), ("C-2", None)]
+        # schema 12: each word of the name, for search
+        assert db.execute("SELECT word, customer_id FROM customer_words ORDER BY word").fetchall() == [
+            ("dangelo", 1), ("niccolo", 1)]
     finally:
         db.conn.close()

@@ -28,8 +28,9 @@ T0 = 1793611800
 def needles():
     """Every form the scan looks for."""
     found = {}
-    for label, text in (("name", NAME), ("name as search keeps it", name_key(NAME)), ("contact", CONTACT),
-                        ("card", CARD)):
+    forms = [("name", NAME), ("name as search keeps it", name_key(NAME)), ("contact", CONTACT), ("card", CARD)]
+    forms += [("a word of the name, as search indexes it", w) for w in name_key(NAME).split()]
+    for label, text in forms:
         for enc in ("ascii", "utf-16-le", "utf-16-be"):
             found["%s %s" % (label, enc)] = text.encode(enc)
     found["card u64be"] = int(CARD).to_bytes(8, "big")
