@@ -316,11 +316,15 @@ def _v11(db):
 
 
 def _v12(db):
-    # each word of each customer's name, indexed (backend/customers/names.py): a search by
-    # name ranges over this table's key instead of reading every customer's name_key
+    # search (backend/care/search.py) without reading every name: each word of each
+    # customer's name, indexed (backend/customers/names.py), and the cards by their last
+    # 4 digits
     db.execute("CREATE TABLE customer_words (word TEXT NOT NULL, customer_id INTEGER NOT NULL REFERENCES customers(id), "
                "PRIMARY KEY (word, customer_id))")
     db.execute("CREATE INDEX customer_words_by_customer ON customer_words(customer_id)")
+    # "the last 4 digits of the card, and the name": the cards ending so, by an index of
+    # the expression search uses (numbers are kept without leading zeros)
+    db.execute("CREATE INDEX cards_by_last4 ON cards(substr('0000' || card, -4))")
     db.conn.executemany("INSERT OR IGNORE INTO customer_words(word, customer_id) VALUES(?, ?)",
                         [(w, i) for i, key in db.execute("SELECT id, name_key FROM customers WHERE name_key IS NOT NULL")
                          for w in key.split()])

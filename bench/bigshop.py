@@ -62,7 +62,7 @@ from loyalty.backend.privacy.retention import months_back
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GENERATOR = 5  # in the file's name: a change of what is generated builds it again
+GENERATOR = 6  # in the file's name: a change of what is generated builds it again
 STORES = 100
 READERS = 2000
 SHAPES = 20  # each store has one reader of each shape (see _readers)

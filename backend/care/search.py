@@ -25,15 +25,20 @@ CARD_DIGITS = 19
 _COLUMNS = ("id", "pseudonym", "name", "contact", "store_id", "status")
 
 
-def _name_condition(words):
+def _name_condition(words, candidates):
     """SQL and params: every word begins a word of name_key (a space before each word of
-    the key, so "ross" matches "giulia rossi" and not "scarossi"). The longest word typed
-    picks the candidates through the index of the names' words (customers/names.py), so
-    a name nobody has costs a range of that index, not a read of every name."""
+    the key, so "ross" matches "giulia rossi" and not "scarossi"), among `candidates`
+    (SQL and params selecting customer ids through an index: a name must never cost a
+    read of every name)."""
     sql = " AND ".join(["(' ' || p.name_key) LIKE ?"] * len(words))
     params = ["%% %s%%" % w.replace("%", "").replace("_", "") for w in words]
-    candidates, more = names.word_prefix_sql(max(words, key=len))
-    return "p.id IN (%s) AND %s" % (candidates, sql), more + params
+    return "p.id IN (%s) AND %s" % (candidates[0], sql), candidates[1] + params
+
+
+def last4_sql(last4):
+    """SQL and params selecting the holders of the cards whose number ends in `last4`,
+    through the cards' index of that expression (schema 12)."""
+    return "SELECT customer_id FROM cards WHERE substr('0000' || card, -4) = ?", [last4]
 
 
 def _customers(db, where, params):
@@ -72,14 +77,16 @@ def find(db, q):
             raise InvalidValue("q", _("give a name, or the last 4 digits of a card with the name"))
         if len(digits) > 1 or (digits and len(digits[0]) != 4):
             raise InvalidValue("q", _("with a name, give only the last 4 digits of a card"))
-        where, params = _name_condition(name_words)
-        where = "p.status <> 'erased' AND p.name_key IS NOT NULL AND " + where
         if digits:
-            # cards are kept without leading zeros: card 42 ends in "0042"
-            where += (" AND p.id IN (SELECT customer_id FROM cards WHERE customer_id IS NOT NULL AND "
-                      "substr('0000' || card, -4) = ?)")
-            params.append(digits[0])
-        found = _customers(db, where, params)
+            # the holders of the cards ending so, through the cards' index of their last 4
+            # digits (schema 12; kept without leading zeros: card 42 ends in "0042"): a
+            # handful, whatever the name
+            candidates = last4_sql(digits[0])
+        else:
+            # the customers with a word of their name beginning with the longest word typed
+            candidates = names.word_prefix_sql(max(name_words, key=len))
+        where, params = _name_condition(name_words, candidates)
+        found = _customers(db, "p.status <> 'erased' AND p.name_key IS NOT NULL AND " + where, params)
     more = len(found) > LIMIT
     found = found[:LIMIT]
     ids = [c["id"] for c in found]

@@ -2,18 +2,27 @@
 the query plan ranges over it, and the words follow the name when it is rectified or
 erased."""
 from loyalty.backend.care import search
+from loyalty.backend.customers import names
 from loyalty.backend.privacy import rectification
 from customerfixtures import add_customer
 
 T0 = 1_700_000_000
 
 
-def test_a_name_search_ranges_over_the_words_index_not_every_name(db):
-    where, params = search._name_condition(["dangelo", "nic"])
-    plan = " | ".join(r[3] for r in db.execute(
+def _plan(db, where, params):
+    return " | ".join(r[3] for r in db.execute(
         "EXPLAIN QUERY PLAN SELECT p.id FROM customers p WHERE p.status <> 'erased' AND %s" % where, params))
+
+
+def test_a_name_search_ranges_over_the_words_index_not_every_name(db):
+    plan = _plan(db, *search._name_condition(["dangelo", "nic"], names.word_prefix_sql("dangelo")))
     assert "customer_words" in plan and "word>? AND word<?" in plan, plan
-    assert "SCAN p" not in plan, plan
+    assert "SCAN" not in plan, plan
+
+
+def test_the_last_4_digits_with_a_name_go_through_the_cards_last_4_index(db):
+    plan = _plan(db, *search._name_condition(["rossi"], search.last4_sql("0042")))
+    assert "cards_by_last4" in plan and "SCAN" not in plan, plan
 
 
 def test_the_words_follow_a_rectified_name(db):
