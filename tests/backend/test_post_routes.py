@@ -143,15 +143,29 @@ CASES = {
 }
 
 
+def writing_endpoints(app):
+    return {rule.endpoint for rule in app.url_map.iter_rules() if rule.methods & WRITING}
+
+
+def without_cases(app):
+    return writing_endpoints(app) - set(CASES) - set(COVERED_ELSEWHERE)
+
+
 def test_every_post_route_has_bad_input_cases(app):
     """A route that takes a POST, PUT, PATCH or DELETE and has no case here fails, by name."""
-    writing = {rule.endpoint for rule in app.url_map.iter_rules() if rule.methods & WRITING}
-    missing = writing - set(CASES) - set(COVERED_ELSEWHERE)
+    writing = writing_endpoints(app)
+    missing = without_cases(app)
     assert not missing, "POST routes without a bad-input case: %s" % ", ".join(sorted(missing))
     gone = (set(CASES) | set(COVERED_ELSEWHERE)) - writing
     assert not gone, "cases for routes that no longer exist: %s" % ", ".join(sorted(gone))
     assert not set(CASES) & set(COVERED_ELSEWHERE)
     assert all(CASES.values())
+
+
+@pytest.mark.parametrize("method", sorted(WRITING))
+def test_a_new_form_without_cases_is_named(app, method):
+    app.add_url_rule("/gift-cards/<int:n>", "giftcards.issue", lambda n: "", methods=[method])
+    assert without_cases(app) == {"giftcards.issue"}
 
 
 # -- setting each route up as a user who may post it ----------------------------------------
