@@ -46,6 +46,7 @@ bp = Blueprint("auth", __name__)
 
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MIN_PASSWORD = 10
+PASSWORD_MAX = 1024  # a login's password: more is no password of ours, and would cost a long hash
 ROLES = ("head_office", "store_manager", "care")
 LOGIN_FAILED = N_("Unknown username or wrong password.")
 TOO_MANY = N_("Too many failed logins: wait five minutes, then try again.")
@@ -278,7 +279,16 @@ def login():
     if not csrf_ok():
         return render_template("auth/login.html", next=next_page,
                                error=_("The form expired: please log in again.")), 400
-    username = request.form.get("username", "")[:64]
+    username = request.form.get("username", "")
+    # a malformed username or password can match no account: said as such, naming the field,
+    # before the throttle and the hash (the rules are public: create-manager's)
+    if not USERNAME.fullmatch(username):
+        return render_template("auth/login.html", next=next_page, username=username[:64], error_field="username",
+                               error=_("username: 1 to 64 characters of A-Z a-z 0-9 . _ -")), 400
+    if not 1 <= len(request.form.get("password", "")) <= PASSWORD_MAX:
+        return render_template("auth/login.html", next=next_page, username=username, error_field="password",
+                               error=_("password: type your password (at most %(n)d characters)",
+                                       n=PASSWORD_MAX)), 400
     keys = ("user:" + username.lower(), "addr:%s" % request.remote_addr)
     now = time.monotonic()
     if _throttle().blocked(keys, now):
@@ -316,8 +326,7 @@ def language():
     if not csrf_ok():
         return errorpages.page(400, _("The form expired: reload the page and try again."))
     if lang not in i18n.LANGUAGES:
-        return errorpages.page(400, _("Unknown language %(lang)r: choose one of %(languages)s.",
-                                      lang=lang[:16], languages=", ".join(i18n.LANGUAGES)))
+        return errorpages.page(400, _("lang: one of %(languages)s", languages=", ".join(i18n.LANGUAGES)))
     manager = _current_manager()
     if manager is not None:
         set_language(get_db(), manager["username"], lang)

@@ -24,6 +24,7 @@ from loyalty.backend.requestdb import get_db
 from loyalty.protocol.checks import text_fault
 from loyalty.backend.auth import csrf_ok, login_required, may_see_store, only_for
 from loyalty.backend.db import transaction
+from loyalty.backend.headoffice.common import InvalidValue
 from loyalty.backend.privacy import subject
 
 NOTE_MAX = 500  # characters of a judgement's note
@@ -116,11 +117,13 @@ def judge_quarantined(reader_id, seq):
         abort(400, description=_("The form expired: please try again."))
     judgement = request.form.get("judgement", "")
     if judgement not in overview.JUDGEMENTS:
-        abort(400, description=_("Choose one of the judgements."))
+        abort(400, description=str(InvalidValue("judgement", _("must be one of %(choices)s",
+                                                                choices=", ".join(overview.JUDGEMENTS)))))
     note = request.form.get("note", "").replace("\r\n", "\n").strip()
     # line breaks and tabs are a note's own; any other control or bidirectional character is not
     if len(note) > NOTE_MAX or text_fault(note.replace("\n", " ").replace("\t", " ")) is not None:
-        abort(400, description=_("The note must be at most %(n)d characters of plain text.", n=NOTE_MAX))
+        abort(400, description=str(InvalidValue("note", _("must be plain text of at most %(n)d characters",
+                                                           n=NOTE_MAX))))
     db = get_db()
     with transaction(db):
         cur = db.execute("UPDATE quarantine SET judged_t=?, judged_by=?, judgement=?, note=? "
