@@ -4,7 +4,8 @@ managers' dashboard on the backend.
 The first run sets the chain up in data/demo with the operator's own commands
 (`flask --app loyalty.backend.app ...`): the database, a store, head office's tiers, promotions,
 limits, a card key epoch and 200 cards, three readers with their provisioning files, and a manager's login
-(a random password, kept in data/demo/manager.txt, readable by you only). Then:
+(a random password, kept in data/demo/manager.txt, readable by you only), and customer care's
+(data/demo/care.txt). Then:
   - the backend runs on a real WSGI server (waitress) at http://127.0.0.1:8000;
   - each reader is the real firmware on the MicroPython unix port (simulated board: the
     till and the PN532 NFC controller are simulators on TCP; the firmware's PN532 driver
@@ -13,13 +14,17 @@ limits, a card key epoch and 200 cards, three readers with their provisioning fi
     through a link the demo can cut;
   - shoppers go through the tills; one reader's network is cut for a while: it goes on
     granting discounts offline, the dashboard shows it lagging, then it catches up;
-  - the dashboard's address and login are printed, and a shopper comes now and then
+  - customer care records a contact or two with customers through the care pages' own form;
+  - a mail server on loopback (aiosmtpd, in this process) takes the shoppers' sign-in codes
+    for the shopper's page (/me/) and writes each message to data/demo/mail as an .eml file;
+  - the dashboard's address and logins are printed, and a shopper comes now and then
     until Ctrl-C, which stops everything. Run it again: the data carries on.
 
     python demo/demo.py [--port 8000] [--shoppers 30] [--once]
 """
 import argparse
 import csv
+import html
 import os
 import random
 import secrets
@@ -28,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +43,7 @@ from loyalty.backend.customers.inforce import consenting_sql
 from loyalty.sim.cardmodels import AppletCard, NtagCard, PhoneCard, UidCard
 from loyalty.sim.iso7816sim import ContactCard
 from loyalty.sim.backendproc import Backend, Dashboard
+from loyalty.sim.mailbox import Mailbox
 from loyalty.sim.netcut import Link
 from loyalty.protocol import errors, loyaltycard
 from loyalty.sim.simboard import SimReader, wait_for
@@ -57,6 +64,10 @@ CATALOGUE = [  # sku, category, unit price in cents
 CONFIG = {"LAGGING_AFTER": 20, "OFFLINE_AFTER": 600, "SAMPLE_EVERY": 10, "REFRESH_SECONDS": 3}
 
 
+MAIL_FROM = "carta@supermercato-centro.example"
+SHOPPER = 0  # the customer (row of customers.csv) the printed line invites you to be on /me/
+
+
 def use_folder(folder):
     global DATA, INSTANCE, DATABASE
     DATA = Path(folder).resolve()
@@ -74,18 +85,22 @@ def flask(*args):
     return r.stdout.strip()
 
 
-def set_up(port):
-    """The chain on first run, through the operator's commands; later runs keep it."""
+def set_up(port, smtp_port):
+    """The chain on first run, through the operator's commands; later runs keep it. The
+    instance config is written each run: the mail server's port changes from run to run."""
     done = DATA / "setup-done"
     if not done.exists():
         # a first run stopped half-way leaves a half-made chain: start it again whole
         for path in (INSTANCE, DATA / "provisioning"):
             if path.exists():
                 shutil.rmtree(path)
+        (DATA / "care.txt").unlink(missing_ok=True)  # its login was in the database just removed
     INSTANCE.mkdir(parents=True, exist_ok=True)
-    (INSTANCE / "config.py").write_text("".join("%s = %r\n" % kv for kv in CONFIG.items()))
+    config = dict(CONFIG, SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port, MAIL_FROM=MAIL_FROM)
+    (INSTANCE / "config.py").write_text("".join("%s = %r\n" % kv for kv in config.items()))
     print("schema:", flask("init-db"))
     if done.exists():
+        care_login()  # a chain set up before customer care had a login gets one
         return
     print("setting up the chain in %s:" % DATA)
     flask("add-store", STORE[0], STORE[1], "--tz", "Europe/Rome")
@@ -114,13 +129,28 @@ def set_up(port):
         flask("add-reader", r, "--store", STORE[0], "--name", "Cassa " + r[1:],
               "--backend", "http://127.0.0.1:%d" % port, "--out", str(DATA / "provisioning" / (r + ".json")))
     password = DATA / "manager.txt"
-    fd = os.open(str(password), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    secret_file(password)
+    flask("create-manager", "manager", "--password-file", str(password))
+    care_login()
+    done.write_text("the chain is set up; delete data/demo to start afresh\n")
+    print("  store %s, %d readers, 200 cards (%d of them a customer's), rules, a manager's and customer care's "
+          "logins: done" % (STORE[0], len(READERS), enrolled))
+
+
+def secret_file(path):
+    """A random password in `path`, readable by you only."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(12) + "\n")
-    flask("create-manager", "manager", "--password-file", str(password))
-    done.write_text("the chain is set up; delete data/demo to start afresh\n")
-    print("  store %s, %d readers, 200 cards (%d of them a customer's), rules and a manager's login: done"
-          % (STORE[0], len(READERS), enrolled))
+
+
+def care_login():
+    """Customer care's login (role care), once: its password in care.txt."""
+    password = DATA / "care.txt"
+    if password.exists():
+        return
+    secret_file(password)
+    flask("create-manager", "care", "--role", "care", "--password-file", str(password))
 
 
 CUSTOMERS = 120  # the first of the 200 cards (blocked ones left out); the others are nobody's (sold, never enrolled)
@@ -151,6 +181,54 @@ def enrol_customers():
             n += 1
     print(" ", flask("import-customers", str(customers), "--operator", "demo", "--notice", "1"))
     return n
+
+
+def shopper():
+    """The row of customers.csv the printed line invites you to be on /me/."""
+    with open(DATA / "customers.csv", newline="") as f:
+        return list(csv.DictReader(f))[SHOPPER]
+
+
+def care_calls():
+    """(what care types in the search, the contact as the form takes it): a Niccolò D'Angelo
+    by the last 4 digits of his card and his name (there are two), and the shopper by card."""
+    return (("0022 d'angelo", {"channel": "phone", "reason": "Sconto non applicato",
+                               "outcome": "Spiegato: la promozione vale da domani",
+                               "note": "Ha chiamato per lo scontrino di stamattina; se succede ancora, richiamarlo."}),
+            (shopper()["carta"], {"channel": "email", "reason": "Vedere i propri dati",
+                                  "outcome": "Indicata la pagina /me/",
+                                  "note": "Spiegato come entrare con la carta e il codice via e-mail."}))
+
+
+def care_contacts(url, password):
+    """Customer care, logged in, finds customers with the search and records a contact with
+    each through the customer page's own form (its CSRF token included), once per chain.
+    Returns the names, or [] when the chain already has its contacts."""
+    db = dbmod.connect(DATABASE)
+    try:
+        if db.execute("SELECT count(*) FROM care_contacts").fetchone()[0]:
+            return []
+    finally:
+        db.conn.close()
+    care = Dashboard(url).login("care", password)
+    names = []
+    for q, form in care_calls():
+        found = care.json("/customers.json?" + urllib.parse.urlencode({"q": q}))["results"]
+        if len(found) != 1:
+            raise SystemExit("customer care's search for %r found %d customers, not 1" % (q, len(found)))
+        page = "/customers/%d" % found[0]["id"]
+        story = care.post(page + "/contacts", form, form_page=page)
+        if html.escape(form["note"]) not in story:
+            raise SystemExit("customer care's contact with %s is not on their page" % found[0]["name"])
+        names.append(found[0]["name"])
+    return names
+
+
+def shopper_line(url, mail):
+    """How to try the shopper's page as a customer of the demo."""
+    row = shopper()
+    return ("shopper's page: %s/me/   card %s (%s); the sign-in code arrives by e-mail in %s (an .eml file)"
+            % (url, row["carta"], row["nome"], mail))
 
 
 def issuer_key():
@@ -303,8 +381,14 @@ def main():
     ap.add_argument("--data", type=Path, default=DATA, help="the demo's folder (default data/demo)")
     args = ap.parse_args()
     use_folder(args.data)
-    set_up(args.port)
+    mailbox = Mailbox(DATA / "mail").start()  # the shoppers' codes, as .eml files in data/demo/mail
+    try:
+        set_up(args.port, mailbox.port)
+    except BaseException:
+        mailbox.stop()
+        raise
     password = (DATA / "manager.txt").read_text().strip()
+    care_password = (DATA / "care.txt").read_text().strip()
     backend = Backend(DATABASE, INSTANCE, port=args.port, log=DATA / "backend.log")
     links, readers = {}, []
     stop = []
@@ -313,7 +397,9 @@ def main():
     try:
         backend.start()
         url = backend.url
-        print("backend on %s (log: %s)" % (url, DATA / "backend.log"))
+        print("backend on %s (log: %s); mail server on 127.0.0.1:%d" % (url, DATA / "backend.log", mailbox.port))
+        for name in care_contacts(url, care_password):
+            print("customer care recorded a contact with %s on their page" % name)
         for name in READERS:
             p = provisioning(name)
             links[name] = Link(("127.0.0.1", backend.port)).start()
@@ -326,7 +412,8 @@ def main():
                      what="%s's first sync (see %s)" % (r.reader, DATA / (r.reader + ".log")))
         if stop:
             return
-        print("\ndashboard: %s/stores   login: manager / %s\n" % (url, password))
+        print("\ndashboard: %s/stores   login: manager / %s" % (url, password))
+        print("customer care: %s/customers   login: care / %s\n" % (url, care_password))
         rng = random.Random()
         wallets = Wallets(issuer_key(), rng)
         run = int(time.time()) % 100000
@@ -386,6 +473,8 @@ def main():
                 total, ", ".join("%s %s" % (k, s) for k, (s, _) in states.items() if s != "in_sync")))
         print(customers_line())
         print("\ndashboard: %s/stores   login: manager / %s" % (url, password))
+        print("customer care: %s/customers   login: care / %s" % (url, care_password))
+        print(shopper_line(url, mailbox.folder))
         if not args.once:
             print("a shopper now and then; Ctrl-C stops everything\n")
             while not stop:
@@ -402,6 +491,7 @@ def main():
         for link in links.values():
             link.stop()
         backend.stop()
+        mailbox.stop()
         print("stopped")
 
 

@@ -5,6 +5,7 @@
         b.kill()                                 # SIGKILL, as a crash or a pulled plug
         b.start()                                # again, on the same port and database
     dash = Dashboard(b.url); dash.login("manager", "password"); dash.json("/stores.json")
+    dash.post("/customers/7/contacts", {...}, form_page="/customers/7")   # a form, with its CSRF token
 
 The server runs in a session (process group) of its own with its auditor and any extra
 server processes (backend/serve.py), so kill() takes them all down at once, as a power
@@ -146,7 +147,7 @@ def group_members(pgid):
 
 
 class Dashboard:
-    """A manager's HTTP session with the dashboard: log in, read the JSON twins."""
+    """A manager's HTTP session with the dashboard: log in, read the JSON twins, send a form."""
 
     def __init__(self, url):
         self.url = url
@@ -154,19 +155,24 @@ class Dashboard:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
     def login(self, username, password):
+        self.post("/login", {"username": username, "password": password}, form_page="/login")
+        return self
+
+    def post(self, path, form, form_page):
+        """Send `form` to `path` as a browser would: with the CSRF token of the page the
+        form is on (`form_page`). Returns the answer's text (after any redirect)."""
         import re
 
-        with self.opener.open(self.url + "/login", timeout=10) as r:
+        with self.opener.open(self.url + form_page, timeout=10) as r:
             page = r.read().decode()
         m = re.search(r'name="csrf_token"\s+value="([^"]+)"', page) or \
             re.search(r'value="([^"]+)"\s+name="csrf_token"', page)
-        form = {"username": username, "password": password}
+        form = dict(form)
         if m:
             form["csrf_token"] = m.group(1)
         data = urllib.parse.urlencode(form).encode()
-        with self.opener.open(self.url + "/login", data=data, timeout=10) as r:
-            r.read()
-        return self
+        with self.opener.open(self.url + path, data=data, timeout=10) as r:
+            return r.read().decode()
 
     def json(self, path):
         with self.opener.open(self.url + path, timeout=10) as r:

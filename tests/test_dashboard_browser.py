@@ -7,25 +7,9 @@ Another logs in to a backend told nothing about languages, with Chromium's own E
 Accept-Language: the stores page is in Italian; a click on English, and it is in English.
 """
 
-import pytest
-
 from loyalty import i18n
+from loyalty.testing.browser import browser  # noqa: F401 (the fixture)
 from loyalty.testing.chain import MANAGER, Chain, wait_for
-
-CHROMIUM = "/usr/bin/chromium"
-# the flags Chromium needs as root on a machine with no network beyond loopback
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_manager_sees_a_lagging_reader_turn_in_sync(tmp_path, browser):

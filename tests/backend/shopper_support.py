@@ -1,26 +1,23 @@
-"""What the shopper's page tests share: a real SMTP server on loopback (aiosmtpd) that
-collects what it is sent, customers enrolled at the desk, and a browser-like walk through
-the sign-in.
+"""What the shopper's page tests share: a real SMTP server on loopback (aiosmtpd, through
+loyalty.sim.mailbox) that collects what it is sent, customers enrolled at the desk, and a
+browser-like walk through the sign-in.
 
     def test_x(smtp, shoppers, client): ...
       smtp.messages      the e-mails received (email.message.EmailMessage), in order
       smtp.wait(n)       waits until n have arrived (the page sends on a thread)
       shoppers           {"maria": customer id (e-mail, 14+), "luca": phone only, "gioia": under 14}
 """
-import email
-import email.policy
 import logging
 import re
-import socket
 import threading
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from loyalty.backend import headoffice
 from loyalty.backend.customers import enrol, notices
 from loyalty.backend.shopper import views
+from loyalty.sim.mailbox import Mailbox, free_port, code_in as the_code  # noqa: F401 (for the tests)
 
 NOW = 1_780_000_000
 CARDS = {"maria": "6001000000000042", "luca": "6001000000000059", "gioia": "6001000000000067"}
@@ -29,41 +26,11 @@ UNKNOWN = "6001000000000083"   # not a card of the scheme
 MARIA_MAIL = "maria.rossi@example.it"
 
 
-class Inbox:
-    """aiosmtpd's handler: keeps each message as the mail server got it."""
-
-    def __init__(self):
-        self.messages = []
-        self.arrived = threading.Condition()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.arrived:
-            self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def wait(self, n, timeout=10):
-        with self.arrived:
-            if not self.arrived.wait_for(lambda: len(self.messages) >= n, timeout):
-                raise AssertionError("%d e-mails arrived, not %d" % (len(self.messages), n))
-        return self.messages[n - 1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def smtp(app):
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, MAIL_FROM="carta@supermercato.example")
-    yield inbox
-    controller.stop()
+    with Mailbox() as inbox:
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=inbox.port, MAIL_FROM="carta@supermercato.example")
+        yield inbox
 
 
 class Clock:
@@ -98,10 +65,6 @@ def shoppers(db, shop_rules, clock):
 def csrf(client, path):
     page = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def the_code(message):
-    return re.search(r"\b(\d{6})\b", message.get_body(("plain",)).get_content()).group(1)
 
 
 def ask_code(client, card):
