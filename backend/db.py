@@ -340,17 +340,19 @@ def schema_version(db):
     return int(row[0]) if row else 0
 
 
-def migrate(db):
-    """Bring the schema to the newest version, one step per transaction; returns it."""
+def migrate(db, to=None):
+    """Bring the schema to the newest version (or to version `to`: the tests build the
+    databases of older versions so), one step per transaction; returns it."""
     have = schema_version(db)
     if have > len(MIGRATIONS):
         raise SchemaError(_("database schema %(have)d is newer than this code (%(known)d)", have=have,
                             known=len(MIGRATIONS)))
-    for n in range(have, len(MIGRATIONS)):
+    to = len(MIGRATIONS) if to is None else to
+    for n in range(have, to):
         with transaction(db):
             MIGRATIONS[n](db)
             db["meta"].upsert({"key": "schema_version", "value": str(n + 1)}, pk="key")
-    return len(MIGRATIONS)
+    return to
 
 
 def require_schema(db):
