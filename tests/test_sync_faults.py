@@ -648,6 +648,40 @@ def test_bad_answer_gets_named_error_and_leaves_journal_alone(floor, fault):
     floor.release(r, fault.name)
 
 
+def test_an_ack_covering_a_sale_made_while_its_batch_was_on_the_way_releases_nothing(floor):
+    """The race `ack_beyond_last_record` once met by chance, forced: the reader posts a
+    batch holding the first sale; while it waits for the answer the till sells again; the
+    answer acknowledges that new sale too, one past the batch's last record. The reader
+    must not delete a receipt it never sent (it did, when it checked the ack against its
+    journal instead of against the batch)."""
+    server = floor.server
+    r = floor.take()
+    hits = server.hit_count()
+    raced = []
+
+    def answer(h, code, honest, ctx):
+        last = h.batch_last()
+        if last == 0 or raced:
+            send(h, honest)  # a report without records, or after the race: honest
+            return False
+        floor.sell(r, 1)  # the till's next sale, journaled while the reader waits for us
+        raced.append(last + 1)
+        obj = json.loads(honest)
+        obj["ack"] = last + 1
+        send(h, encode(obj))
+
+    server.spoil(r.reader, "batch", answer, {})
+    floor.sell(r, 1)
+    wait_for(lambda: server.hit_after(hits, r.reader, "batch", 1), timeout=30,
+             what="%s to read the spoiled answer" % r.reader)
+    s = settle(r, "sync.response")
+    assert s["sync_error"] == "sync.response", s
+    assert raced and raced[0] == s["next_seq"] - 1, (raced, s)  # the sale made meanwhile is the newest
+    assert raced[0] not in server.stored(r.reader)  # never sent ...
+    assert s["pending"] >= 1 and s["next_seq"] - 1 - s["pending"] < raced[0], s  # ... so never released
+    floor.release(r, "an ack covering a sale made while its batch was on the way")
+
+
 def test_answer_without_length_is_read_to_its_end(floor):
     """Not a fault: an answer whose end is the server closing, in several TCP segments."""
     server = floor.server
