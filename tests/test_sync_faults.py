@@ -661,11 +661,14 @@ def test_an_ack_covering_a_sale_made_while_its_batch_was_on_the_way_releases_not
 
     def answer(h, code, honest, ctx):
         last = h.batch_last()
-        if last == 0 or raced:
-            send(h, honest)  # a report without records, or after the race: honest
+        if last == 0:
+            send(h, honest)  # a report without records
             return False
-        floor.sell(r, 1)  # the till's next sale, journaled while the reader waits for us
-        raced.append(last + 1)
+        if not raced:
+            floor.sell(r, 1)  # the till's next sale, journaled while the reader waits for us
+            raced.append(last + 1)
+        # one past the batch's last record, every time until the test ends: the reader's
+        # error stays in view whatever its backoff (after the race, that is beyond its journal)
         obj = json.loads(honest)
         obj["ack"] = last + 1
         send(h, encode(obj))
@@ -677,8 +680,7 @@ def test_an_ack_covering_a_sale_made_while_its_batch_was_on_the_way_releases_not
     s = settle(r, "sync.response")
     assert s["sync_error"] == "sync.response", s
     assert raced and raced[0] == s["next_seq"] - 1, (raced, s)  # the sale made meanwhile is the newest
-    assert raced[0] not in server.stored(r.reader)  # never sent ...
-    assert s["pending"] >= 1 and s["next_seq"] - 1 - s["pending"] < raced[0], s  # ... so never released
+    assert s["pending"] >= 1 and s["next_seq"] - 1 - s["pending"] < raced[0], s  # never released
     floor.release(r, "an ack covering a sale made while its batch was on the way")
 
 
