@@ -279,8 +279,9 @@ def _v10(db):
     # lines, by time, are what the daily fold and retention look for among millions
     # (partial: a folded receipt leaves the index). Then the rule for the receipts already
     # stored: audited ok, past the default return window (30 days) now, no profiling
-    # consent in force (nobody had consented yet) -> their lines are folded. The SQL is
-    # written out here, not taken from minimise.py: a migration must not change later
+    # consent in force (nobody had consented yet) -> their lines are folded. The rule's SQL
+    # is written out here, not taken from minimise.py; the fold itself is fold.fold_where's
+    # (a change to how lines are summed changes what this step writes on an old database)
     import time
     from loyalty.backend.privacy.fold import fold_where
     db.execute("CREATE INDEX receipts_unfolded ON receipts(t) WHERE record IS NOT NULL")
@@ -348,6 +349,8 @@ def migrate(db, to=None):
         raise SchemaError(_("database schema %(have)d is newer than this code (%(known)d)", have=have,
                             known=len(MIGRATIONS)))
     to = len(MIGRATIONS) if to is None else to
+    if not have <= to <= len(MIGRATIONS):
+        raise ValueError("cannot bring schema %d to %d (this code knows 1 to %d)" % (have, to, len(MIGRATIONS)))
     for n in range(have, to):
         with transaction(db):
             MIGRATIONS[n](db)

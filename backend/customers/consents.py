@@ -20,7 +20,7 @@ the desk saw to be at least 14 (Italian law: D.Lgs. 196/2003 art. 2-quinquies).
 from loyalty.backend.config import DEFAULTS
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue
-from loyalty.backend.customers import fields
+from loyalty.backend.customers import fields, notices
 from loyalty.backend.customers.inforce import PURPOSES, consenting_sql, in_force  # noqa: F401 (this module's API too)
 from loyalty.backend.privacy import trail
 from loyalty.backend.privacy.minimise import fold_withdrawn
@@ -82,6 +82,7 @@ def withdraw(db, customer, purpose, channel, operator, notice_version, now, reas
 def object_marketing(db, customer, operator, reason, now, channel="desk"):
     """The customer objects to marketing (GDPR art. 21): marketing withdrawn, with the
     reason in the trail, under the notice in force now."""
-    reason = fields.plain_text(reason, 500, "reason")
-    version = db.execute("SELECT max(version) FROM notices").fetchone()[0]
-    return withdraw(db, customer, "marketing", channel, operator, version, now, reason=reason)
+    if reason is None:  # an objection says why (withdraw checks the text)
+        raise InvalidValue("reason", _("must be text of 1 to %(hi)d characters, without control characters",
+                                       hi=trail.MAX_TEXT))
+    return withdraw(db, customer, "marketing", channel, operator, notices.current(db), now, reason=reason)

@@ -34,10 +34,9 @@ leading zeros (backend/cardstates.card_key), so the match strips them.
 """
 from loyalty.backend.customers.inforce import consenting_sql
 from loyalty.backend.db import transaction
-from loyalty.backend.privacy import fold
+from loyalty.backend.privacy import fold, subject
 
 DAY = 86400
-MAX_DIGITS = 19  # a card number is 1 to 19 digits (protocol/recordcheck.py)
 
 # the card's number as the directory keeps it (cardstates.card_key, in SQL)
 _CARD_KEY = "coalesce(nullif(ltrim(r.card, '0'), ''), '0')"
@@ -89,17 +88,11 @@ def fold_due(db, now, return_window_days, limit=None):
     return done
 
 
-def card_numbers(key):
-    """Every way a reader may have written the directory's card `key`: with 0 to
-    19 - len(key) leading zeros (receipts.card is as the reader sent it)."""
-    return ["0" * n + key for n in range(MAX_DIGITS - len(key) + 1)]
-
-
 def fold_withdrawn(db, customer_id, now, return_window_days):
     """Fold the due receipts of one customer now (after a withdrawal of profiling consent),
     inside the caller's transaction; nothing if their consent is in force. -> how many."""
     numbers = [n for (key,) in db.execute("SELECT card FROM cards WHERE customer_id = ?", [customer_id])
-               for n in card_numbers(key)]
+               for n in subject.written_forms(key)]
     if not numbers:
         return 0
     done = 0

@@ -71,13 +71,15 @@ def _setting(settings, key, least=0):
     return value
 
 
-def _delete_older(db, table, before):
-    """Delete `table`'s rows (id, t) with t < before, CHUNK per transaction; -> how many."""
+def _delete_older(db, table, before, where="t < ?", params=None):
+    """Delete `table`'s rows (with an id) where `where` holds (default: t < before),
+    CHUNK per transaction; -> how many."""
+    params = [before] if params is None else params
     done = 0
     while True:
         with transaction(db):
-            n = db.execute("DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE t < ? LIMIT ?)" % (table, table),
-                           [before, CHUNK]).rowcount
+            n = db.execute("DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE %s LIMIT ?)" % (table, table, where),
+                           params + [CHUNK]).rowcount
         done += n
         if n < CHUNK:
             return done
@@ -88,17 +90,6 @@ def _delete_older(db, table, before):
 _CONSENTS_GONE = ("t < ? AND (id < (SELECT max(n.id) FROM consents n WHERE n.customer_id = consents.customer_id "
                   "AND n.purpose = consents.purpose) OR customer_id IN "
                   "(SELECT id FROM customers WHERE status = 'erased' AND erased_t < ?))")
-
-
-def _consents(db, before):
-    done = 0
-    while True:
-        with transaction(db):
-            n = db.execute("DELETE FROM consents WHERE id IN (SELECT id FROM consents WHERE %s LIMIT ?)"
-                           % _CONSENTS_GONE, [before, before, CHUNK]).rowcount
-        done += n
-        if n < CHUNK:
-            return done
 
 
 def closed_accounts(db, now, before, settings):
@@ -145,7 +136,8 @@ def run(db, now, settings=None):
     removed["care_contacts"] = _delete_older(db, "care_contacts", periods["CARE_CONTACT_MONTHS"])
     removed["trail"] = _delete_older(db, "trail", periods["TRAIL_MONTHS"])
     removed["views"] = _delete_older(db, "views", periods["VIEWS_MONTHS"])
-    removed["consents"] = _consents(db, periods["CONSENT_HISTORY_MONTHS"])
+    cutoff = periods["CONSENT_HISTORY_MONTHS"]
+    removed["consents"] = _delete_older(db, "consents", cutoff, _CONSENTS_GONE, [cutoff, cutoff])
     removed["closed_accounts"] = closed_accounts(db, now, periods["CLOSED_ACCOUNT_MONTHS"], settings)
     removed["shopper_codes"] = _delete_older(db, "shopper_codes", now - SHOPPER_CODES_KEPT)
     removed["directory_removals"] = _directory_removals(db, now)

@@ -6,6 +6,7 @@ their data (every page, JSON or export that shows it calls `looked_at`).
     looked_at(db, "care.anna", customer, "export json", now)
     cards_of(db, 7)                                # ["6001000000000042", ...]
 """
+from loyalty.backend.cardstates import card_key
 from loyalty.backend.headoffice.common import InvalidValue, NotFound
 from loyalty.backend.privacy import trail
 from loyalty.i18n import _
@@ -40,18 +41,15 @@ def looked_at_cards(db, actor, cards, what, now):
     (a page): one views row for each customer who holds one of them, unless the same
     actor's look at the same customer on the same page is logged within
     SEEN_AGAIN_AFTER. Inside the caller's transaction; -> rows written."""
-    keys = sorted({str(c).lstrip("0") or "0" for c in cards if c})
+    keys = sorted({card_key(str(c)) for c in cards if c})
     if not keys:
         return 0
-    written = 0
-    for (pseudonym,) in db.execute(
-            "SELECT DISTINCT p.pseudonym FROM cards c JOIN customers p ON p.id = c.customer_id "
-            "WHERE c.card IN (%s)" % ",".join("?" * len(keys)), keys).fetchall():
-        if db.execute("SELECT 1 FROM views WHERE actor = ? AND subject = ? AND what = ? AND t > ?",
-                      [actor, pseudonym, what, now - SEEN_AGAIN_AFTER]).fetchone() is None:
-            trail.looked(db, actor, pseudonym, what, now=now)
-            written += 1
-    return written
+    # one statement: the page calls this at every refresh
+    return db.execute(
+        "INSERT INTO views(t, actor, subject, what) SELECT DISTINCT ?, ?, p.pseudonym, ? FROM cards c "
+        "JOIN customers p ON p.id = c.customer_id WHERE c.card IN (%s) AND NOT EXISTS (SELECT 1 FROM views v "
+        "WHERE v.actor = ? AND v.subject = p.pseudonym AND v.what = ? AND v.t > ?)" % ",".join("?" * len(keys)),
+        [now, actor, trail.cut(what)] + keys + [actor, trail.cut(what), now - SEEN_AGAIN_AFTER]).rowcount
 
 
 def cards_of(db, customer_id):
@@ -61,7 +59,7 @@ def cards_of(db, customer_id):
     for (card,) in db.execute("SELECT DISTINCT e.card FROM card_events e WHERE e.customer_id = ? AND "
                               "e.card IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.card = e.card "
                               "AND c.customer_id IS NOT NULL AND c.customer_id != ?)", [customer_id, customer_id]):
-        cards.add(str(card).lstrip("0") or "0")
+        cards.add(card_key(str(card)))
     return sorted(cards)
 
 

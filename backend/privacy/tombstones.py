@@ -13,6 +13,8 @@ try every card number of a chain, a few billion, in minutes).
 import hashlib
 import hmac
 
+from loyalty.backend.cardstates import card_key
+
 # the audit verdict of a receipt whose record went with its customer before the audit
 # could read it (receipts.audit; the auditor looks only at NULL)
 AUDIT_ERASED = "erased"
@@ -20,7 +22,7 @@ AUDIT_ERASED = "erased"
 
 def card_hash(key, card):
     """The tombstone of `card` (text of digits; leading zeros carry no meaning), as hex."""
-    number = str(card).lstrip("0") or "0"
+    number = card_key(str(card))
     return hmac.new(key, number.encode("ascii"), hashlib.sha256).hexdigest()
 
 

@@ -11,16 +11,16 @@ Both write inside the caller's transaction: the change and its trail land togeth
 MAX_TEXT = 500  # reason and detail: what a person typed, cut to this
 
 
-def _cut(text):
+def cut(text):
     return None if text is None else str(text)[:MAX_TEXT]
 
 
 def note(db, actor, action, subject, reason=None, detail=None, now=None):
     """One trail row: `actor` did `action` to the customer `subject` (pseudonym), why, what."""
     db.execute("INSERT INTO trail(t, actor, action, subject, reason, detail) VALUES(?, ?, ?, ?, ?, ?)",
-               [now, actor, action, subject, _cut(reason), _cut(detail)])
+               [now, actor, action, subject, cut(reason), cut(detail)])
 
 
 def looked(db, actor, subject, what, now=None):
     """One views row: `actor` saw `what` (a page, an export) of the customer `subject`."""
-    db.execute("INSERT INTO views(t, actor, subject, what) VALUES(?, ?, ?, ?)", [now, actor, subject, _cut(what)])
+    db.execute("INSERT INTO views(t, actor, subject, what) VALUES(?, ?, ?, ?)", [now, actor, subject, cut(what)])
