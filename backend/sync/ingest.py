@@ -157,7 +157,7 @@ class _Checked:
     """A batch that passed check_batch against one acknowledged state, and its rows: the
     receipts, and the records taken into quarantine."""
 
-    def __init__(self, db, reader, body, acked_seq, acked_hash, erasure_key=None, now=None):
+    def __init__(self, db, reader, body, acked_seq, acked_hash):
         codec = fastjson.RecordCodec()
         rid = reader["id"]
 
@@ -197,7 +197,6 @@ class _Checked:
             sums[1] += rec["gross"]
             sums[2] += rec["discount"]
         self.day_totals = [(store, d, s[0], s[1], s[2]) for d, s in days.items()]
-        self.folded = self._anonymise(db, erasure_key, now) if erasure_key and rows else []
         self.last = self.fresh[-1] if self.fresh else None
         self.state = reader_status(self.status, self.batch["records"])
 
@@ -241,7 +240,7 @@ def accept_batch(db, reader, body, nonce, now, clock_offset, sample_every, prune
     Raises ProtocolError for a refused batch (batch.record, .gap, .chain, .totals,
     .replay) with nothing written.
     """
-    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"], erasure_key, now)
+    checked = _Checked(db, reader, body, reader["acked_seq"], reader["acked_hash"])
     with WRITE_TURN:
         stored = _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, prune_before,
                         erasure_key)
@@ -257,7 +256,7 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
         if acked_seq != checked.acked_seq:
             # another request stored records of this reader since we looked: judge again
             # against what is stored now (the same batch twice stores nothing the second time)
-            checked = _Checked(db, reader, body, acked_seq, acked_hash, erasure_key, now)
+            checked = _Checked(db, reader, body, acked_seq, acked_hash)
         try:
             db.execute("INSERT INTO nonces(reader_id, nonce, t) VALUES(?, ?, ?)", [rid, nonce, now])
         except sqlite3.IntegrityError:
@@ -292,10 +291,13 @@ def _store(db, checked, reader, body, nonce, now, clock_offset, sample_every, pr
         if checked.rows:
             for r in checked.rows:
                 r[_BATCH_ID] = batch_id
+            # erased customers' cards are looked up here, under the write lock: an erasure
+            # committed while the batch was being checked must not miss its receipts
+            folded = checked._anonymise(db, erasure_key, now) if erasure_key else []
             db.conn.executemany(_INSERT_RECEIPT, checked.rows)
             db.conn.executemany(_ADD_DAY, checked.day_totals)
-            if checked.folded:
-                fold.add_totals(db, checked.folded)
+            if folded:
+                fold.add_totals(db, folded)
         if checked.last is not None:
             # notes of refusals for records now stored otherwise (or never sent again)
             db.execute("DELETE FROM quarantine WHERE reader_id=? AND acked_t IS NULL AND seq <= ?", [rid, acked_seq])

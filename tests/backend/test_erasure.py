@@ -224,3 +224,18 @@ def test_a_seal_the_key_no_longer_opens_passes_its_version_without_an_entry(app,
     assert page == {"entries": [], "from": 2, "more": False, "to": 3}
     page = decode(reader.get("/api/v1/sync/directory?since=1&limit=100").data)
     assert page == {"entries": [[KEPT_CARD, 0, 0]], "from": 1, "more": False, "to": 3}
+
+
+def test_an_erasure_committed_while_a_batch_is_checked_still_anonymises_it(app, db, shop_floor):
+    """The tombstones are looked up under the write lock, not when the batch is checked:
+    an erasure that commits in between must not let the card's receipt in whole."""
+    from loyalty.backend.sync import ingest
+    from loyalty.protocol.records import batch_body
+    reader = shop_floor
+    body = batch_body("R1", [reader.record("sale", card=CARD, tier=1, lines=shop.basket()["lines"], gross=997)],
+                      {"pending": 1})
+    stored = ingest.load_reader(db, "R1")
+    checked = ingest._Checked(db, stored, body, stored["acked_seq"], stored["acked_hash"])
+    erasure.erase(db, 7, "care.anna", "richiesta", T0 + 10, app.config["ERASURE_KEY"])  # meanwhile
+    ingest._store(db, checked, stored, body, "00000000000000aa", T0 + 20, 0, 300, None, app.config["ERASURE_KEY"])
+    assert db.execute("SELECT card, record, audit FROM receipts WHERE seq = 4").fetchone() == (None, None, "erased")
