@@ -20,7 +20,7 @@ from loyalty.backend.care import contacts, search as finder, story as stories
 from loyalty.backend.dashboard import overview
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue, NotFound
-from loyalty.backend.privacy import subject, trail
+from loyalty.backend.privacy import subject
 from loyalty.backend.requestdb import get_db
 from loyalty.i18n import N_, _
 
@@ -70,7 +70,7 @@ def _search(json_twin):
     if page["results"]:
         with transaction(db):
             for c in page["results"]:
-                trail.looked(db, g.manager["username"], c["pseudonym"], "search", now=clock())
+                subject.looked_at(db, g.manager["username"], c, "search", clock())
     if json_twin:
         return jsonify(page)
     return render_template("care/search.html", page=page, q=q, error=None)

@@ -88,6 +88,8 @@ def _log_views(data):
             cards.append(json.loads(q["record"] or "{}").get("card"))
         except (ValueError, AttributeError):
             pass  # a record that is not an object names no card
+    if not any(cards):
+        return  # nobody's data on the page: no write (the page refreshes itself every few seconds)
     db = get_db()
     with transaction(db):
         subject.looked_at_cards(db, g.manager["username"], cards, "reader %s" % data["reader"]["id"], clock())
