@@ -1,6 +1,6 @@
-"""The dashboard's error pages, in the request's language: an HTML page, or JSON for a
-JSON twin (a path ending in .json). The sync API's paths keep werkzeug's own answers:
-readers read status codes, not pages.
+"""The error pages, in the request's language (the staff's, or the shopper's under
+/me/): an HTML page, or JSON for a JSON twin (a path ending in .json). The sync API's
+paths keep werkzeug's own answers: readers read status codes, not pages.
 
 A view that wants its own sentence gives it as the description: abort(404, description=...).
 """
@@ -35,7 +35,10 @@ def page(status, message=None, headers=()):
         # "error" is the status's name for programs ("not found"); title and detail for people
         return jsonify({"error": HTTP_STATUS_CODES.get(status, "error").lower(), "title": _(title),
                         "detail": text}), status, headers
-    return render_template("error.html", status=status, title=_(title), message=text), status, headers
+    # the shopper's pages have their own frame: no link into the staff's pages
+    template = "shopper/error.html" if request.blueprint == "shopper" or request.path.startswith("/me/") \
+        else "error.html"
+    return render_template(template, status=status, title=_(title), message=text), status, headers
 
 
 def _handle(e):

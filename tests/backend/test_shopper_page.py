@@ -2,6 +2,8 @@
 web, the notice version shown). Fixtures: shopper_support.py."""
 import json
 
+import pytest
+
 from loyalty.backend.customers import notices
 from shopper_support import CARDS, MARIA_MAIL, NOW, clock, csrf, shoppers, sign_in, smtp  # noqa: F401
 
@@ -127,3 +129,12 @@ def test_bad_input_names_the_field_and_stores_nothing(client, smtp, shoppers, db
         answer = client.post("/me/download", data={"csrf_token": csrf(client, "/me/"), "format": fmt})
         assert answer.status_code == 400 and 'data-error-field="format"' in answer.get_data(as_text=True)
     assert len(consents_of(db, shoppers["maria"])) == 3 and trail_of(db) == []
+
+
+@pytest.mark.parametrize("method, path, status", [("GET", "/me/nope", 404), ("GET", "/me/signout", 405)])
+def test_a_shoppers_error_page_stays_in_the_shoppers_frame(client, method, path, status):
+    r = client.open(path, method=method)
+    page = r.get_data(as_text=True)
+    assert r.status_code == status
+    assert 'data-shopper-page="error"' in page and 'href="/me/"' in page
+    assert "/stores" not in page and "/customers" not in page  # no way into the staff's pages
