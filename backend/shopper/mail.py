@@ -4,14 +4,17 @@ name (SMTP_HOST, SMTP_PORT, MAIL_FROM), with Python's smtplib.
     message = code_message("loyalty@shop.it", "maria@example.it", "123456", 10)   # in the current language
     send_later(message, "localhost", 25, log, "C-3f9a1c0e7b2d")
 
-send_later sends on a thread of its own: the page answers at once, in the same time
-whether or not a message goes, so its timing does not tell whether a card exists. A
+send_later sends on a thread of its own: the page does not wait for the SMTP server, so
+the send's time does not tell whether a card exists (the code's commit still does:
+shopper/views.py). A
 message that cannot be sent is logged with the customer's pseudonym and the error's kind,
 never the code, the address or the message.
 """
 import smtplib
 import threading
 from email.message import EmailMessage
+
+THREAD = "shopper-mail"  # the sending threads' name (the tests wait for them by it)
 
 from loyalty.i18n import _
 
@@ -43,6 +46,6 @@ def send_later(message, host, port, log, pseudonym):
         except (OSError, smtplib.SMTPException) as e:
             # the kind of error only: an SMTP server's reply may quote what it was sent
             log.warning("the sign-in code for customer %s was not sent: %s", pseudonym, type(e).__name__)
-    thread = threading.Thread(target=run, name="shopper-mail", daemon=True)
+    thread = threading.Thread(target=run, name=THREAD, daemon=True)
     thread.start()
     return thread

@@ -8,9 +8,12 @@ scheme holds on you, download it, give or withdraw profiling and marketing conse
     POST /me/consent       purpose=profiling|marketing, choice=give|withdraw, notice=the version shown
     POST /me/signout
 
-The sign-in answers the same, in the same time, whether or not the card exists, has a
-customer, has an e-mail address or has had its codes for the hour: the code goes by
-e-mail on a thread of its own (shopper/mail.py). A code is never logged, never in a URL,
+The sign-in answers the same whether or not the card exists, has a customer, has an
+e-mail address or has had its codes for the hour, and the e-mail goes on a thread of its
+own (shopper/mail.py). Its time is not the same: a real card's code is committed to the
+database (a disk sync, milliseconds) before the answer, an unknown card's is not. The
+limit per address slows anybody timing it to find enrolled cards; issuing the code on
+the mail thread too would close the gap. A code is never logged, never in a URL,
 kept only as a hash (shopper/codes.py). The shopper's session is its own key in the
 cookie (`shopper`), apart from a manager's (`manager`): signing out ends only it.
 

@@ -16,7 +16,7 @@ import pytest
 
 from loyalty.backend import headoffice
 from loyalty.backend.customers import enrol, notices
-from loyalty.backend.shopper import views
+from loyalty.backend.shopper import mail, views
 from loyalty.sim.mailbox import Mailbox, free_port, code_in as the_code  # noqa: F401 (for the tests)
 
 NOW = 1_780_000_000
@@ -96,7 +96,9 @@ def quiet_logging(caplog):
 
 
 def wait_quiet(timeout=10):
-    """Until the page's mail threads have finished."""
+    """Until the page's mail threads have finished (AssertionError if they have not within
+    `timeout`: a check of what was sent must not pass before anything could be)."""
     end = time.monotonic() + timeout
-    while any(t.name == "shopper-mail" for t in threading.enumerate()) and time.monotonic() < end:
+    while any(t.name == mail.THREAD for t in threading.enumerate()):
+        assert time.monotonic() < end, "the shopper's mail threads did not finish"
         time.sleep(0.01)
