@@ -11,12 +11,11 @@ bidirectional characters refused). Notes are free text about a person: the form 
 against health and other special-category data (docs/privacy.md, section 6); the access
 export carries them; erasure deletes them.
 """
-from loyalty.backend.customers.fields import plain_text
+from loyalty.backend.customers.fields import note_text, plain_text
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue
 from loyalty.backend.privacy import subject, trail
 from loyalty.i18n import _
-from loyalty.protocol.checks import text_fault
 
 CHANNELS = ("phone", "email", "desk", "web")
 SHORT = 100
@@ -30,13 +29,7 @@ def check(form):
         raise InvalidValue("channel", _("must be one of %(choices)s", choices=", ".join(CHANNELS)))
     reason = plain_text(form.get("reason"), SHORT, "reason")
     outcome = plain_text(form.get("outcome"), SHORT, "outcome")
-    note = form.get("note")
-    if note is None:
-        note = ""
-    note = note.replace("\r\n", "\n").strip() if isinstance(note, str) else None
-    # line breaks and tabs are a note's own; any other control or bidirectional character is not
-    if note is None or len(note) > NOTE_MAX or text_fault(note.replace("\n", " ").replace("\t", " ")) is not None:
-        raise InvalidValue("note", _("must be plain text of at most %(n)d characters", n=NOTE_MAX))
+    note = note_text(form.get("note"), NOTE_MAX, "note")
     return {"channel": channel, "reason": reason, "outcome": outcome, "note": note or None}
 
 

@@ -34,6 +34,17 @@ def plain_text(value, hi, field):
     return value.strip()
 
 
+def note_text(value, hi, field):
+    """A free-text note as kept: line ends as "\n", stripped, at most `hi` characters;
+    its line breaks and tabs are its own, any other control or bidirectional character is
+    refused (InvalidValue naming `field`). Missing or empty: ""."""
+    note = "" if value is None else value
+    note = note.replace("\r\n", "\n").strip() if isinstance(note, str) else None
+    if note is None or len(note) > hi or text_fault(note.replace("\n", " ").replace("\t", " ")) is not None:
+        raise InvalidValue(field, _("must be plain text of at most %(n)d characters", n=hi))
+    return note
+
+
 def name(value):
     return plain_text(value, MAX_NAME, "name")
 

@@ -21,7 +21,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_te
 from loyalty.i18n import _
 from loyalty.backend.dashboard import overview, readerstate
 from loyalty.backend.requestdb import get_db
-from loyalty.protocol.checks import text_fault
+from loyalty.backend.customers.fields import note_text
 from loyalty.backend.auth import csrf_ok, login_required, may_see_store, only_for
 from loyalty.backend.db import transaction
 from loyalty.backend.headoffice.common import InvalidValue
@@ -121,11 +121,10 @@ def judge_quarantined(reader_id, seq):
     if judgement not in overview.JUDGEMENTS:
         abort(400, description=str(InvalidValue("judgement", _("must be one of %(choices)s",
                                                                 choices=", ".join(overview.JUDGEMENTS)))))
-    note = request.form.get("note", "").replace("\r\n", "\n").strip()
-    # line breaks and tabs are a note's own; any other control or bidirectional character is not
-    if len(note) > NOTE_MAX or text_fault(note.replace("\n", " ").replace("\t", " ")) is not None:
-        abort(400, description=str(InvalidValue("note", _("must be plain text of at most %(n)d characters",
-                                                           n=NOTE_MAX))))
+    try:
+        note = note_text(request.form.get("note"), NOTE_MAX, "note")
+    except InvalidValue as e:
+        abort(400, description=str(e))
     db = get_db()
     with transaction(db):
         cur = db.execute("UPDATE quarantine SET judged_t=?, judged_by=?, judgement=?, note=? "
